@@ -1,0 +1,94 @@
+# qwen-edge — one Makefile, no configure step.
+#   make            build build/qwen-edge (installs missing Debian build packages first)
+#   make run        build and serve the chat page on http://localhost:8080
+#   make test       build and run every test (installs test tools first)
+#   make bench      side-by-side benchmark against llama.cpp (long; not part of test)
+#   make fuzz       fuzz the parsers (long; not part of test)
+# Sources are found by wildcard: a new src/foo.c or tests/unit/test_foo.c needs no edit here.
+# Files named *_avx2.c / *_avx512.c / *_neon.c are compiled with that ISA's flags only; the code picks one
+# at run time from cpuid, so one binary runs on every x86-64 CPU.
+
+CC      ?= cc
+BUILD   ?= build
+ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
+PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl
+OPT     ?= -O2
+CFLAGS  ?=
+CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Werror -pthread \
+           -fno-strict-aliasing -Isrc -I$(BUILD)/gen -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+
+ISA_AVX2   := -mavx2 -mfma -mf16c
+ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+ISA_NEON   := -march=armv8.2-a+dotprod+fp16
+
+ALL_SRC := $(wildcard src/*.c src/*/*.c)
+ifeq ($(ARCH),x86_64)
+  ALL_SRC := $(filter-out %_neon.c,$(ALL_SRC))
+else ifeq ($(ARCH),aarch64)
+  ALL_SRC := $(filter-out %_avx2.c %_avx512.c,$(ALL_SRC))
+else
+  ALL_SRC := $(filter-out %_avx2.c %_avx512.c %_neon.c,$(ALL_SRC))
+endif
+CLI_SRC := $(filter src/cli/%,$(ALL_SRC))
+LIB_SRC := $(filter-out src/cli/%,$(ALL_SRC))
+GEN_SRC  =
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:%.c=%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+# --- generated sources (the chat page embedded in the binary, etc.) -------------------------------------
+-include mk/*.mk
+
+.PHONY: all deps deps-test run test unit bench fuzz clean
+all: deps $(BUILD)/qwen-edge
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/libqwen.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BUILD)/qwen-edge: $(CLI_OBJ) $(BUILD)/libqwen.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ISA_AVX2) -c -o $@ $<
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ISA_AVX512) -c -o $@ $<
+$(BUILD)/%_neon.o: %_neon.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ISA_NEON) -c -o $@ $<
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqwen.a tests/unit/test.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libqwen.a $(LDLIBS)
+
+unit: all $(TEST_BIN)
+
+run: all
+	$(BUILD)/qwen-edge serve $(ARGS)
+
+test: deps-test all $(TEST_BIN)
+	@tests/run.sh
+
+bench: deps-test all
+	bench/compare
+
+fuzz: all
+	@tests/fuzz/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

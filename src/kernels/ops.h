@@ -1,0 +1,29 @@
+/* ops.h — the small per-token operations of the forward pass (everything but the weight matmuls):
+ * RMSNorm, RoPE, SwiGLU, softmax, attention over the f16 KV cache. Each has a scalar reference in
+ * ops_ref.c and, where it matters, SIMD versions chosen at start-up like the matmul kernels. */
+#pragma once
+#include <stdint.h>
+
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; out may equal x. */
+void qe_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+
+/* Rotates, in place, n_heads heads of head_dim values for one token at position pos, NeoX layout (pairs
+ * (i, i + head_dim/2)), theta_i = pos * base^(-2i/head_dim). */
+void qe_rope_neox(float *x, int n_heads, int head_dim, int pos, float base);
+
+/* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)); out may alias gate or up. */
+void qe_swiglu(float *out, const float *gate, const float *up, int n);
+
+/* Converts n floats to fp16 bits (KV cache writes). */
+void qe_f32_to_f16_row(const float *x, uint16_t *out, int n);
+
+/* Causal grouped-query attention of n_q query tokens against n_kv cached tokens, for KV heads
+ * [kv_lo, kv_hi) only (the caller splits heads or tokens across threads).
+ *   q:   [n_q][n_head * head_dim] f32, query token i sits at position q_pos0 + i and sees keys 0..q_pos0+i
+ *   k,v: [n_kv][n_head_kv * head_dim] fp16 bits (row stride kv_stride elements)
+ *   out: [n_q][n_head * head_dim] f32 (only the heads of [kv_lo, kv_hi) are written)
+ *   scratch: at least n_kv floats
+ * Scale 1/sqrt(head_dim); softmax in f32. */
+void qe_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                  int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                  float *scratch);

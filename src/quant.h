@@ -1,0 +1,86 @@
+/* quant.h — the tensor element types of GGUF (ggml's numbering) and their block layouts.
+ *
+ * Each quantised type stores a row as consecutive blocks; a block holds `block_size` weights. The structs
+ * below are the on-disk layouts (static sizes asserted), identical to ggml's so files interchange with
+ * llama.cpp. quant.c holds the portable reference (de)quantisers; the SIMD kernels live in kernels/. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    QE_TYPE_F32 = 0,
+    QE_TYPE_F16 = 1,
+    QE_TYPE_Q4_0 = 2,
+    QE_TYPE_Q4_1 = 3,
+    QE_TYPE_Q5_0 = 6,
+    QE_TYPE_Q5_1 = 7,
+    QE_TYPE_Q8_0 = 8,
+    QE_TYPE_Q8_1 = 9,
+    QE_TYPE_Q2_K = 10,
+    QE_TYPE_Q3_K = 11,
+    QE_TYPE_Q4_K = 12,
+    QE_TYPE_Q5_K = 13,
+    QE_TYPE_Q6_K = 14,
+    QE_TYPE_Q8_K = 15,
+    QE_TYPE_IQ4_NL = 20,
+    QE_TYPE_BF16 = 30,
+    QE_TYPE_COUNT = 40, /* bound for tables indexed by type */
+} qe_type;
+
+#define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK8_0 32
+#define QK8_1 32
+#define QK4_NL 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+typedef uint16_t qe_half; /* IEEE fp16 bits */
+
+typedef struct { qe_half d; uint8_t qs[QK4_0 / 2]; } block_q4_0;               /* x = (q - 8) * d */
+typedef struct { qe_half d, m; uint8_t qs[QK4_1 / 2]; } block_q4_1;           /* x = q * d + m */
+typedef struct { qe_half d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; } block_q5_0; /* x = (q - 16) * d */
+typedef struct { qe_half d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; } block_q5_1;
+typedef struct { qe_half d; int8_t qs[QK8_0]; } block_q8_0;                   /* x = q * d */
+typedef struct { qe_half d, s; int8_t qs[QK8_1]; } block_q8_1;                /* s = d * sum(q) */
+typedef struct { qe_half d; uint8_t qs[QK4_NL / 2]; } block_iq4_nl;           /* x = d * kvalues_iq4nl[q] */
+typedef struct { uint8_t scales[QK_K / 16]; uint8_t qs[QK_K / 4]; qe_half d, dmin; } block_q2_K;
+typedef struct { uint8_t hmask[QK_K / 8]; uint8_t qs[QK_K / 4]; uint8_t scales[12]; qe_half d; } block_q3_K;
+typedef struct { qe_half d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K / 2]; } block_q4_K;
+typedef struct { qe_half d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } block_q5_K;
+typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; qe_half d; } block_q6_K;
+typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
+
+_Static_assert(sizeof(block_q4_0) == 18, "q4_0");
+_Static_assert(sizeof(block_q4_1) == 20, "q4_1");
+_Static_assert(sizeof(block_q5_0) == 22, "q5_0");
+_Static_assert(sizeof(block_q5_1) == 24, "q5_1");
+_Static_assert(sizeof(block_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(block_q8_1) == 36, "q8_1");
+_Static_assert(sizeof(block_iq4_nl) == 18, "iq4_nl");
+_Static_assert(sizeof(block_q2_K) == 84, "q2_K");
+_Static_assert(sizeof(block_q3_K) == 110, "q3_K");
+_Static_assert(sizeof(block_q4_K) == 144, "q4_K");
+_Static_assert(sizeof(block_q5_K) == 176, "q5_K");
+_Static_assert(sizeof(block_q6_K) == 210, "q6_K");
+_Static_assert(sizeof(block_q8_K) == 292, "q8_K");
+
+extern const int8_t qe_kvalues_iq4nl[16];
+
+typedef struct {
+    const char *name;   /* "q4_0", as llama.cpp prints it */
+    int block_size;     /* weights per block (1 for f32/f16/bf16) */
+    size_t type_size;   /* bytes per block */
+    /* Reference conversions of n weights (n a multiple of block_size). NULL where not supported. */
+    void (*to_float)(const void *src, float *dst, int64_t n);
+    void (*from_float)(const float *src, void *dst, int64_t n);
+} qe_type_traits;
+
+/* Traits of a type, or NULL for a type id qwen-edge does not know. */
+const qe_type_traits *qe_type_traits_get(int type);
+const char *qe_type_name(int type); /* "?" for unknown */
+int qe_type_from_name(const char *name); /* -1 for unknown */
+/* Bytes of a row of n weights; 0 if n is not a multiple of the block size or the type is unknown. */
+size_t qe_row_size(int type, int64_t n);

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of `make test`: the C unit tests (build/tests/test_*), then the end-to-end tests in
+# tests/js/*.test.mjs with node's test runner (they start the real binary, llama.cpp via node-llama-cpp, the
+# openai SDK and headless Chromium). Prints one closing line "tests: N passed, N failed".
+# QE_TEST_FILTER=regex runs only the matching files.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export QE_BIN=${QE_BIN:-$PWD/build/qwen-edge}
+export QE_TEST_TMP=${QE_TEST_TMP:-$PWD/build/tests/tmp}
+mkdir -p "$QE_TEST_TMP"
+filter=${QE_TEST_FILTER:-.}
+passed=0; failed=0; failed_files=()
+
+for t in build/tests/test_*; do
+  [ -x "$t" ] || continue
+  echo "$t" | grep -Eq "$filter" || continue
+  echo "== $t"
+  out=$("$t" 2>&1); rc=$?
+  echo "$out"
+  line=$(echo "$out" | grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
+  p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+  [ -n "$line" ] || { p=0; f=1; }
+  [ $rc -eq 0 ] || [ "$f" -gt 0 ] || f=1
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -eq 0 ] || failed_files+=("$t")
+done
+
+js=$(ls tests/js/*.test.mjs 2>/dev/null | grep -E "$filter" || true)
+if [ -n "$js" ]; then
+  echo "== node --test"
+  out_file=$(mktemp)
+  node --test --test-concurrency=1 --test-reporter=tap $js 2>&1 | tee "$out_file"
+  p=$(grep -E '^# pass [0-9]+' "$out_file" | tail -1 | awk '{print $3}')
+  f=$(grep -E '^# fail [0-9]+' "$out_file" | tail -1 | awk '{print $3}')
+  [ -n "$p" ] || p=0; [ -n "$f" ] || f=1
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -eq 0 ] || failed_files+=("node tests")
+  rm -f "$out_file"
+fi
+
+[ ${#failed_files[@]} -eq 0 ] || echo "failed: ${failed_files[*]}"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
