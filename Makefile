@@ -14,7 +14,7 @@ ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
 PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl
 OPT     ?= -O2
 CFLAGS  ?=
-CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Werror -pthread \
+CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -Werror -pthread \
            -fno-strict-aliasing -Isrc -I$(BUILD)/gen -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
