@@ -1,0 +1,57 @@
+/* model.h — a Qwen2 model in memory: its shape (qe_config), its weights (borrowed from the mapped GGUF,
+ * prepared for the kernels) and its tokenizer. Loading validates every tensor's name, type and exact shape
+ * against the metadata and says what is wrong on a mismatch. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "gguf.h"
+#include "kernels/matmul.h"
+#include "tokenizer.h"
+
+typedef struct {
+    int n_layer;     /* 24 */
+    int n_embd;      /* 896 */
+    int n_head;      /* 14 */
+    int n_head_kv;   /* 2 */
+    int head_dim;    /* 64 */
+    int n_ff;        /* 4864 */
+    int n_vocab;     /* 151936 */
+    int n_ctx_train; /* 32768 */
+    float rope_base; /* 1e6 */
+    float norm_eps;  /* 1e-6 */
+    bool tied_output;/* output head shares token_embd */
+} qe_config;
+
+typedef struct {
+    const float *attn_norm;              /* (n_embd) */
+    qe_mat wq, wk, wv;                   /* (n_embd -> n_head*hd), (n_embd -> n_head_kv*hd) x2 */
+    const float *bq, *bk, *bv;           /* biases, f32 copies owned by the model */
+    qe_mat wo;                           /* (n_head*hd -> n_embd) */
+    const float *ffn_norm;               /* (n_embd) */
+    qe_mat w_gate, w_up;                 /* (n_embd -> n_ff) */
+    qe_mat w_down;                       /* (n_ff -> n_embd) */
+} qe_layer;
+
+typedef struct qe_model {
+    qe_config cfg;
+    qe_mat tok_embd;                     /* (n_vocab rows of n_embd) */
+    const float *out_norm;               /* (n_embd) */
+    qe_mat output;                       /* (n_embd -> n_vocab); a second view of tok_embd when tied */
+    qe_layer *layers;                    /* n_layer */
+    qe_tokenizer *tok;
+    char *chat_template;                 /* owned copy of tokenizer.chat_template, or NULL */
+    char *name;                          /* general.name or the file name */
+    char *path;
+    uint64_t file_bytes;
+    const char *weight_types;            /* summary like "q8_0" or "mixed: q5_0, q8_0, q6_K" */
+    /* private */
+    void *map;
+    gguf_file *gguf;
+    void *owned;                         /* f32 copies of norms and biases */
+} qe_model;
+
+/* Opens a GGUF file or a Hugging Face folder (config.json + *.safetensors + tokenizer.json). */
+int qe_model_load(const char *path, qe_model **out, char *err);
+void qe_model_free(qe_model *m);
