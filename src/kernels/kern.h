@@ -94,6 +94,11 @@ void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, co
 /* Name of a weight type for messages. */
 const char *qe_kern_type_name(int type);
 
+/* Packed weight buffers: 64-byte aligned; >= 1 MiB ones are 2 MiB aligned with MADV_HUGEPAGE (fewer TLB
+ * misses while decode streams them). Freed by qe_mat_free via qe_kern_packed_free. */
+void *qe_kern_packed_alloc(size_t bytes);
+void qe_kern_packed_free(void *p, size_t bytes);
+
 /* Kernel sets compiled in (NULL-returning stubs where the ISA is not compiled). */
 const qe_kernel_set *qe_kernels_avx512(void);
 const qe_kernel_set *qe_kernels_avx2(void);

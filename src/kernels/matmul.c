@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base.h"
 #include "kernels/kern.h"
@@ -44,9 +45,32 @@ int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *dat
     return QE_OK;
 }
 
+#define HUGE_PAGE (2u << 20)
+
+void *qe_kern_packed_alloc(size_t bytes) {
+    if (bytes < (1u << 20)) return qe_aligned_alloc(64, bytes);
+    /* mmap with room to align the start to 2 MiB; the slop is unmapped again. */
+    size_t len = (bytes + 4095) & ~(size_t)4095;
+    uint8_t *p = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uint8_t *a = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    if (a + len < p + len + HUGE_PAGE) munmap(a + len, (size_t)(p + len + HUGE_PAGE - (a + len)));
+#ifdef MADV_HUGEPAGE
+    madvise(a, len, MADV_HUGEPAGE); /* a hint: fine if transparent huge pages are off */
+#endif
+    return a;
+}
+
+void qe_kern_packed_free(void *p, size_t bytes) {
+    if (!p) return;
+    if (bytes < (1u << 20)) free(p);
+    else munmap(p, (bytes + 4095) & ~(size_t)4095);
+}
+
 void qe_mat_free(qe_mat *m) {
     if (!m) return;
-    free(m->packed);
+    qe_kern_packed_free(m->packed, m->packed_bytes);
     m->packed = NULL;
     m->packed_bytes = 0;
     m->layout = 0;

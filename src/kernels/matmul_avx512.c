@@ -1,0 +1,375 @@
+/* matmul_avx512.c — the AVX-512 (F/BW/VL/DQ + VNNI) kernel set: packed weight panels, int8 VNNI tiles for
+ * the 32-block quant types, f32 FMA tiles for f16/bf16/f32 weights, and a bit-exact activation quantiser.
+ * Compiled with the AVX-512 flags only; chosen at run time by cpu.c. Numerics equal matmul_ref.c up to the
+ * order of f32 additions (tests/unit/test_kernels.c holds them together).
+ *
+ * Panel layout. qe_mat_init repacks a matrix into panels of 16 rows, so that one 64-byte vector holds 4
+ * consecutive weights of each of the 16 rows (byte 4*r + k = row r, column 4*g + k of column group g). A
+ * VNNI vpdpbusd then multiplies it with 4 activation bytes broadcast from memory and adds into 16 per-row
+ * int32 sums — no horizontal reductions, and one weight vector serves every token of a tile.
+ *   vpdpbusd multiplies unsigned by signed bytes: weights are stored unsigned (q8_0 + 128; 4/5-bit codes as
+ *   they are; iq4_nl as codebook + 128) and activations stay signed; the offset is removed by starting each
+ *   block's int32 sum at -offset * sum(activation qs of the block), which the quantiser already computed.
+ * Per panel, for a 32-block type with nb = cols/32 blocks:
+ *   codes   nb x (512 bytes for q8_0 | 256 bytes of nibbles for 4/5-bit: byte 4r+k of vector j holds column
+ *           4j+k in its low nibble and 16+4j+k in its high nibble — exactly the source byte qs[4j+k])
+ *   hbits   nb x 8 x uint64 (q5_0/q5_1: bit 4r+k of mask g = 5th bit of row r, column 4g+k)
+ *   d       nb x 16 fp16      m  nb x 16 fp16 (q4_1/q5_1)
+ * The 4/5-bit matrices stay 4/5-bit in memory (decode is bandwidth-bound); they are widened to bytes in
+ * registers, once per block, and reused for every token of the tile.
+ * Float types: per panel, cols x 16 values (fp16, bf16 or f32): column c of the 16 rows in one vector.
+ * Prefill/decode share one loop: tiles of 16 rows x up to 8 tokens over all columns, tokens in chunks of
+ * 64 so a chunk's activations stay in L2 while the thread's panels stream past. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "base.h"
+#include "kernels/kern.h"
+#include "quant.h"
+
+enum {
+    L_Q8_0 = 101, L_Q4_0, L_Q4_1, L_Q5_0, L_Q5_1, L_IQ4_NL,
+    L_F16 = 120, L_BF16, L_F32,
+};
+
+#define PR 16    /* rows per panel */
+#define TT 8     /* tokens per register tile */
+#define TCHUNK 64
+
+static const int8_t iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* --- packing ------------------------------------------------------------------------------------------ */
+
+static int q32_layout(int type) {
+    switch (type) {
+    case QE_TYPE_Q8_0: return L_Q8_0;
+    case QE_TYPE_Q4_0: return L_Q4_0;
+    case QE_TYPE_Q4_1: return L_Q4_1;
+    case QE_TYPE_Q5_0: return L_Q5_0;
+    case QE_TYPE_Q5_1: return L_Q5_1;
+    case QE_TYPE_IQ4_NL: return L_IQ4_NL;
+    default: return 0;
+    }
+}
+static int lay_qbytes(int l) { return l == L_Q8_0 ? 512 : 256; }
+static int lay_hbytes(int l) { return l == L_Q5_0 || l == L_Q5_1 ? 64 : 0; }
+static int lay_mbytes(int l) { return l == L_Q4_1 || l == L_Q5_1 ? 32 : 0; }
+static size_t q32_panel_bytes(int l, int64_t nb) {
+    return (size_t)nb * (size_t)(lay_qbytes(l) + lay_hbytes(l) + 32 + lay_mbytes(l));
+}
+static int float_esize(int l) { return l == L_F32 ? 4 : 2; }
+
+static int pack_avx512(qe_mat *m) {
+    int64_t rows = m->rows, cols = m->cols, np = (rows + PR - 1) / PR;
+    int l = q32_layout(m->type);
+    if (!l) {
+        if (m->type == QE_TYPE_F16) l = L_F16;
+        else if (m->type == QE_TYPE_BF16) l = L_BF16;
+        else if (m->type == QE_TYPE_F32) l = L_F32;
+        else return 0; /* k-quants: reference path */
+    }
+    size_t pb = l >= L_F16 ? (size_t)cols * PR * (size_t)float_esize(l) : q32_panel_bytes(l, cols / 32);
+    pb = (pb + 63) & ~(size_t)63;
+    size_t total = pb * (size_t)np;
+    uint8_t *dst = qe_kern_packed_alloc(total);
+    if (!dst) return -1;
+    size_t rb = qe_kern_row_bytes(m->type, cols);
+    const uint8_t *src = m->data;
+    for (int64_t p = 0; p < np; p++) {
+        uint8_t *P = dst + (size_t)p * pb;
+        memset(P, 0, pb); /* padding rows: zero codes and zero scales contribute nothing */
+        if (l >= L_F16) {
+            int es = float_esize(l);
+            for (int rr = 0; rr < PR && p * PR + rr < rows; rr++) {
+                const uint8_t *row = src + (size_t)(p * PR + rr) * rb;
+                for (int64_t c = 0; c < cols; c++) memcpy(P + ((size_t)c * PR + rr) * es, row + (size_t)c * es, es);
+            }
+            continue;
+        }
+        int64_t nb = cols / 32;
+        int qb = lay_qbytes(l), hb = lay_hbytes(l);
+        uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 32;
+        for (int rr = 0; rr < PR && p * PR + rr < rows; rr++) {
+            const uint8_t *row = src + (size_t)(p * PR + rr) * rb;
+            for (int64_t b = 0; b < nb; b++) {
+                uint8_t *q = Q + b * qb;
+                switch (l) {
+                case L_Q8_0: {
+                    const block_q8_0 *x = (const block_q8_0 *)row + b;
+                    for (int g = 0; g < 8; g++)
+                        for (int k = 0; k < 4; k++) q[g * 64 + rr * 4 + k] = (uint8_t)(x->qs[4 * g + k] + 128);
+                    memcpy(D + b * 32 + rr * 2, &x->d, 2);
+                    break;
+                }
+                case L_Q4_0: case L_IQ4_NL: {
+                    const block_q4_0 *x = (const block_q4_0 *)row + b; /* iq4_nl has the same layout */
+                    for (int j = 0; j < 4; j++) memcpy(q + j * 64 + rr * 4, x->qs + 4 * j, 4);
+                    memcpy(D + b * 32 + rr * 2, &x->d, 2);
+                    break;
+                }
+                case L_Q4_1: {
+                    const block_q4_1 *x = (const block_q4_1 *)row + b;
+                    for (int j = 0; j < 4; j++) memcpy(q + j * 64 + rr * 4, x->qs + 4 * j, 4);
+                    memcpy(D + b * 32 + rr * 2, &x->d, 2);
+                    memcpy(M + b * 32 + rr * 2, &x->m, 2);
+                    break;
+                }
+                case L_Q5_0: case L_Q5_1: {
+                    const uint8_t *qs, *qhp;
+                    if (l == L_Q5_0) { const block_q5_0 *x = (const block_q5_0 *)row + b; qs = x->qs; qhp = x->qh; memcpy(D + b * 32 + rr * 2, &x->d, 2); }
+                    else { const block_q5_1 *x = (const block_q5_1 *)row + b; qs = x->qs; qhp = x->qh; memcpy(D + b * 32 + rr * 2, &x->d, 2); memcpy(M + b * 32 + rr * 2, &x->m, 2); }
+                    for (int j = 0; j < 4; j++) memcpy(q + j * 64 + rr * 4, qs + 4 * j, 4);
+                    uint32_t qh;
+                    memcpy(&qh, qhp, 4);
+                    uint64_t *hm = (uint64_t *)(H + b * 64);
+                    for (int g = 0; g < 8; g++)
+                        for (int k = 0; k < 4; k++) hm[g] |= (uint64_t)((qh >> (4 * g + k)) & 1) << (rr * 4 + k);
+                    break;
+                }
+                }
+            }
+        }
+    }
+    m->packed = dst;
+    m->packed_bytes = total;
+    m->layout = l;
+    return 0;
+}
+
+/* --- tiles ------------------------------------------------------------------------------------------- */
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE void store_tile(__m512 v, float *y, const float *bias, int accumulate, __mmask16 mk) {
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias));
+    if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, y));
+    _mm512_mask_storeu_ps(y, mk, v);
+}
+
+INLINE int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+
+/* 16 rows x T tokens of a 32-block layout L over all nb blocks. */
+INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const qe_act *a, int t0, float *y,
+                     int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
+    const int qb = lay_qbytes(L), hb = lay_hbytes(L);
+    const uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 32;
+    const int off = L == L_Q8_0 || L == L_IQ4_NL ? 128 : L == L_Q4_0 ? 8 : L == L_Q5_0 ? 16 : 0;
+    const int8_t *xq[TT];
+    const float *xd[TT], *xs[TT];
+    const int32_t *xsum[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        xq[t] = qe_act_qs(a, t0 + t);
+        xd[t] = qe_act_d(a, t0 + t);
+        xs[t] = qe_act_s(a, t0 + t);
+        xsum[t] = qe_act_sum(a, t0 + t);
+    }
+    __m512 acc[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)iq4nl_values), _mm_set1_epi8((char)0x80)));
+    const __m512i b16 = _mm512_set1_epi8(16);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i w[8];
+        if (L == L_Q8_0) {
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512(Q + b * 512 + g * 64);
+        } else {
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m512i v = _mm512_loadu_si512(Q + b * 256 + j * 64);
+                w[j] = _mm512_and_si512(v, lo4);
+                w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
+            }
+            if (L == L_IQ4_NL) {
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) w[g] = _mm512_shuffle_epi8(lut, w[g]);
+            }
+            if (L == L_Q5_0 || L == L_Q5_1) {
+                const uint64_t *hm = (const uint64_t *)(H + b * 64);
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) w[g] = _mm512_mask_add_epi8(w[g], _cvtu64_mask64(hm[g]), w[g], b16);
+            }
+        }
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(D + b * 32)));
+        __m512 mw = _mm512_setzero_ps();
+        if (L == L_Q4_1 || L == L_Q5_1) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(M + b * 32)));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const int8_t *x = xq[t] + b * 32;
+            __m512i s0 = off ? _mm512_set1_epi32(-off * xsum[t][b]) : _mm512_setzero_si512();
+            if (T == 1) { /* decode: two dependency chains instead of one */
+                __m512i s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int g = 0; g < 8; g += 2) {
+                    s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(load_i32(x + 4 * g)));
+                    s1 = _mm512_dpbusd_epi32(s1, w[g + 1], _mm512_set1_epi32(load_i32(x + 4 * g + 4)));
+                }
+                s0 = _mm512_add_epi32(s0, s1);
+            } else {
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(load_i32(x + 4 * g)));
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(dw, _mm512_set1_ps(xd[t][b])), acc[t]);
+            if (L == L_Q4_1 || L == L_Q5_1) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xs[t][b]), acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) store_tile(acc[t], y + (int64_t)t * ldy, bias, accumulate, mk);
+}
+
+/* 16 rows x T tokens of a float layout over all columns; for T < 4 several accumulators per token hide the
+ * FMA latency. */
+INLINE __m512 load_wcol(const int L, const uint8_t *P, int64_t c) {
+    if (L == L_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(P + c * 32)));
+    if (L == L_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(P + c * 32))), 16));
+    return _mm512_loadu_ps((const float *)(P + c * 64));
+}
+
+INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, const qe_act *a, int t0, float *y,
+                   int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
+    const int U = T >= 4 ? 1 : T == 1 ? 4 : 2;
+    const float *x[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) x[t] = qe_act_f32(a, t0 + t);
+    __m512 acc[TT][4];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int u = 0; u < U; u++) acc[t][u] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + U <= cols; c += U) {
+#pragma GCC unroll 4
+        for (int u = 0; u < U; u++) {
+            __m512 w = load_wcol(L, P, c + u);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) acc[t][u] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][c + u]), acc[t][u]);
+        }
+    }
+    for (; c < cols; c++) {
+        __m512 w = load_wcol(L, P, c);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[t][0] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][c]), acc[t][0]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        __m512 s = acc[t][0];
+#pragma GCC unroll 4
+        for (int u = 1; u < U; u++) s = _mm512_add_ps(s, acc[t][u]);
+        store_tile(s, y + (int64_t)t * ldy, bias, accumulate, mk);
+    }
+}
+
+/* One function per layout with the token count dispatched to compile-time constants. */
+#define TILE_FN(name, KIND, L)                                                                                      \
+    static void name(int T, const uint8_t *P, int64_t k, const qe_act *a, int t0, float *y, int64_t ldy,           \
+                     const float *bias, int acc, __mmask16 mk) {                                                    \
+        switch (T) {                                                                                               \
+        case 1: KIND(L, 1, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
+        case 2: KIND(L, 2, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
+        case 3: KIND(L, 3, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
+        case 4: KIND(L, 4, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
+        case 5: KIND(L, 5, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
+        case 6: KIND(L, 6, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
+        case 7: KIND(L, 7, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
+        default: KIND(L, 8, P, k, a, t0, y, ldy, bias, acc, mk); break;                                            \
+        }                                                                                                          \
+    }
+TILE_FN(tiles_q8_0, tile_q32, L_Q8_0)
+TILE_FN(tiles_q4_0, tile_q32, L_Q4_0)
+TILE_FN(tiles_q4_1, tile_q32, L_Q4_1)
+TILE_FN(tiles_q5_0, tile_q32, L_Q5_0)
+TILE_FN(tiles_q5_1, tile_q32, L_Q5_1)
+TILE_FN(tiles_iq4_nl, tile_q32, L_IQ4_NL)
+TILE_FN(tiles_f16, tile_f, L_F16)
+TILE_FN(tiles_bf16, tile_f, L_BF16)
+TILE_FN(tiles_f32, tile_f, L_F32)
+
+typedef void (*tiles_fn)(int T, const uint8_t *P, int64_t k, const qe_act *a, int t0, float *y, int64_t ldy,
+                         const float *bias, int acc, __mmask16 mk);
+
+static void mm_avx512(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
+                      int accumulate, int64_t r0, int64_t r1) {
+    tiles_fn fn;
+    int64_t k; /* blocks (32-block types) or columns (float types) */
+    size_t pb;
+    int l = m->layout;
+    switch (l) {
+    case L_Q8_0: fn = tiles_q8_0; break;
+    case L_Q4_0: fn = tiles_q4_0; break;
+    case L_Q4_1: fn = tiles_q4_1; break;
+    case L_Q5_0: fn = tiles_q5_0; break;
+    case L_Q5_1: fn = tiles_q5_1; break;
+    case L_IQ4_NL: fn = tiles_iq4_nl; break;
+    case L_F16: fn = tiles_f16; break;
+    case L_BF16: fn = tiles_bf16; break;
+    case L_F32: fn = tiles_f32; break;
+    default: QE_ASSERT(0); return;
+    }
+    if (l >= L_F16) { k = m->cols; pb = (size_t)m->cols * PR * (size_t)float_esize(l); }
+    else { k = m->cols / 32; pb = q32_panel_bytes(l, k); }
+    pb = (pb + 63) & ~(size_t)63;
+    const uint8_t *packed = m->packed;
+    int64_t p0 = r0 / PR, p1 = (r1 + PR - 1) / PR;
+    for (int tc = 0; tc < n; tc += TCHUNK) {
+        int tn = n - tc < TCHUNK ? n - tc : TCHUNK;
+        for (int64_t p = p0; p < p1; p++) {
+            int64_t rlo = p * PR, rhi = rlo + PR < r1 ? rlo + PR : r1;
+            __mmask16 mk = (__mmask16)((1u << (rhi - rlo)) - 1);
+            const float *bp = bias ? bias + rlo : NULL;
+            for (int t = tc; t < tc + tn; t += TT) {
+                int T = tc + tn - t < TT ? tc + tn - t : TT;
+                fn(T, packed + (size_t)p * pb, k, a, t, y + (int64_t)t * ldy + rlo, ldy, bp, accumulate, mk);
+            }
+        }
+    }
+}
+
+/* --- activation quantisers (bit-identical to qe_quant_row_*_ref) -------------------------------------- */
+
+static void quant_q8_avx512(const float *x, int64_t cols, uint8_t *row) {
+    int64_t nb = cols / 32, pad = (cols + 63) / 64 * 64;
+    int8_t *qs = (int8_t *)row;
+    float *d = (float *)(row + pad), *s = d + nb;
+    int32_t *sum = (int32_t *)(s + nb);
+    const __m512 signbit = _mm512_set1_ps(-0.0f);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
+        __m512 mx = _mm512_max_ps(_mm512_andnot_ps(signbit, v0), _mm512_andnot_ps(signbit, v1));
+        float amax = _mm512_reduce_max_ps(mx);
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+        _mm_storeu_si128((__m128i *)(qs + b * 32), _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(qs + b * 32 + 16), _mm512_cvtepi32_epi8(i1));
+        int32_t sm = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+        d[b] = qe_fp16_to_fp32(qe_fp32_to_fp16(amax / 127.0f));
+        s[b] = qe_fp16_to_fp32(qe_fp32_to_fp16(amax / 127.0f * (float)sm));
+        sum[b] = sm;
+    }
+    memset(qs + cols, 0, (size_t)(pad - cols));
+}
+
+static void quant_f32_avx512(const float *x, int64_t cols, int rounding, uint8_t *row) {
+    float *o = (float *)row;
+    int64_t i = 0;
+    if (rounding == QE_ROUND_F16)
+        for (; i + 16 <= cols; i += 16)
+            _mm512_storeu_ps(o + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    else if (rounding == QE_ROUND_NONE)
+        for (; i + 16 <= cols; i += 16) _mm512_storeu_ps(o + i, _mm512_loadu_ps(x + i));
+    if (i < cols) qe_quant_row_f32_ref(x + i, cols - i, rounding, row + i * 4);
+}
+
+static const qe_kernel_set set_avx512 = {
+    .name = "avx512-vnni",
+    .row_align = PR,
+    .pack = pack_avx512,
+    .mm = mm_avx512,
+    .quant_q8 = quant_q8_avx512,
+    .quant_f32 = quant_f32_avx512,
+};
+
+const qe_kernel_set *qe_kernels_avx512(void) { return &set_avx512; }
