@@ -29,7 +29,21 @@ typedef struct {
     int64_t cols, cols_pad; /* cols_pad: cols rounded up to 64 */
     size_t stride;          /* bytes from one token row to the next (multiple of 64) */
     uint8_t *base;
+    int tiled;              /* 1: the kernel set's tiled layout (below) instead of rows */
+    size_t tile_bytes;      /* tiled: bytes of one group of QE_ACT_TILE tokens */
 } qe_act;
+
+/* Tiled layout, for kernel sets whose register tiles hold QE_ACT_TILE tokens: tokens are grouped by 8 and,
+ * within a group, stored block-major, so one tile finds all its tokens' bytes at fixed offsets from one
+ * pointer (no per-token pointers to keep in registers). Group k starts at base + k * tile_bytes:
+ *   Q8:  int8 qs[nb][8][32] | float d[nb][8] | float s[nb][8] | int32 negsum[3][nb][8]
+ *        negsum[i] = -offset_i * sum(qs of the block), offsets 128, 8, 16 (the unsigned-weight corrections)
+ *   F32: float x[cols][8]   (rounded like QE_ACT_F32 rows)
+ * Slots of a partial last group are unused and left as they are. */
+#define QE_ACT_TILE 8
+size_t qe_act_tile_bytes(int fmt, int64_t cols);
+/* Writes token x (cols values) into slot `slot` of the group at `group` (reference, portable). */
+void qe_quant_tiled_ref(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot);
 
 static inline const int8_t *qe_act_qs(const qe_act *a, int t) { return (const int8_t *)(a->base + (size_t)t * a->stride); }
 static inline const float *qe_act_f32(const qe_act *a, int t) { return (const float *)(a->base + (size_t)t * a->stride); }
@@ -74,6 +88,9 @@ typedef struct {
                int64_t r0, int64_t r1);
     void (*quant_q8)(const float *x, int64_t cols, uint8_t *row);
     void (*quant_f32)(const float *x, int64_t cols, int rounding, uint8_t *row);
+    /* Set when mm reads tiled activations (Q8 and F32 formats) for packed matrices; must equal
+     * qe_quant_tiled_ref bit for bit. */
+    void (*quant_tiled)(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot);
     /* ops.h entry points (NULL = reference), same contracts as there. */
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
     void (*swiglu)(float *out, const float *gate, const float *up, int n);

@@ -148,22 +148,15 @@ INLINE void store_tile(__m512 v, float *y, const float *bias, int accumulate, __
 
 INLINE int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
-/* 16 rows x T tokens of a 32-block layout L over all nb blocks. */
-INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const qe_act *a, int t0, float *y,
+/* 16 rows x T tokens of a 32-block layout L over all nb blocks; G = the tokens' tiled activation group. */
+INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, float *y,
                      int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
     const int qb = lay_qbytes(L), hb = lay_hbytes(L);
     const uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 32;
-    const int off = L == L_Q8_0 || L == L_IQ4_NL ? 128 : L == L_Q4_0 ? 8 : L == L_Q5_0 ? 16 : 0;
-    const int8_t *xq[TT];
-    const float *xd[TT], *xs[TT];
-    const int32_t *xsum[TT];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) {
-        xq[t] = qe_act_qs(a, t0 + t);
-        xd[t] = qe_act_d(a, t0 + t);
-        xs[t] = qe_act_s(a, t0 + t);
-        xsum[t] = qe_act_sum(a, t0 + t);
-    }
+    const int oi = L == L_Q8_0 || L == L_IQ4_NL ? 0 : L == L_Q4_0 ? 1 : L == L_Q5_0 ? 2 : -1;
+    const int8_t *XQ = (const int8_t *)G;
+    const float *XD = (const float *)(G + nb * QE_ACT_TILE * 32), *XS = XD + nb * QE_ACT_TILE;
+    const int32_t *NS = (const int32_t *)(XS + nb * QE_ACT_TILE) + (oi < 0 ? 0 : oi) * nb * QE_ACT_TILE;
     __m512 acc[TT];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
@@ -192,27 +185,34 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
                 for (int g = 0; g < 8; g++) w[g] = _mm512_mask_add_epi8(w[g], _cvtu64_mask64(hm[g]), w[g], b16);
             }
         }
+        const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
+        __m512i s[TT];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            s[t] = oi >= 0 ? _mm512_set1_epi32(NS[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
+        if (T == 1) { /* decode: two dependency chains instead of one */
+            __m512i s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int g = 0; g < 8; g += 2) {
+                s[0] = _mm512_dpbusd_epi32(s[0], w[g], _mm512_set1_epi32(load_i32(xq + 4 * g)));
+                s1 = _mm512_dpbusd_epi32(s1, w[g + 1], _mm512_set1_epi32(load_i32(xq + 4 * g + 4)));
+            }
+            s[0] = _mm512_add_epi32(s[0], s1);
+        } else {
+            /* token-inner: T independent chains interleaved */
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    s[t] = _mm512_dpbusd_epi32(s[t], w[g], _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * g)));
+        }
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(D + b * 32)));
         __m512 mw = _mm512_setzero_ps();
         if (L == L_Q4_1 || L == L_Q5_1) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(M + b * 32)));
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            const int8_t *x = xq[t] + b * 32;
-            __m512i s0 = off ? _mm512_set1_epi32(-off * xsum[t][b]) : _mm512_setzero_si512();
-            if (T == 1) { /* decode: two dependency chains instead of one */
-                __m512i s1 = _mm512_setzero_si512();
-#pragma GCC unroll 4
-                for (int g = 0; g < 8; g += 2) {
-                    s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(load_i32(x + 4 * g)));
-                    s1 = _mm512_dpbusd_epi32(s1, w[g + 1], _mm512_set1_epi32(load_i32(x + 4 * g + 4)));
-                }
-                s0 = _mm512_add_epi32(s0, s1);
-            } else {
-#pragma GCC unroll 8
-                for (int g = 0; g < 8; g++) s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(load_i32(x + 4 * g)));
-            }
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(dw, _mm512_set1_ps(xd[t][b])), acc[t]);
-            if (L == L_Q4_1 || L == L_Q5_1) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xs[t][b]), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(dw, _mm512_set1_ps(XD[b * QE_ACT_TILE + t])), acc[t]);
+            if (L == L_Q4_1 || L == L_Q5_1) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(XS[b * QE_ACT_TILE + t]), acc[t]);
         }
     }
 #pragma GCC unroll 8
@@ -228,12 +228,10 @@ INLINE __m512 load_wcol(const int L, const uint8_t *P, int64_t c) {
     return _mm512_loadu_ps((const float *)(P + c * 64));
 }
 
-INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, const qe_act *a, int t0, float *y,
+INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, const uint8_t *G, float *y,
                    int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
     const int U = T >= 4 ? 1 : T == 1 ? 4 : 2;
-    const float *x[TT];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) x[t] = qe_act_f32(a, t0 + t);
+    const float *X = (const float *)G; /* X[c * 8 + t] */
     __m512 acc[TT][4];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
@@ -245,36 +243,36 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
         for (int u = 0; u < U; u++) {
             __m512 w = load_wcol(L, P, c + u);
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) acc[t][u] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][c + u]), acc[t][u]);
+            for (int t = 0; t < T; t++) acc[t][u] = _mm512_fmadd_ps(w, _mm512_set1_ps(X[(c + u) * QE_ACT_TILE + t]), acc[t][u]);
         }
     }
     for (; c < cols; c++) {
         __m512 w = load_wcol(L, P, c);
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[t][0] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][c]), acc[t][0]);
+        for (int t = 0; t < T; t++) acc[t][0] = _mm512_fmadd_ps(w, _mm512_set1_ps(X[c * QE_ACT_TILE + t]), acc[t][0]);
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
-        __m512 s = acc[t][0];
+        __m512 sm = acc[t][0];
 #pragma GCC unroll 4
-        for (int u = 1; u < U; u++) s = _mm512_add_ps(s, acc[t][u]);
-        store_tile(s, y + (int64_t)t * ldy, bias, accumulate, mk);
+        for (int u = 1; u < U; u++) sm = _mm512_add_ps(sm, acc[t][u]);
+        store_tile(sm, y + (int64_t)t * ldy, bias, accumulate, mk);
     }
 }
 
 /* One function per layout with the token count dispatched to compile-time constants. */
 #define TILE_FN(name, KIND, L)                                                                                      \
-    static void name(int T, const uint8_t *P, int64_t k, const qe_act *a, int t0, float *y, int64_t ldy,           \
+    static void name(int T, const uint8_t *P, int64_t k, const uint8_t *G, float *y, int64_t ldy,                   \
                      const float *bias, int acc, __mmask16 mk) {                                                    \
         switch (T) {                                                                                               \
-        case 1: KIND(L, 1, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
-        case 2: KIND(L, 2, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
-        case 3: KIND(L, 3, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
-        case 4: KIND(L, 4, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
-        case 5: KIND(L, 5, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
-        case 6: KIND(L, 6, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
-        case 7: KIND(L, 7, P, k, a, t0, y, ldy, bias, acc, mk); break;                                             \
-        default: KIND(L, 8, P, k, a, t0, y, ldy, bias, acc, mk); break;                                            \
+        case 1: KIND(L, 1, P, k, G, y, ldy, bias, acc, mk); break;                                             \
+        case 2: KIND(L, 2, P, k, G, y, ldy, bias, acc, mk); break;                                             \
+        case 3: KIND(L, 3, P, k, G, y, ldy, bias, acc, mk); break;                                             \
+        case 4: KIND(L, 4, P, k, G, y, ldy, bias, acc, mk); break;                                             \
+        case 5: KIND(L, 5, P, k, G, y, ldy, bias, acc, mk); break;                                             \
+        case 6: KIND(L, 6, P, k, G, y, ldy, bias, acc, mk); break;                                             \
+        case 7: KIND(L, 7, P, k, G, y, ldy, bias, acc, mk); break;                                             \
+        default: KIND(L, 8, P, k, G, y, ldy, bias, acc, mk); break;                                            \
         }                                                                                                          \
     }
 TILE_FN(tiles_q8_0, tile_q32, L_Q8_0)
@@ -287,7 +285,7 @@ TILE_FN(tiles_f16, tile_f, L_F16)
 TILE_FN(tiles_bf16, tile_f, L_BF16)
 TILE_FN(tiles_f32, tile_f, L_F32)
 
-typedef void (*tiles_fn)(int T, const uint8_t *P, int64_t k, const qe_act *a, int t0, float *y, int64_t ldy,
+typedef void (*tiles_fn)(int T, const uint8_t *P, int64_t k, const uint8_t *G, float *y, int64_t ldy,
                          const float *bias, int acc, __mmask16 mk);
 
 static void mm_avx512(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
@@ -312,6 +310,7 @@ static void mm_avx512(const qe_mat *m, const qe_act *a, int n, float *y, int64_t
     else { k = m->cols / 32; pb = q32_panel_bytes(l, k); }
     pb = (pb + 63) & ~(size_t)63;
     const uint8_t *packed = m->packed;
+    QE_ASSERT(a->tiled && TT == QE_ACT_TILE);
     int64_t p0 = r0 / PR, p1 = (r1 + PR - 1) / PR;
     for (int tc = 0; tc < n; tc += TCHUNK) {
         int tn = n - tc < TCHUNK ? n - tc : TCHUNK;
@@ -321,7 +320,8 @@ static void mm_avx512(const qe_mat *m, const qe_act *a, int n, float *y, int64_t
             const float *bp = bias ? bias + rlo : NULL;
             for (int t = tc; t < tc + tn; t += TT) {
                 int T = tc + tn - t < TT ? tc + tn - t : TT;
-                fn(T, packed + (size_t)p * pb, k, a, t, y + (int64_t)t * ldy + rlo, ldy, bp, accumulate, mk);
+                const uint8_t *G = a->base + (size_t)(t / QE_ACT_TILE) * a->tile_bytes;
+                fn(T, packed + (size_t)p * pb, k, G, y + (int64_t)t * ldy + rlo, ldy, bp, accumulate, mk);
             }
         }
     }
@@ -352,6 +352,47 @@ static void quant_q8_avx512(const float *x, int64_t cols, uint8_t *row) {
     memset(qs + cols, 0, (size_t)(pad - cols));
 }
 
+static void quant_tiled_avx512(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot) {
+    if (fmt == QE_ACT_F32) {
+        float *o = (float *)group + slot;
+        int64_t c = 0;
+        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(QE_ACT_TILE));
+        if (rounding != QE_ROUND_BF16)
+            for (; c + 16 <= cols; c += 16) {
+                __m512 v = _mm512_loadu_ps(x + c);
+                if (rounding == QE_ROUND_F16) v = _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                _mm512_i32scatter_ps(o + c * QE_ACT_TILE, idx, v, 4);
+            }
+        for (; c < cols; c++)
+            o[c * QE_ACT_TILE] = rounding == QE_ROUND_F16 ? qe_fp16_to_fp32(qe_fp32_to_fp16(x[c]))
+                               : rounding == QE_ROUND_BF16 ? qe_bf16_to_fp32(qe_fp32_to_bf16(x[c])) : x[c];
+        return;
+    }
+    int64_t nb = cols / 32;
+    int8_t *qs = (int8_t *)group;
+    float *gd = (float *)(group + nb * QE_ACT_TILE * 32), *gs = gd + nb * QE_ACT_TILE;
+    int32_t *ns = (int32_t *)(gs + nb * QE_ACT_TILE);
+    const __m512 signbit = _mm512_set1_ps(-0.0f);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
+        __m512 mx = _mm512_max_ps(_mm512_andnot_ps(signbit, v0), _mm512_andnot_ps(signbit, v1));
+        float amax = _mm512_reduce_max_ps(mx);
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+        int8_t *q = qs + (b * QE_ACT_TILE + slot) * 32;
+        _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtepi32_epi8(i1));
+        int32_t sm = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+        gd[b * QE_ACT_TILE + slot] = qe_fp16_to_fp32(qe_fp32_to_fp16(amax / 127.0f));
+        gs[b * QE_ACT_TILE + slot] = qe_fp16_to_fp32(qe_fp32_to_fp16(amax / 127.0f * (float)sm));
+        ns[(0 * nb + b) * QE_ACT_TILE + slot] = -128 * sm;
+        ns[(1 * nb + b) * QE_ACT_TILE + slot] = -8 * sm;
+        ns[(2 * nb + b) * QE_ACT_TILE + slot] = -16 * sm;
+    }
+}
+
 static void quant_f32_avx512(const float *x, int64_t cols, int rounding, uint8_t *row) {
     float *o = (float *)row;
     int64_t i = 0;
@@ -370,6 +411,7 @@ static const qe_kernel_set set_avx512 = {
     .mm = mm_avx512,
     .quant_q8 = quant_q8_avx512,
     .quant_f32 = quant_f32_avx512,
+    .quant_tiled = quant_tiled_avx512,
 };
 
 const qe_kernel_set *qe_kernels_avx512(void) { return &set_avx512; }

@@ -308,7 +308,20 @@ TEST(quantisers_bit_identical) {
                 ks->quant_f32(x, cols, rnd_mode, b);
                 CHECKF(memcmp(a, b, (size_t)cols * 4) == 0, "%s quant_f32 mode %d", ks->name, rnd_mode);
             }
-            free(a); free(b); free(x);
+            free(a); free(b);
+            /* tiled layout: fill slots 0, 3 and 7 of a group, compare the whole group */
+            for (int fmt = QE_ACT_F32; fmt <= QE_ACT_Q8 && ks->quant_tiled; fmt++)
+                for (int rnd_mode = 0; rnd_mode < (fmt == QE_ACT_F32 ? 3 : 1); rnd_mode++) {
+                    size_t gb = qe_act_tile_bytes(fmt, cols);
+                    a = calloc(1, gb); b = calloc(1, gb);
+                    for (int slot = 0; slot < 8; slot += slot == 0 ? 3 : 4) {
+                        qe_quant_tiled_ref(x, cols, fmt, rnd_mode, a, slot);
+                        ks->quant_tiled(x, cols, fmt, rnd_mode, b, slot);
+                    }
+                    CHECKF(memcmp(a, b, gb) == 0, "%s quant_tiled fmt %d mode %d cols %lld", ks->name, fmt, rnd_mode, (long long)cols);
+                    free(a); free(b);
+                }
+            free(x);
         }
     }
 }
