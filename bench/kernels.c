@@ -68,11 +68,12 @@ static double thread_cpu(void) {
 static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
 
 typedef struct { const char *name; int64_t rows, cols; int per_layer; } shape;
-static const shape shapes[] = {
+static shape shapes[] = {
     {"attn_q/o 896x896", 896, 896, 2}, {"attn_k/v 128x896", 128, 896, 2}, {"ffn_gate/up 4864x896", 4864, 896, 2},
     {"ffn_down 896x4864", 896, 4864, 1}, {"lm_head 151936x896", 151936, 896, 0},
 };
-#define N_SHAPES 5
+static int n_shapes = 5;
+#define N_SHAPES n_shapes
 
 static int parse_list(const char *s, int *out, int max) {
     int n = 0;
@@ -89,10 +90,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) n_threads = parse_list(argv[++i], threads, 4);
         else if (!strcmp(argv[i], "--n") && i + 1 < argc) n_ns = parse_list(argv[++i], ns, 4);
         else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) min_time = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc) { /* one custom shape "rows,cols" */
+            static char name[64];
+            shapes[0].rows = atoll(argv[++i]);
+            shapes[0].cols = strchr(argv[i], ',') ? atoll(strchr(argv[i], ',') + 1) : 896;
+            snprintf(name, sizeof name, "custom %lldx%lld", (long long)shapes[0].rows, (long long)shapes[0].cols);
+            shapes[0].name = name;
+            n_shapes = 1;
+        }
         else if (!strcmp(argv[i], "--kernels") && i + 1 < argc) setenv("QE_KERNELS", argv[++i], 1);
         else {
             fprintf(stderr, "usage: %s [--types q8_0,q4_0,...] [--threads 1,2] [--n 1,512] [--kernels ref|avx2|avx512] "
-                            "[--min-time seconds]\n", argv[0]);
+                            "[--min-time seconds] [--shape rows,cols]\n", argv[0]);
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -102,6 +111,21 @@ int main(int argc, char **argv) {
     qe_matmul_ws *ws = qe_matmul_ws_new(max_n, 4864);
     float *x = malloc(sizeof(float) * (size_t)max_n * 4864), *y = malloc(sizeof(float) * (size_t)max_n * 151936);
     for (int64_t i = 0; i < (int64_t)max_n * 4864; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
+    /* activation quantiser alone: 512 tokens x 4864 into the tiled q8 layout (what prefill of ffn_down pays) */
+    const qe_kernel_set *ks = qe_kernels_active();
+    if (ks && ks->quant_tiled) {
+        size_t gb = qe_act_tile_bytes(QE_ACT_Q8, 4864);
+        uint8_t *g = malloc(gb);
+        double best = 1e9;
+        for (int r = 0; r < 5; r++) {
+            double t0 = thread_cpu();
+            for (int t = 0; t < 512; t++) ks->quant_tiled(x + (size_t)(t % max_n) * 4864, 4864, QE_ACT_Q8, 0, g, t % 8);
+            double dt = thread_cpu() - t0;
+            if (dt < best) best = dt;
+        }
+        printf("quantise 512 x 4864 to tiled q8: %.3f ms (%.2f ns/value)\n", best * 1e3, best / (512.0 * 4864) * 1e9);
+        free(g);
+    }
     printf("%-7s %-22s %4s %3s %10s %9s %8s\n", "type", "shape", "n", "thr", "ms", "GFLOP/s", "GB/s");
     char tbuf[256];
     snprintf(tbuf, sizeof tbuf, "%s", types_arg);
