@@ -38,6 +38,9 @@ typedef struct {
  * pointer (no per-token pointers to keep in registers). Group k starts at base + k * tile_bytes:
  *   Q8:  int8 qs[nb][8][32] | float d[nb][8] | float s[nb][8] | int32 negsum[3][nb][8]
  *        negsum[i] = -offset_i * sum(qs of the block), offsets 128, 8, 16 (the unsigned-weight corrections)
+ *   Q8K: the Q8 group layout over 32-column sub-blocks (nsb = cols/32), from the q8_K quantisation:
+ *        int8 qs[nsb][8][32] | float d[nsb][8] (the 256-block's d, repeated) | float s[nsb][8] = d * sum(32 qs)
+ *        | int32 negsum[2][nsb][8] = -32 * sum of the first / second 16 qs (q6_K's offset)
  *   F32: float x[cols][8]   (rounded like QE_ACT_F32 rows)
  * Slots of a partial last group are unused and left as they are. */
 #define QE_ACT_TILE 8
@@ -66,6 +69,9 @@ void qe_quant_row_q8k_ref(const float *x, int64_t cols, uint8_t *row);
 float qe_dot_ref(int type, const void *w, const qe_act *a, int t);
 /* Reference dequantisation of n weights (a multiple of the block size). Returns 0, or -1 if unsupported. */
 int qe_dequant_ref(int type, const void *src, float *dst, int64_t n);
+/* Unpacks one 256-block of a k-quant into unsigned codes q[256] (q6_K: 0..63 before its -32; q3_K: before
+ * its -4) and per-16 scales/mins, weight = d * sc[i/16] * (q[i] - off) - dmin * mn[i/16]. */
+void qe_unpack_k_codes(int type, const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin);
 /* Block size of a supported weight type, 0 otherwise. Bytes per row via qe_row_size-like logic. */
 int qe_kern_block_size(int type);
 size_t qe_kern_row_bytes(int type, int64_t cols);

@@ -158,8 +158,7 @@ static void quant_rows(void *p, int ith, int nth) {
 /* The activation format matrix m's kernel reads: tiled for a packed matrix whose set wants it. */
 static int wants_tiled(const qe_mat *m) {
     const qe_kernel_set *ks = set_for_layout(m->layout);
-    int rounding, fmt = qe_act_fmt_for(m->type, &rounding);
-    return ks && ks->quant_tiled && (fmt == QE_ACT_Q8 || fmt == QE_ACT_F32);
+    return ks && ks->quant_tiled;
 }
 
 static qe_act quantise(qe_pool *pool, qe_matmul_ws *ws, const qe_mat *m, const float *x, int64_t ldx, int n) {

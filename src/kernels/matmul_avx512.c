@@ -29,6 +29,7 @@
 
 enum {
     L_Q8_0 = 101, L_Q4_0, L_Q4_1, L_Q5_0, L_Q5_1, L_IQ4_NL,
+    L_Q4_K = 110, L_Q5_K, L_Q6_K,
     L_F16 = 120, L_BF16, L_F32,
 };
 
@@ -59,6 +60,53 @@ static size_t q32_panel_bytes(int l, int64_t nb) {
 }
 static int float_esize(int l) { return l == L_F32 ? 4 : 2; }
 
+/* k-quant panels, per 32-column sub-block (nsb = cols/32, nb = cols/256):
+ *   codes nsb x 256 (nibbles as for 4-bit types) | hbits: q5_K nsb x 8 masks (bit 4), q6_K nsb x 16 masks
+ *   (8 for bit 4, 8 for bit 5) | scales: q4_K/q5_K u8 sc[nsb][16] and mn[nsb][16], q6_K i8 sc[nsb][2][16]
+ *   | d[nb][16] fp16 | dmin[nb][16] fp16 (q4_K/q5_K). Codes are the unsigned ones (q6_K before its -32). */
+static int k_hbytes(int l) { return l == L_Q5_K ? 64 : l == L_Q6_K ? 128 : 0; }
+static size_t k_panel_bytes(int l, int64_t nsb) {
+    size_t nb = (size_t)nsb / 8;
+    return (size_t)nsb * (256 + (size_t)k_hbytes(l) + 32) + nb * (l == L_Q6_K ? 32 : 64);
+}
+
+static void pack_k_panel(int l, int type, const uint8_t *src, size_t rb, int64_t rows, int64_t p, int64_t cols, uint8_t *P) {
+    int64_t nsb = cols / 32, nb = cols / 256;
+    uint8_t *C = P, *H = C + nsb * 256, *S = H + nsb * k_hbytes(l), *D = S + nsb * 32, *DM = D + nb * 32;
+    size_t bb = rb / (size_t)nb;
+    for (int rr = 0; rr < PR && p * PR + rr < rows; rr++) {
+        const uint8_t *row = src + (size_t)(p * PR + rr) * rb;
+        for (int64_t b = 0; b < nb; b++) {
+            int q[256], sc[16], mn[16];
+            float d, dmin;
+            qe_unpack_k_codes(type, row + b * bb, q, sc, mn, &d, &dmin);
+            uint16_t dh = qe_fp32_to_fp16(d), mh = qe_fp32_to_fp16(dmin); /* exact: they were fp16 */
+            memcpy(D + b * 32 + rr * 2, &dh, 2);
+            if (l != L_Q6_K) memcpy(DM + b * 32 + rr * 2, &mh, 2);
+            for (int s8 = 0; s8 < 8; s8++) {
+                int64_t sb = b * 8 + s8;
+                const int *qs = q + s8 * 32;
+                for (int j = 0; j < 4; j++)
+                    for (int k = 0; k < 4; k++)
+                        C[sb * 256 + j * 64 + rr * 4 + k] = (uint8_t)((qs[4 * j + k] & 15) | ((qs[16 + 4 * j + k] & 15) << 4));
+                uint64_t *hm = (uint64_t *)(H + sb * k_hbytes(l));
+                for (int g = 0; g < 8 && l != L_Q4_K; g++)
+                    for (int k = 0; k < 4; k++) {
+                        hm[g] |= (uint64_t)((qs[4 * g + k] >> 4) & 1) << (rr * 4 + k);
+                        if (l == L_Q6_K) hm[8 + g] |= (uint64_t)((qs[4 * g + k] >> 5) & 1) << (rr * 4 + k);
+                    }
+                if (l == L_Q6_K) {
+                    S[sb * 32 + rr] = (uint8_t)(int8_t)sc[2 * s8];
+                    S[sb * 32 + 16 + rr] = (uint8_t)(int8_t)sc[2 * s8 + 1];
+                } else {
+                    S[sb * 32 + rr] = (uint8_t)sc[2 * s8];
+                    S[sb * 32 + 16 + rr] = (uint8_t)mn[2 * s8];
+                }
+            }
+        }
+    }
+}
+
 static int pack_avx512(qe_mat *m) {
     int64_t rows = m->rows, cols = m->cols, np = (rows + PR - 1) / PR;
     int l = q32_layout(m->type);
@@ -66,9 +114,13 @@ static int pack_avx512(qe_mat *m) {
         if (m->type == QE_TYPE_F16) l = L_F16;
         else if (m->type == QE_TYPE_BF16) l = L_BF16;
         else if (m->type == QE_TYPE_F32) l = L_F32;
-        else return 0; /* k-quants: reference path */
+        else if (m->type == QE_TYPE_Q4_K) l = L_Q4_K;
+        else if (m->type == QE_TYPE_Q5_K) l = L_Q5_K;
+        else if (m->type == QE_TYPE_Q6_K) l = L_Q6_K;
+        else return 0; /* q2_K, q3_K: reference path */
     }
-    size_t pb = l >= L_F16 ? (size_t)cols * PR * (size_t)float_esize(l) : q32_panel_bytes(l, cols / 32);
+    size_t pb = l >= L_F16 ? (size_t)cols * PR * (size_t)float_esize(l)
+              : l >= L_Q4_K ? k_panel_bytes(l, cols / 32) : q32_panel_bytes(l, cols / 32);
     pb = (pb + 63) & ~(size_t)63;
     size_t total = pb * (size_t)np;
     uint8_t *dst = qe_kern_packed_alloc(total);
@@ -78,6 +130,10 @@ static int pack_avx512(qe_mat *m) {
     for (int64_t p = 0; p < np; p++) {
         uint8_t *P = dst + (size_t)p * pb;
         memset(P, 0, pb); /* padding rows: zero codes and zero scales contribute nothing */
+        if (l >= L_Q4_K && l < L_F16) {
+            pack_k_panel(l, m->type, src, rb, rows, p, cols, P);
+            continue;
+        }
         if (l >= L_F16) {
             int es = float_esize(l);
             for (int rr = 0; rr < PR && p * PR + rr < rows; rr++) {
@@ -210,6 +266,75 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     for (int t = 0; t < T; t++) store_tile(acc[t], y + (int64_t)t * ldy, bias, accumulate, mk);
 }
 
+/* 16 rows x T tokens of a k-quant layout over all nsb 32-column sub-blocks (the same VNNI scheme as
+ * tile_q32, with per-sub-block weight scales built from the 256-block's d and the 6-bit/8-bit sub-scales). */
+INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, float *y,
+                   int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
+    const int64_t nb = nsb / 8;
+    const uint8_t *C = P, *H = C + nsb * 256, *S = H + nsb * k_hbytes(L), *D = S + nsb * 32, *DM = D + nb * 32;
+    const int8_t *XQ = (const int8_t *)G;
+    const float *XD = (const float *)(G + nsb * QE_ACT_TILE * 32), *XS = XD + nsb * QE_ACT_TILE;
+    const int32_t *NS0 = (const int32_t *)(XS + nsb * QE_ACT_TILE), *NS1 = NS0 + nsb * QE_ACT_TILE;
+    __m512 acc[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(16), b32 = _mm512_set1_epi8(32);
+    __m512 dK = _mm512_setzero_ps(), dmK = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nsb; b++) {
+        if ((b & 7) == 0) {
+            dK = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(D + (b >> 3) * 32)));
+            if (L != L_Q6_K) dmK = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(DM + (b >> 3) * 32)));
+        }
+        const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
+        __m512i s0[TT], s1[TT];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            s0[t] = L == L_Q6_K ? _mm512_set1_epi32(NS0[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
+            s1[t] = L == L_Q6_K ? _mm512_set1_epi32(NS1[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            __m512i v = _mm512_loadu_si512(C + b * 256 + j * 64);
+            __m512i wl = _mm512_and_si512(v, lo4), wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
+            if (L != L_Q4_K) {
+                const uint64_t *hm = (const uint64_t *)(H + b * k_hbytes(L));
+                wl = _mm512_mask_add_epi8(wl, _cvtu64_mask64(hm[j]), wl, b16);
+                wh = _mm512_mask_add_epi8(wh, _cvtu64_mask64(hm[j + 4]), wh, b16);
+                if (L == L_Q6_K) {
+                    wl = _mm512_mask_add_epi8(wl, _cvtu64_mask64(hm[8 + j]), wl, b32);
+                    wh = _mm512_mask_add_epi8(wh, _cvtu64_mask64(hm[8 + j + 4]), wh, b32);
+                }
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) s0[t] = _mm512_dpbusd_epi32(s0[t], wl, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j)));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) s1[t] = _mm512_dpbusd_epi32(s1[t], wh, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j + 16)));
+        }
+        if (L == L_Q6_K) {
+            __m512 dw0 = _mm512_mul_ps(dK, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32)))));
+            __m512 dw1 = _mm512_mul_ps(dK, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32 + 16)))));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                __m512 dx = _mm512_set1_ps(XD[b * QE_ACT_TILE + t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[t]), _mm512_mul_ps(dw0, dx), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[t]), _mm512_mul_ps(dw1, dx), acc[t]);
+            }
+        } else {
+            __m512 dw = _mm512_mul_ps(dK, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32)))));
+            __m512 mw = _mm512_sub_ps(_mm512_setzero_ps(),
+                                      _mm512_mul_ps(dmK, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32 + 16))))));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                __m512i si = _mm512_add_epi32(s0[t], s1[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(XD[b * QE_ACT_TILE + t])), acc[t]);
+                acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(XS[b * QE_ACT_TILE + t]), acc[t]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) store_tile(acc[t], y + (int64_t)t * ldy, bias, accumulate, mk);
+}
+
 /* 16 rows x T tokens of a float layout over all columns; for T < 4 several accumulators per token hide the
  * FMA latency. */
 INLINE __m512 load_wcol(const int L, const uint8_t *P, int64_t c) {
@@ -272,6 +397,9 @@ TILE_FN(tiles_q4_1, tile_q32, L_Q4_1)
 TILE_FN(tiles_q5_0, tile_q32, L_Q5_0)
 TILE_FN(tiles_q5_1, tile_q32, L_Q5_1)
 TILE_FN(tiles_iq4_nl, tile_q32, L_IQ4_NL)
+TILE_FN(tiles_q4_K, tile_k, L_Q4_K)
+TILE_FN(tiles_q5_K, tile_k, L_Q5_K)
+TILE_FN(tiles_q6_K, tile_k, L_Q6_K)
 TILE_FN(tiles_f16, tile_f, L_F16)
 TILE_FN(tiles_bf16, tile_f, L_BF16)
 TILE_FN(tiles_f32, tile_f, L_F32)
@@ -292,12 +420,16 @@ static void mm_avx512(const qe_mat *m, const qe_act *a, int n, float *y, int64_t
     case L_Q5_0: fn = tiles_q5_0; break;
     case L_Q5_1: fn = tiles_q5_1; break;
     case L_IQ4_NL: fn = tiles_iq4_nl; break;
+    case L_Q4_K: fn = tiles_q4_K; break;
+    case L_Q5_K: fn = tiles_q5_K; break;
+    case L_Q6_K: fn = tiles_q6_K; break;
     case L_F16: fn = tiles_f16; break;
     case L_BF16: fn = tiles_bf16; break;
     case L_F32: fn = tiles_f32; break;
     default: QE_ASSERT(0); return;
     }
     if (l >= L_F16) { k = m->cols; pb = (size_t)m->cols * PR * (size_t)float_esize(l); }
+    else if (l >= L_Q4_K) { k = m->cols / 32; pb = k_panel_bytes(l, k); }
     else { k = m->cols / 32; pb = q32_panel_bytes(l, k); }
     pb = (pb + 63) & ~(size_t)63;
     const uint8_t *packed = m->packed;
@@ -348,6 +480,7 @@ static void quant_q8_avx512(const float *x, int64_t cols, uint8_t *row) {
 }
 
 static void quant_tiled_avx512(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot) {
+    if (fmt == QE_ACT_Q8K) { qe_quant_tiled_ref(x, cols, fmt, rounding, group, slot); return; } /* TODO: SIMD */
     if (fmt == QE_ACT_F32) {
         float *o = (float *)group + slot;
         int64_t c = 0;

@@ -91,6 +91,7 @@ size_t qe_act_tile_bytes(int fmt, int64_t cols) {
     switch (fmt) {
     case QE_ACT_F32: return (size_t)cols * QE_ACT_TILE * 4;
     case QE_ACT_Q8: return (size_t)(cols / 32) * QE_ACT_TILE * (32 + 4 * 5);
+    case QE_ACT_Q8K: return (size_t)(cols / 32) * QE_ACT_TILE * (32 + 4 * 4);
     default: return 0;
     }
 }
@@ -101,6 +102,29 @@ void qe_quant_tiled_ref(const float *x, int64_t cols, int fmt, int rounding, uin
         for (int64_t c = 0; c < cols; c++)
             o[c * QE_ACT_TILE + slot] = rounding == QE_ROUND_F16 ? h2f(qe_fp32_to_fp16(x[c]))
                                       : rounding == QE_ROUND_BF16 ? qe_bf16_to_fp32(qe_fp32_to_bf16(x[c])) : x[c];
+        return;
+    }
+    if (fmt == QE_ACT_Q8K) {
+        int64_t nsb = cols / 32;
+        int8_t *qs = (int8_t *)group;
+        float *gd = (float *)(group + nsb * QE_ACT_TILE * 32), *gs = gd + nsb * QE_ACT_TILE;
+        int32_t *ns = (int32_t *)(gs + nsb * QE_ACT_TILE);
+        uint8_t row[64 + 256 + 4 + 64];
+        for (int64_t b = 0; b < cols / 256; b++) {
+            qe_quant_row_q8k_ref(x + b * 256, 256, row); /* one 256-block: qs[256] | d | bsum[16] */
+            float d;
+            int32_t bs[16];
+            memcpy(&d, row + 256, 4);
+            memcpy(bs, row + 260, sizeof bs);
+            for (int sb = 0; sb < 8; sb++) {
+                int64_t i = (b * 8 + sb) * QE_ACT_TILE + slot;
+                memcpy(qs + i * 32, row + sb * 32, 32);
+                gd[i] = d;
+                gs[i] = d * (float)(bs[2 * sb] + bs[2 * sb + 1]);
+                ns[i] = -32 * bs[2 * sb];
+                ns[nsb * QE_ACT_TILE + i] = -32 * bs[2 * sb + 1];
+            }
+        }
         return;
     }
     QE_ASSERT(fmt == QE_ACT_Q8);
@@ -277,6 +301,12 @@ static void unpack256(int type, const uint8_t *blk, int q[256], int sc[16], int 
         break; }
     default: QE_ASSERT(0);
     }
+}
+
+void qe_unpack_k_codes(int type, const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin) {
+    unpack256(type, blk, q, sc, mn, d, dmin);
+    int off = type == QE_TYPE_Q6_K ? 32 : type == QE_TYPE_Q3_K ? 4 : 0;
+    for (int i = 0; i < 256; i++) q[i] += off;
 }
 
 /* --- dot products ----------------------------------------------------------------------------------- */
