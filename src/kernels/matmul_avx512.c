@@ -479,8 +479,52 @@ static void quant_q8_avx512(const float *x, int64_t cols, uint8_t *row) {
     memset(qs + cols, 0, (size_t)(pad - cols));
 }
 
+/* q8_K into the tiled layout: the scale comes from the first element of largest magnitude (sign kept),
+ * iscale = -127/max, q = min(127, round-to-nearest-even(iscale * x)), d = 1/iscale — as qe_quant_row_q8k_ref. */
+static void quant_q8k_tiled(const float *x, int64_t cols, uint8_t *group, int slot) {
+    int64_t nsb = cols / 32;
+    int8_t *qs = (int8_t *)group;
+    float *gd = (float *)(group + nsb * QE_ACT_TILE * 32), *gs = gd + nsb * QE_ACT_TILE;
+    int32_t *ns = (int32_t *)(gs + nsb * QE_ACT_TILE);
+    const __m512 signbit = _mm512_set1_ps(-0.0f);
+    for (int64_t b = 0; b < cols / 256; b++) {
+        const float *xb = x + b * 256;
+        __m512 v[16], mx = _mm512_setzero_ps();
+        for (int i = 0; i < 16; i++) {
+            v[i] = _mm512_loadu_ps(xb + i * 16);
+            mx = _mm512_max_ps(mx, _mm512_andnot_ps(signbit, v[i]));
+        }
+        float amax = _mm512_reduce_max_ps(mx), d = 0;
+        int32_t bs[16] = {0};
+        if (amax == 0) {
+            for (int sb = 0; sb < 8; sb++) memset(qs + ((b * 8 + sb) * QE_ACT_TILE + slot) * 32, 0, 32);
+        } else {
+            float max = 0;
+            for (int i = 0; i < 16; i++) { /* first element with |x| == amax */
+                __mmask16 e = _mm512_cmp_ps_mask(_mm512_andnot_ps(signbit, v[i]), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+                if (e) { max = xb[i * 16 + __builtin_ctz(e)]; break; }
+            }
+            float iscale = -127.f / max;
+            __m512 vs = _mm512_set1_ps(iscale);
+            for (int i = 0; i < 16; i++) {
+                __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(vs, v[i])), _mm512_set1_epi32(127));
+                bs[i] = _mm512_reduce_add_epi32(q);
+                _mm_storeu_si128((__m128i *)(qs + ((b * 8 + i / 2) * QE_ACT_TILE + slot) * 32 + (i & 1) * 16), _mm512_cvtepi32_epi8(q));
+            }
+            d = 1 / iscale;
+        }
+        for (int sb = 0; sb < 8; sb++) {
+            int64_t i = (b * 8 + sb) * QE_ACT_TILE + slot;
+            gd[i] = d;
+            gs[i] = d * (float)(bs[2 * sb] + bs[2 * sb + 1]);
+            ns[i] = -32 * bs[2 * sb];
+            ns[nsb * QE_ACT_TILE + i] = -32 * bs[2 * sb + 1];
+        }
+    }
+}
+
 static void quant_tiled_avx512(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot) {
-    if (fmt == QE_ACT_Q8K) { qe_quant_tiled_ref(x, cols, fmt, rounding, group, slot); return; } /* TODO: SIMD */
+    if (fmt == QE_ACT_Q8K) { quant_q8k_tiled(x, cols, group, slot); return; }
     if (fmt == QE_ACT_F32) {
         float *o = (float *)group + slot;
         int64_t c = 0;

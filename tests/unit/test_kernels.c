@@ -293,6 +293,8 @@ TEST(quantisers_bit_identical) {
         for (int64_t cols = 32; cols <= 4864; cols = cols * 3 + 32) {
             float *x = random_acts(1, cols);
             if (cols > 64) x[5] = 0, memset(x + 32, 0, 32 * sizeof(float)); /* an all-zero block */
+            if (cols >= 512) { memset(x + 256, 0, 256 * sizeof(float)); x[300] = 2.5f; x[301] = -2.5f; } /* q8_K: a tie of |max| */
+            if (cols >= 1024) memset(x + 512, 0, 256 * sizeof(float)); /* q8_K: an all-zero 256-block */
             size_t bytes = qe_act_row_bytes(QE_ACT_Q8, cols);
             uint8_t *a = calloc(1, bytes), *b = calloc(1, bytes);
             if (ks->quant_q8) {
