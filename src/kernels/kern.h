@@ -97,6 +97,9 @@ typedef struct {
     /* Set when mm reads tiled activations (Q8 and F32 formats) for packed matrices; must equal
      * qe_quant_tiled_ref bit for bit. */
     void (*quant_tiled)(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot);
+    /* Dequantises one row of a matrix this set packed, from the packed copy only (so the original mapped
+     * bytes are never touched after qe_mat_init); must equal qe_dequant_ref of the original row exactly. */
+    void (*row_f32)(const qe_mat *m, int64_t row, float *out);
     /* ops.h entry points (NULL = reference), same contracts as there. */
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
     void (*swiglu)(float *out, const float *gate, const float *up, int n);

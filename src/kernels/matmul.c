@@ -78,6 +78,8 @@ void qe_mat_free(qe_mat *m) {
 
 void qe_mat_row_f32(const qe_mat *m, int64_t row, float *out) {
     QE_ASSERT(row >= 0 && row < m->rows);
+    const qe_kernel_set *ks = set_for_layout(m->layout);
+    if (ks && ks->row_f32) { ks->row_f32(m, row, out); return; }
     size_t rb = qe_kern_row_bytes(m->type, m->cols);
     QE_ASSERT(qe_dequant_ref(m->type, (const uint8_t *)m->data + (size_t)row * rb, out, m->cols) == 0);
 }

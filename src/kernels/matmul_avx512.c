@@ -192,6 +192,71 @@ static int pack_avx512(qe_mat *m) {
     return 0;
 }
 
+/* One row back from the packed panels (the token-embedding lookup of a tied lm_head): the same arithmetic as
+ * qe_dequant_ref, so the values are identical. */
+static void row_f32_avx512(const qe_mat *m, int64_t row, float *out) {
+    int l = m->layout;
+    int64_t cols = m->cols, p = row / PR;
+    int rr = (int)(row % PR);
+    if (l >= L_F16) {
+        size_t pb = ((size_t)cols * PR * (size_t)float_esize(l) + 63) & ~(size_t)63;
+        const uint8_t *P = (const uint8_t *)m->packed + (size_t)p * pb;
+        for (int64_t c = 0; c < cols; c++) {
+            uint16_t h;
+            if (l == L_F32) memcpy(&out[c], P + (c * PR + rr) * 4, 4);
+            else { memcpy(&h, P + (c * PR + rr) * 2, 2); out[c] = l == L_F16 ? qe_fp16_to_fp32(h) : qe_bf16_to_fp32(h); }
+        }
+        return;
+    }
+    int64_t nsb = cols / 32;
+    if (l >= L_Q4_K) {
+        size_t pb = (k_panel_bytes(l, nsb) + 63) & ~(size_t)63;
+        const uint8_t *C = (const uint8_t *)m->packed + (size_t)p * pb, *H = C + nsb * 256, *S = H + nsb * k_hbytes(l);
+        const uint8_t *D = S + nsb * 32, *DM = D + (nsb / 8) * 32;
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            uint16_t dh, mh = 0;
+            memcpy(&dh, D + (sb / 8) * 32 + rr * 2, 2);
+            if (l != L_Q6_K) memcpy(&mh, DM + (sb / 8) * 32 + rr * 2, 2);
+            float d = qe_fp16_to_fp32(dh), dmin = qe_fp16_to_fp32(mh);
+            const uint64_t *hm = (const uint64_t *)(H + sb * k_hbytes(l));
+            for (int c = 0; c < 32; c++) {
+                int g = c / 4, k = c % 4, j = g % 4;
+                uint8_t byte = C[sb * 256 + j * 64 + rr * 4 + k];
+                int q = g < 4 ? byte & 15 : byte >> 4;
+                if (l != L_Q4_K) q |= (int)((hm[g] >> (rr * 4 + k)) & 1) << 4;
+                if (l == L_Q6_K) q |= (int)((hm[8 + g] >> (rr * 4 + k)) & 1) << 5;
+                int half = c / 16;
+                if (l == L_Q6_K) out[sb * 32 + c] = d * (float)(int8_t)S[sb * 32 + half * 16 + rr] * (float)(q - 32);
+                else out[sb * 32 + c] = d * (float)S[sb * 32 + rr] * (float)q - dmin * (float)S[sb * 32 + 16 + rr];
+            }
+        }
+        return;
+    }
+    size_t pb = (q32_panel_bytes(l, nsb) + 63) & ~(size_t)63;
+    int qb = lay_qbytes(l), hb = lay_hbytes(l);
+    const uint8_t *Q = (const uint8_t *)m->packed + (size_t)p * pb, *H = Q + nsb * qb, *D = H + nsb * hb, *M = D + nsb * 32;
+    for (int64_t b = 0; b < nsb; b++) {
+        uint16_t dh, mh = 0;
+        memcpy(&dh, D + b * 32 + rr * 2, 2);
+        if (lay_mbytes(l)) memcpy(&mh, M + b * 32 + rr * 2, 2);
+        float d = qe_fp16_to_fp32(dh), mn = qe_fp16_to_fp32(mh);
+        const uint64_t *hm = (const uint64_t *)(H + b * 64);
+        for (int c = 0; c < 32; c++) {
+            int g = c / 4, k = c % 4, q;
+            if (l == L_Q8_0) q = (int)Q[b * 512 + g * 64 + rr * 4 + k] - 128;
+            else {
+                uint8_t byte = Q[b * 256 + (g % 4) * 64 + rr * 4 + k];
+                q = g < 4 ? byte & 15 : byte >> 4;
+                if (hb) q |= (int)((hm[g] >> (rr * 4 + k)) & 1) << 4;
+                if (l == L_Q4_0) q -= 8;
+                else if (l == L_Q5_0) q -= 16;
+                else if (l == L_IQ4_NL) q = iq4nl_values[q];
+            }
+            out[b * 32 + c] = d * (float)q + mn;
+        }
+    }
+}
+
 /* --- tiles ------------------------------------------------------------------------------------------- */
 
 #define INLINE static inline __attribute__((always_inline))
@@ -584,6 +649,7 @@ static const qe_kernel_set set_avx512 = {
     .quant_q8 = quant_q8_avx512,
     .quant_f32 = quant_f32_avx512,
     .quant_tiled = quant_tiled_avx512,
+    .row_f32 = row_f32_avx512,
     .rmsnorm = qe_avx512_rmsnorm,
     .swiglu = qe_avx512_swiglu,
     .f32_to_f16_row = qe_avx512_f32_to_f16_row,

@@ -356,18 +356,29 @@ TEST(row_f32_and_errors) {
     CHECK(qe_mat_init(&m, QE_TYPE_Q8_1, 4, 32, NULL, err) == QE_EUNSUPPORTED && strstr(err, "not supported"));
     CHECK(qe_mat_init(&m, QE_TYPE_Q4_K, 4, 896, NULL, err) == QE_EUNSUPPORTED && strstr(err, "multiple of 256"));
     CHECK(qe_mat_init(&m, 999, 4, 32, NULL, err) == QE_EUNSUPPORTED);
-    for (int si = -1; si < n_sets; si++) {
-        qe_kernels_force(si < 0 ? NULL : sets[si]);
-        uint8_t *w = random_weights(QE_TYPE_Q4_0, 20, 64);
-        CHECK(qe_mat_init(&m, QE_TYPE_Q4_0, 20, 64, w, err) == 0);
-        float row[64], want[64];
-        qe_mat_row_f32(&m, 19, row);
-        CHECK(qe_dequant_ref(QE_TYPE_Q4_0, w + 19 * qe_kern_row_bytes(QE_TYPE_Q4_0, 64), want, 64) == 0);
-        CHECK(memcmp(row, want, sizeof row) == 0);
-        qe_mat_free(&m);
-        qe_mat_free(&m); /* twice is fine */
-        free(w);
-    }
+    /* every type, every set: rows read back (from the packed copy where there is one) equal the reference
+     * dequantisation of the original, and the original bytes are not read (they are scribbled over first) */
+    for (int si = -1; si < n_sets; si++)
+        for (int ti = 0; ti < N_TYPES; ti++) {
+            int type = all_types[ti];
+            qe_kernels_force(si < 0 ? NULL : sets[si]);
+            int64_t cols = 512, rows = 20;
+            uint8_t *w = random_weights(type, rows, cols);
+            size_t bytes = qe_kern_row_bytes(type, cols) * (size_t)rows;
+            uint8_t *copy = malloc(bytes);
+            memcpy(copy, w, bytes);
+            CHECK(qe_mat_init(&m, type, rows, cols, w, err) == 0);
+            if (m.packed) memset(w, 0x55, bytes);
+            float row[512], want[512];
+            for (int64_t r = 0; r < rows; r += 19) {
+                qe_mat_row_f32(&m, r, row);
+                CHECK(qe_dequant_ref(type, copy + (size_t)r * qe_kern_row_bytes(type, cols), want, cols) == 0);
+                CHECKF(memcmp(row, want, sizeof row) == 0, "set %d %s row %lld", si, qe_kern_type_name(type), (long long)r);
+            }
+            qe_mat_free(&m);
+            qe_mat_free(&m); /* twice is fine */
+            free(w); free(copy);
+        }
     qe_kernels_force(NULL);
 }
 
