@@ -3,9 +3,12 @@
  * when asked, invalid UTF-8 never crashes and follows the U+FFFD rule, the NFC quick check agrees with
  * utf8proc, loader errors are messages. The id-for-id comparison with HF and llama.cpp is in
  * tests/js/tokenizer.test.mjs. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
+
+#include "gguf.h"
 
 #include "test.h"
 #include "tokenizer.h"
@@ -260,6 +263,108 @@ TEST(loader_errors_are_messages) {
     qe_tokenizer_free(NULL);
 }
 
+/* Writes a GGUF holding only tokenizer metadata: the 256 byte tokens, "ab", "abc", three control tokens and
+ * one user-defined token; merges "a b", "ab c". model/pre/types can be varied to test the errors. */
+static int tiny_gguf(const char *model, const char *pre, int n_types, qe_tokenizer **out, char *err) {
+    static char bytes[256][5];
+    const char *toks[262];
+    int32_t types[262];
+    int k = 0;
+    for (int b = 0; b < 256; b++) {
+        bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        uint32_t cp = printable ? (uint32_t)b : 256u + (uint32_t)k++;
+        bytes[b][utf8proc_encode_char((utf8proc_int32_t)cp, (uint8_t *)bytes[b])] = 0;
+        toks[b] = bytes[b];
+        types[b] = 1;
+    }
+    const char *extra[] = {"ab", "abc", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<tool_call>"};
+    const int32_t extra_types[] = {1, 1, 3, 3, 3, 4};
+    for (int i = 0; i < 6; i++) toks[256 + i] = extra[i], types[256 + i] = extra_types[i];
+    const char *merges[] = {"a b", "ab c"};
+    gguf_writer *w = gguf_writer_new();
+    if (model) gguf_writer_set_str(w, "tokenizer.ggml.model", model);
+    if (pre) gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 262);
+    gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, n_types);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 2);
+    char path[600];
+    snprintf(path, sizeof path, "%s/tok-tiny-vocab.gguf", test_tmpdir());
+    FILE *f = fopen(path, "wb");
+    int rc = f ? gguf_writer_write_header(w, f, err) : QE_EIO;
+    if (f) fclose(f);
+    gguf_writer_free(w);
+    if (rc < 0) return rc;
+    char *data = NULL;
+    size_t len = 0;
+    gguf_file *g = NULL;
+    if ((rc = qe_read_file(path, &data, &len, err)) < 0) return rc;
+    if ((rc = gguf_parse(data, len, &g, err)) == 0) rc = qe_tokenizer_from_gguf(g, out, err);
+    gguf_free(g);
+    free(data);
+    return rc;
+}
+
+TEST(from_gguf) {
+    char err[QE_ERR_LEN] = "";
+    qe_tokenizer *t = NULL;
+    CHECKF(tiny_gguf("gpt2", "qwen2", 262, &t, err) == 0, "%s", err);
+    if (!t) return;
+    CHECK_EQ_INT(qe_tokenizer_n_vocab(t), 262);
+    CHECK_EQ_INT(qe_tokenizer_im_start(t), 258);
+    CHECK_EQ_INT(qe_tokenizer_im_end(t), 259);
+    CHECK_EQ_INT(qe_tokenizer_eos(t), 260);
+    qe_ids ids = {0};
+    CHECK(qe_tokenize(t, "abc abx<|im_start|><tool_call>", 30, false, &ids, err) == 0);
+    /* "abc" " abx" then "<|im_start|>" as text (one-byte tokens), then <tool_call> (user-defined: always) */
+    /* (in this vocabulary the one-byte token of byte b has id b) */
+    CHECK(ids.n == 4 + 12 + 1 && ids.p[0] == 257 && ids.p[1] == ' ' && ids.p[2] == 256 && ids.p[3] == 'x' &&
+          ids.p[4] == '<' && ids.p[ids.n - 1] == 261);
+    ids.n = 0;
+    CHECK(qe_tokenize(t, "<|im_start|>abc", 15, true, &ids, err) == 0);
+    CHECK(ids.n == 2 && ids.p[0] == 258 && ids.p[1] == 257);
+    qe_ids_free(&ids);
+    qe_tokenizer_free(t);
+    t = NULL;
+    CHECK(tiny_gguf("llama", "qwen2", 262, &t, err) == QE_EUNSUPPORTED && strstr(err, "llama"));
+    CHECK(tiny_gguf("gpt2", "llama-bpe", 262, &t, err) == QE_EUNSUPPORTED && strstr(err, "llama-bpe"));
+    CHECK(tiny_gguf("gpt2", NULL, 262, &t, err) == 0); /* no pre: Qwen2 assumed */
+    qe_tokenizer_free(t);
+    t = NULL;
+    CHECK(tiny_gguf("gpt2", "qwen2", 100, &t, err) == QE_EFORMAT && strstr(err, "token types"));
+    CHECK(tiny_gguf(NULL, NULL, 262, &t, err) == QE_EFORMAT && strstr(err, "no tokenizer"));
+    CHECK(t == NULL);
+}
+
+/* Many threads encoding with one tokenizer (each with its own word cache) agree with one thread. */
+static const char *thread_texts[] = {"Hello world, it's a test. 你好，世界！", "def f(x):\n    return x * 2  # 😀",
+                                     "Ünïcödé e\xCC\x81 한국어 ภาษาไทย 12345678", "<|im_start|>user\nhi<|im_end|>"};
+static qe_ids thread_ref[4];
+static void *thread_main(void *arg) {
+    long bad = 0;
+    for (int it = 0; it < 300; it++) {
+        int k = (int)(((long)arg + it) % 4);
+        qe_ids ids = {0};
+        if (qe_tokenize(tok, thread_texts[k], strlen(thread_texts[k]), it & 1, &ids, NULL) < 0) bad++;
+        else if ((it & 1) == 0 && (ids.n != thread_ref[k].n || memcmp(ids.p, thread_ref[k].p, ids.n * 4))) bad++;
+        qe_ids_free(&ids);
+    }
+    return (void *)bad;
+}
+
+TEST(threads_agree) {
+    for (int k = 0; k < 4; k++) thread_ref[k] = enc(thread_texts[k], false);
+    pthread_t th[4];
+    for (long i = 0; i < 4; i++) pthread_create(&th[i], NULL, thread_main, (void *)i);
+    long bad = 0;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        bad += (long)r;
+    }
+    CHECK_EQ_INT(bad, 0);
+    for (int k = 0; k < 4; k++) qe_ids_free(&thread_ref[k]);
+}
+
 int main(void) {
     load();
     RUN(known_ids);
@@ -270,6 +375,8 @@ int main(void) {
     RUN(nfc_quick_check_agrees_with_utf8proc);
     RUN(long_word_is_fast);
     RUN(loader_errors_are_messages);
+    RUN(from_gguf);
+    RUN(threads_agree);
     qe_tokenizer_free(tok);
     return TEST_DONE();
 }
