@@ -157,7 +157,6 @@ static inline const pair_ent *pair_find(const qe_tokenizer *t, int32_t a, int32_
 /* ---------------------------------------------------------------------------------------------------
  * Building: both loaders fill a vocabulary (id -> string, type) and a merge list through these. */
 
-
 static void tok_free_parts(qe_tokenizer *t) {
     free(t->type); free(t->str); free(t->str_off); free(t->str_len); free(t->raw); free(t->raw_off);
     free(t->raw_len); free(t->map); free(t->pairs); free(t->added); free(t->byte_pairs);
