@@ -212,7 +212,7 @@ int qe_model_load(const char *path, qe_model **out, char *err) {
         rc = load_gguf(m, path, err);
     }
     if (rc) {
-        qe_err_prefix(err, "%s", path);
+        if (err && strncmp(err, path, strlen(path)) != 0) qe_err_prefix(err, "%s", path); /* name the file once */
         qe_model_free(m);
         return rc;
     }
