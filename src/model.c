@@ -136,13 +136,22 @@ static int load_weights(qe_model *m, char *err) {
     m->layers = calloc((size_t)c->n_layer, sizeof(qe_layer));
     if (!pv->block || !m->layers) return qe_errf(err, QE_ENOMEM, "out of memory");
     int rc;
-    if ((rc = load_matrix(m, "token_embd.weight", E, c->n_vocab, &m->tok_embd, true, err)) ||
+    const gguf_tensor *emb;
+    if ((rc = find_tensor(m, "token_embd.weight", E, c->n_vocab, &emb, true, err)) ||
         (rc = load_vector(m, "output_norm.weight", E, &m->out_norm, true, err)) ||
         (rc = load_matrix(m, "output.weight", E, c->n_vocab, &m->output, false, err)))
         return rc;
-    if (!m->output.data) { /* tied: the output head reads the embedding matrix */
+    if (!qe_type_traits_get((int)emb->type) || !qe_type_traits_get((int)emb->type)->to_float)
+        return qe_errf(err, QE_EUNSUPPORTED, "tensor token_embd.weight has unsupported type %s", qe_type_name((int)emb->type));
+    if (!m->output.data) {
+        /* tied: the output head is the embedding matrix, prepared once for the kernels; lookups read it too */
         m->cfg.tied_output = true;
         if ((rc = load_matrix(m, "token_embd.weight", E, c->n_vocab, &m->output, true, err))) return rc;
+        m->tok_embd = m->output;
+    } else {
+        /* separate head: the embedding is only looked up row by row, straight from the mapped file (only the
+         * rows of tokens actually seen become resident) */
+        m->tok_embd = (qe_mat){.type = (int)emb->type, .rows = c->n_vocab, .cols = E, .data = emb->data};
     }
     for (int l = 0; l < c->n_layer; l++) {
         qe_layer *L = &m->layers[l];
@@ -234,7 +243,7 @@ void qe_model_free(qe_model *m) {
         }
         free(m->layers);
     }
-    qe_mat_free(&m->tok_embd);
+    if (!m->cfg.tied_output) qe_mat_free(&m->tok_embd); /* when tied it is the output head's view */
     qe_mat_free(&m->output);
     qe_tokenizer_free(m->tok);
     gguf_free(m->gguf);
