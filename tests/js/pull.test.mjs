@@ -3,11 +3,13 @@
 // unreachable host, mirrors without a file-list API, plain URLs, ModelScope, list and rm.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+const spawnSyncInfo = (f) => spawnSync(BIN, ['info', '-m', f], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout;
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startHubServer, closedPort, sha256 } from './lib/hfserver.mjs';
+import { splitGguf } from './lib/ggufsplit.mjs';
 
 const BIN = process.env.QE_BIN || 'build/qwen-edge';
 const TMP = process.env.QE_TEST_TMP || 'build/tests/tmp';
@@ -38,9 +40,25 @@ function run(args, env = {}, timeoutMs = 30000) {
   });
 }
 
+const REPO7 = 'Qwen/Qwen2.5-7B-Instruct-GGUF';
+let whole; // a real (tiny, random) GGUF published in two parts as the 7b q4_k_m
 before(async () => {
   fs.mkdirSync(TMP, { recursive: true });
-  hub = await startHubServer({ [REPO]: { [FILE]: DATA, 'qwen2.5-0.5b-instruct-q4_0.gguf': Q4, 'README.md': Buffer.from('hi') } });
+  const g = path.join(TMP, `pull-split-${process.pid}.gguf`);
+  const mk = await new Promise((resolve) => {
+    const p = spawn(BIN, ['mkmodel', '-o', g, '--shape', 'tiny', '--type', 'q4_0']);
+    p.on('close', resolve);
+  });
+  assert.equal(mk, 0, 'mkmodel');
+  whole = fs.readFileSync(g);
+  const parts = splitGguf(g, path.join(TMP, `pull-split-${process.pid}`), 2);
+  const split = {};
+  parts.forEach((p, i) => { split[`qwen2.5-7b-instruct-q4_k_m-0000${i + 1}-of-00002.gguf`] = fs.readFileSync(p); fs.rmSync(p); });
+  fs.rmSync(g);
+  hub = await startHubServer({
+    [REPO]: { [FILE]: DATA, 'qwen2.5-0.5b-instruct-q4_0.gguf': Q4, 'README.md': Buffer.from('hi') },
+    [REPO7]: { ...split, 'qwen2.5-7b-instruct-q2_k.gguf': Q4 },
+  });
 });
 after(async () => { await hub.close(); });
 
@@ -205,4 +223,24 @@ test('list and rm', async () => {
   assert.match(r.err, /not in the model folder/);
   r = await run(['list'], { QWEN_EDGE_HOME: h });
   assert.match(r.out, /no models/);
+});
+
+test('a model published in parts is downloaded part by part and merged into one GGUF', async () => {
+  for (const source of ['hf', 'modelscope']) {
+    const h = home();
+    hub.requests.length = 0;
+    hub.cutOnce.add('qwen2.5-7b-instruct-q4_k_m-00002-of-00002.gguf'); // and part 2 resumes
+    const r = await run(['pull', '--source', source, 'qwen2.5-7b-instruct:q4_k_m'], { QWEN_EDGE_HOME: h });
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /part 2 of 2/);
+    assert.match(r.err, /merging 2 parts/);
+    const dest = path.join(h, 'qwen2.5-7b-instruct-q4_k_m.gguf');
+    assert.equal(r.out.trim(), dest);
+    // the merge gives back exactly the file that was split
+    assert.equal(sha256(fs.readFileSync(dest)), sha256(whole));
+    assert.deepEqual(fs.readdirSync(h).sort(), ['qwen2.5-7b-instruct-q4_k_m.gguf', 'qwen2.5-7b-instruct-q4_k_m.gguf.json']);
+    const info = spawnSyncInfo(dest);
+    assert.match(info, /tensors \(26\)/);
+    assert.doesNotMatch(info, /split\./);
+  }
 });
