@@ -243,25 +243,45 @@ static int http_get_small(const char *url, const qe_pull_opts *o, char **body, l
     return QE_OK;
 }
 
-/* HEAD: size and sha256 as the hub states them (X-Linked-* on HF's redirect, else the final response). */
+/* HEAD: size and sha256 as the hub states them. Redirects are followed by hand, one hop at a time, and the
+ * walk stops at HF's redirect when it carries X-Linked-Size / X-Linked-Etag: the CDN behind it signs its
+ * URLs for GET only and may refuse a HEAD. */
 static int http_head(const char *url, const qe_pull_opts *o, remote_file *rf, char *err) {
-    CURL *c = curl_easy_init();
-    if (!c) return qe_errf(err, QE_ENOMEM, "curl init failed");
-    resp_headers h = {0};
-    struct curl_slist *hdrs = auth_headers(url);
-    set_common(c, url, o, &h, hdrs);
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(hdrs);
-    if (rc != CURLE_OK) return no_network(err, url, curl_easy_strerror(rc));
-    if (status != 200) return http_status_error(err, status, url);
-    if (!rf->size) rf->size = h.linked_size ? h.linked_size : h.have_content_length ? h.content_length : 0;
-    if (!rf->sha256[0]) snprintf(rf->sha256, sizeof rf->sha256, "%s", h.linked_sha[0] ? h.linked_sha : h.etag_sha);
-    return QE_OK;
+    char cur[2600];
+    snprintf(cur, sizeof cur, "%s", url);
+    for (int hop = 0; hop < 10; hop++) {
+        CURL *c = curl_easy_init();
+        if (!c) return qe_errf(err, QE_ENOMEM, "curl init failed");
+        resp_headers h = {0};
+        struct curl_slist *hdrs = auth_headers(cur);
+        set_common(c, cur, o, &h, hdrs);
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+        CURLcode rc = curl_easy_perform(c);
+        long status = 0;
+        char *next = NULL;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &next);
+        char nexturl[2600] = "";
+        if (next) snprintf(nexturl, sizeof nexturl, "%s", next);
+        curl_easy_cleanup(c);
+        curl_slist_free_all(hdrs);
+        if (rc != CURLE_OK) return no_network(err, cur, curl_easy_strerror(rc));
+        if (!rf->size && h.linked_size) rf->size = h.linked_size;
+        if (!rf->sha256[0] && h.linked_sha[0]) snprintf(rf->sha256, sizeof rf->sha256, "%s", h.linked_sha);
+        if (status >= 300 && status < 400) {
+            if (rf->size && rf->sha256[0]) return QE_OK;
+            if (!nexturl[0]) return qe_errf(err, QE_EIO, "HTTP %ld without a Location from %s", status, cur);
+            snprintf(cur, sizeof cur, "%s", nexturl);
+            continue;
+        }
+        if (status != 200) return http_status_error(err, status, cur);
+        if (!rf->size && h.have_content_length) rf->size = h.content_length;
+        if (!rf->sha256[0] && h.etag_sha[0]) snprintf(rf->sha256, sizeof rf->sha256, "%s", h.etag_sha);
+        return QE_OK;
+    }
+    return qe_errf(err, QE_EIO, "too many redirects from %s", url);
 }
 
 /* ---------------------------------------------------------------------------------------------------

@@ -193,6 +193,15 @@ test('--source modelscope uses the ModelScope API and URL layout', async () => {
   assert.ok(fs.readFileSync(path.join(h, 'qwen2.5-0.5b-instruct-q4_0.gguf')).equals(Q4));
 });
 
+test('a Hugging Face resolve URL: the X-Linked-* headers of its redirect give the checksum', async () => {
+  const h = home();
+  const r = await run(['pull', `${hub.url}/${REPO}/resolve/main/qwen2.5-0.5b-instruct-q4_0.gguf?download=true`], { QWEN_EDGE_HOME: h });
+  assert.equal(r.code, 0, r.err);
+  assert.doesNotMatch(r.err, /warning/);
+  const meta = JSON.parse(fs.readFileSync(path.join(h, 'qwen2.5-0.5b-instruct-q4_0.gguf.json'), 'utf8'));
+  assert.equal(meta.sha256, sha256(Q4));
+});
+
 test('a plain URL: size checked, warning that no checksum was published', async () => {
   const h = home();
   const r = await run(['pull', `${hub.url}/plain/${FILE}`], { QWEN_EDGE_HOME: h });

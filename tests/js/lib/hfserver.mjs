@@ -97,6 +97,8 @@ export async function startHubServer(repos = {}) {
     if ((m = /^\/cdn\/([^/]+\/[^/]+)\/(.+)$/.exec(p))) {
       const buf = find(m[1], m[2]);
       if (!buf) return notFound(res);
+      // the real CDN signs its URLs for GET only: a HEAD there is refused
+      if (req.method === 'HEAD') { res.writeHead(403); return res.end(); }
       return sendBytes(req, res, m[2], buf);
     }
     if ((m = /^\/models\/([^/]+\/[^/]+)\/resolve\/master\/(.+)$/.exec(p))) {
