@@ -581,6 +581,8 @@ int qe_hf_convert_cached(const char *dir, int out_type, char *path_out, size_t c
     int rc = qe_hf_cache_path(dir, out_type, path_out, cap, err);
     if (rc) return rc;
     if (is_reg(path_out)) return QE_OK;
+    qe_hf_config cfg;
+    if ((rc = qe_hf_read_config(dir, &cfg, err))) return rc; /* fail before announcing a conversion */
     qe_log(QE_LOG_INFO, "converting %s to GGUF (%s), once: %s", dir, out_type < 0 ? "weights as stored" : qe_type_name(out_type), path_out);
     return qe_hf_to_gguf(dir, path_out, out_type, err);
 }

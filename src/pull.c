@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "gguf_merge.h"
+#include "hf.h"
 #include "version.h"
 
 #define MAX_PARTS 64
@@ -739,4 +740,37 @@ void qe_pull_progress_stderr(void *user, uint64_t done, uint64_t total) {
         s->last_decile = decile;
         fprintf(stderr, "%s%d%% (%s of %s, %s/s)\n", s->label ? s->label : "", decile * 10, a, b, sp);
     }
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * -m resolution */
+
+int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out, size_t cap, char *err) {
+    struct stat st;
+    if (arg && arg[0] && stat(arg, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            if (!qe_hf_is_folder(arg))
+                return qe_errf(err, QE_EINVAL, "%s is a folder but not a Hugging Face model folder (no config.json); "
+                               "-m takes a .gguf file, such a folder, or a model name (see qwen-edge pull --help)", arg);
+            return qe_hf_convert_cached(arg, hf_out_type, path_out, cap, err);
+        }
+        if (strlen(arg) >= cap) return qe_errf(err, QE_ERANGE, "path too long");
+        snprintf(path_out, cap, "%s", arg);
+        return QE_OK;
+    }
+    if (arg && (arg[0] == '/' || !strncmp(arg, "./", 2) || !strncmp(arg, "../", 3) || arg[0] == '~'))
+        return qe_errf(err, QE_ENOTFOUND, "%s: no such file", arg);
+    if (qe_model_find_local(arg, path_out, cap, NULL) == QE_OK) return QE_OK;
+    qe_pull_opts o = {.retries = -1, .quiet = quiet};
+    qe_pull_progress_state ps = {0};
+    if (!quiet) {
+        o.progress = qe_pull_progress_stderr;
+        o.progress_user = &ps;
+        if (!arg || !arg[0])
+            fprintf(stderr, "first run: downloading the default model %s:%s (set -m FILE.gguf to use your own)\n",
+                    QE_DEFAULT_MODEL, QE_DEFAULT_QUANT);
+    }
+    int rc = qe_pull(arg, &o, path_out, cap, err);
+    if (ps.tty && ps.t0 > 0 && rc) fputc('\n', stderr);
+    return rc;
 }

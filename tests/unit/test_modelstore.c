@@ -8,6 +8,7 @@
 
 #include "hf.h"
 #include "modelstore.h"
+#include "pull.h"
 
 static qe_model_ref ref;
 static char err[QE_ERR_LEN];
@@ -109,10 +110,37 @@ TEST(hf_cache_key) {
     CHECK(access(p2, F_OK) != 0);
 }
 
+/* -m resolution without a network: local things resolve, the rest fails fast with the what-to-do message */
+TEST(resolve) {
+    char home[600], path[1400], f[1500];
+    snprintf(home, sizeof home, "%s/modelstore-%d/resolve", test_tmpdir(), (int)getpid());
+    setenv("QWEN_EDGE_HOME", home, 1);
+    setenv("HF_ENDPOINT", "http://127.0.0.1:9", 1); /* discard port: nothing listens */
+    CHECK(qe_models_dir(f, sizeof f, err) == QE_OK); /* creates the folder */
+    int rc;
+    CHECK(qe_model_resolve("./no-such.gguf", -1, 1, path, sizeof path, err) == QE_ENOTFOUND && strstr(err, "no such file"));
+    CHECK(qe_model_resolve(home, -1, 1, path, sizeof path, err) == QE_EINVAL && strstr(err, "not a Hugging Face model folder"));
+    snprintf(f, sizeof f, "%s/qwen2.5-1.5b-instruct-q4_0.gguf", home);
+    FILE *fp = fopen(f, "wb");
+    if (fp) { fputs("x", fp); fclose(fp); }
+    CHECK(qe_model_resolve(f, -1, 1, path, sizeof path, err) == QE_OK);
+    CHECK_STR(path, f);
+    rc = qe_model_resolve("qwen2.5-1.5b-instruct:q4_0", -1, 1, path, sizeof path, err);
+    CHECKF(rc == QE_OK, "%d %s", rc, err);
+    CHECK_STR(path, f);
+    double t0 = qe_now();
+    rc = qe_model_resolve(NULL, -1, 1, path, sizeof path, err);
+    CHECKF(rc == QE_EIO && strstr(err, "cannot reach 127.0.0.1") && strstr(err, "-m FILE.gguf") &&
+           strstr(err, "HF_ENDPOINT=https://hf-mirror.com") && strstr(err, "--source modelscope"), "rc %d: %s", rc, err);
+    CHECK(qe_now() - t0 < 10);
+    unsetenv("HF_ENDPOINT");
+}
+
 int main(void) {
     RUN(names);
     RUN(repo_files_and_urls);
     RUN(store);
     RUN(hf_cache_key);
+    RUN(resolve);
     return TEST_DONE();
 }
