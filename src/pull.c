@@ -135,6 +135,7 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *user) {
 typedef struct {
     const qe_pull_opts *o;
     uint64_t base;         /* bytes already on disk before this transfer */
+    uint64_t expect;       /* the file's size when the hub said it, else 0 */
     double last_cb;
 } progress_ctx;
 
@@ -144,8 +145,10 @@ static int on_xferinfo(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     if (!pc->o->progress) return 0;
     double now = qe_now();
     if (now - pc->last_cb < 0.1 && !(dltotal > 0 && dlnow == dltotal)) return 0;
+    uint64_t total = pc->expect ? pc->expect : dltotal > 0 ? pc->base + (uint64_t)dltotal : 0;
+    if (dlnow == 0 && !total) return 0; /* nothing to show before the headers */
     pc->last_cb = now;
-    pc->o->progress(pc->o->progress_user, pc->base + (uint64_t)dlnow, dltotal > 0 ? pc->base + (uint64_t)dltotal : 0);
+    pc->o->progress(pc->o->progress_user, pc->base + (uint64_t)dlnow, total);
     return 0;
 }
 
@@ -277,6 +280,7 @@ static int http_head(const char *url, const qe_pull_opts *o, remote_file *rf, ch
             snprintf(cur, sizeof cur, "%s", nexturl);
             continue;
         }
+        if (status == 405 || status == 501) return QE_OK; /* no HEAD on this server: size and checksum stay unknown */
         if (status != 200) return http_status_error(err, status, cur);
         if (!rf->size && h.have_content_length) rf->size = h.content_length;
         if (!rf->sha256[0] && h.etag_sha[0]) snprintf(rf->sha256, sizeof rf->sha256, "%s", h.etag_sha);
@@ -491,7 +495,7 @@ static int download_one(const char *url, const char *dest, const remote_file *rf
         if (rf->size && offset == rf->size) break; /* complete already (an earlier run stopped before renaming) */
         resp_headers h = {0};
         dl_ctx d = {.fd = fd, .sha = sha, .offset = offset, .h = &h};
-        progress_ctx pc = {.o = o, .base = offset};
+        progress_ctx pc = {.o = o, .base = offset, .expect = rf->size};
         c = curl_easy_init();
         if (!c) { rc = qe_errf(err, QE_ENOMEM, "curl init failed"); goto done; }
         hdrs = auth_headers(url);
@@ -700,45 +704,57 @@ int qe_pull(const char *spec, const qe_pull_opts *opts, char *path_out, size_t c
 /* ---------------------------------------------------------------------------------------------------
  * progress on stderr */
 
+void qe_pull_progress_end(qe_pull_progress_state *s) {
+    if (s && s->line_open) { fputc('\n', stderr); s->line_open = 0; }
+}
+
 void qe_pull_progress_stderr(void *user, uint64_t done, uint64_t total) {
     qe_pull_progress_state *s = user;
     double now = qe_now();
-    if (s->t0 == 0) {
+    if (!s->started) {
+        s->started = 1;
         s->t0 = now;
-        s->last_done = done; /* resumed bytes do not count toward the speed */
+        s->start_done = done; /* resumed bytes do not count toward the speed */
         s->tty = isatty(2);
         s->last_decile = -1;
     }
+    if (done < s->last_done) s->start_done = done; /* a restart from zero, or the next part */
+    int finished = total && done >= total;
+    if (finished && s->last_done == done && !s->line_open && s->last_draw > 0) return; /* already drawn */
+    s->last_done = done;
     double dt = now - s->t0;
-    double speed = dt > 0.2 ? (double)(done - s->last_done) / dt : 0;
+    double speed = dt > 0.2 ? (double)(done - s->start_done) / dt : 0;
     char a[32], b[32], sp[32];
     human(done, a, sizeof a);
     human(total, b, sizeof b);
     human((uint64_t)speed, sp, sizeof sp);
+    const char *label = s->label ? s->label : "", *gap = s->label ? " " : "";
     if (s->tty) {
-        if (now - s->last_draw < 0.1 && done != total) return;
+        if (now - s->last_draw < 0.1 && !finished) return;
         s->last_draw = now;
         char eta[32] = "";
-        if (total && speed > 0) {
+        if (total && speed > 0 && !finished) {
             int left = (int)((double)(total - done) / speed);
-            snprintf(eta, sizeof eta, "ETA %d:%02d", left / 60, left % 60);
+            snprintf(eta, sizeof eta, "  ETA %d:%02d", left / 60, left % 60);
         }
         if (total) {
             int pct = (int)(100.0 * (double)done / (double)total), w = 30, fill = pct * w / 100;
             char bar[40];
             for (int i = 0; i < w; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
             bar[w] = 0;
-            fprintf(stderr, "\r\033[K%s %3d%% [%s] %s / %s  %s/s  %s", s->label ? s->label : "", pct, bar, a, b, sp, eta);
-            if (done == total) fputc('\n', stderr);
+            fprintf(stderr, "\r\033[K%s%s%3d%% [%s] %s / %s  %s/s%s", label, gap, pct, bar, a, b, sp, eta);
         } else {
-            fprintf(stderr, "\r\033[K%s %s  %s/s", s->label ? s->label : "", a, sp);
+            fprintf(stderr, "\r\033[K%s%s%s  %s/s", label, gap, a, sp);
         }
+        s->line_open = 1;
+        if (finished) qe_pull_progress_end(s);
         fflush(stderr);
     } else if (total) {
         int decile = (int)(10.0 * (double)done / (double)total);
         if (decile == s->last_decile) return;
         s->last_decile = decile;
-        fprintf(stderr, "%s%d%% (%s of %s, %s/s)\n", s->label ? s->label : "", decile * 10, a, b, sp);
+        s->last_draw = now;
+        fprintf(stderr, "%s%s%d%% (%s of %s, %s/s)\n", label, gap, decile * 10, a, b, sp);
     }
 }
 
@@ -771,6 +787,6 @@ int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out
                     QE_DEFAULT_MODEL, QE_DEFAULT_QUANT);
     }
     int rc = qe_pull(arg, &o, path_out, cap, err);
-    if (ps.tty && ps.t0 > 0 && rc) fputc('\n', stderr);
+    qe_pull_progress_end(&ps);
     return rc;
 }

@@ -41,7 +41,16 @@ int qe_pull(const char *spec, const qe_pull_opts *opts, char *path_out, size_t c
 
 /* A ready-made progress callback: on a terminal a redrawn bar with bytes, speed and ETA; otherwise one
  * plain line every 10 %. user must point to a qe_pull_progress_state zeroed before the download. */
-typedef struct { double t0, last_draw; uint64_t last_done; int last_decile; int tty; const char *label; } qe_pull_progress_state;
+typedef struct {
+    const char *label;      /* optional prefix, e.g. the model name */
+    /* private */
+    double t0, last_draw;
+    uint64_t last_done, start_done;
+    int last_decile, tty, started;
+    int line_open;          /* a terminal bar is drawn without its newline yet */
+} qe_pull_progress_state;
+/* Ends an open progress bar line (call after qe_pull returns; harmless otherwise). */
+void qe_pull_progress_end(qe_pull_progress_state *s);
 void qe_pull_progress_stderr(void *user, uint64_t done, uint64_t total);
 
 /* SHA-256 of a file as 64 lowercase hex digits (hex must hold 65 bytes). */

@@ -60,7 +60,7 @@ int cmd_pull(int argc, char **argv) {
     if (!o.quiet) { o.progress = qe_pull_progress_stderr; o.progress_user = &ps; }
     char path[1400], err[QE_ERR_LEN];
     int rc = qe_pull(spec, &o, path, sizeof path, err);
-    if (ps.tty && ps.t0 > 0) fputc('\n', stderr);
+    qe_pull_progress_end(&ps);
     if (rc) {
         fprintf(stderr, "qwen-edge pull: %s\n", err);
         return 1;
