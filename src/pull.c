@@ -164,6 +164,15 @@ static struct curl_slist *auth_headers(const char *url) {
     return curl_slist_append(NULL, h);
 }
 
+/* Seconds under 1 KiB/s before a transfer is given up (and resumed by the next attempt):
+ * opts, else $QWEN_EDGE_STALL_TIMEOUT, else 60. */
+static int low_speed_time(const qe_pull_opts *o) {
+    if (o->low_speed_time_s > 0) return o->low_speed_time_s;
+    const char *e = getenv("QWEN_EDGE_STALL_TIMEOUT");
+    int v = e ? atoi(e) : 0;
+    return v > 0 && v <= 3600 ? v : 60;
+}
+
 static void set_common(CURL *c, const char *url, const qe_pull_opts *o, resp_headers *h, struct curl_slist *hdrs) {
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "qwen-edge/" QE_VERSION);
@@ -174,7 +183,7 @@ static void set_common(CURL *c, const char *url, const qe_pull_opts *o, resp_hea
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)(o->connect_timeout_s > 0 ? o->connect_timeout_s : 15));
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(o->low_speed_time_s > 0 ? o->low_speed_time_s : 60));
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)low_speed_time(o));
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
     if (hdrs) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);

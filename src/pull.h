@@ -10,7 +10,8 @@
  * into one GGUF file (gguf.h) under the unsplit name.
  *
  * Environment: HF_ENDPOINT (default https://huggingface.co), HF_TOKEN (sent to the hub only),
- * MODELSCOPE_ENDPOINT (default https://modelscope.cn), QWEN_EDGE_HOME (the store), http(s)_proxy. */
+ * MODELSCOPE_ENDPOINT (default https://modelscope.cn), QWEN_EDGE_HOME (the store), http(s)_proxy,
+ * QWEN_EDGE_STALL_TIMEOUT (seconds under 1 KiB/s before a stalled transfer is dropped and resumed; 60). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +31,7 @@ typedef struct {
     void *progress_user;
     const volatile int *cancel;     /* if non-NULL and set, the download stops with QE_ECANCELED */
     int connect_timeout_s;          /* 0: 15 s */
-    int low_speed_time_s;           /* abort if under 1 KiB/s for this long; 0: 60 s */
+    int low_speed_time_s;           /* abort if under 1 KiB/s for this long; 0: $QWEN_EDGE_STALL_TIMEOUT or 60 s */
 } qe_pull_opts;
 
 /* Downloads spec (see qe_model_ref_parse; NULL = the default model) unless it is already in the store, and

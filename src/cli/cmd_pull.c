@@ -26,7 +26,8 @@ static void usage(FILE *out) {
             "  HF_ENDPOINT=https://hf-mirror.com   use a Hugging Face mirror (same paths)\n"
             "  HF_TOKEN=...                        for gated or private repositories\n"
             "  MODELSCOPE_ENDPOINT=...             another ModelScope host\n"
-            "  QWEN_EDGE_HOME=/folder              where models are stored\n\n"
+            "  QWEN_EDGE_HOME=/folder              where models are stored\n"
+            "  QWEN_EDGE_STALL_TIMEOUT=60          seconds under 1 KiB/s before a stalled transfer is resumed\n\n"
             "An interrupted download is kept as FILE.part and resumed by the next pull. The file gets its final\n"
             "name only after its size and sha256 match what the hub publishes.\n",
             QE_DEFAULT_MODEL, QE_DEFAULT_QUANT, qe_model_catalog_sizes(), qe_model_catalog_quants());

@@ -253,3 +253,43 @@ test('a model published in parts is downloaded part by part and merged into one 
     assert.doesNotMatch(info, /split\./);
   }
 });
+
+test('a stalled transfer is dropped after QWEN_EDGE_STALL_TIMEOUT and resumed, never a hang', async () => {
+  const h = home();
+  hub.stallOnce.add(FILE);
+  hub.requests.length = 0;
+  const r = await run(['pull'], { QWEN_EDGE_HOME: h, QWEN_EDGE_STALL_TIMEOUT: '2' }, 30000);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /connection lost \(Timeout was reached\); resuming/);
+  assert.ok(r.ms < 15000, `took ${r.ms} ms`);
+  assert.ok(hub.requests.some((q) => q.range === `bytes=${Math.floor(DATA.length / 2)}-`), JSON.stringify(hub.requests));
+  assert.ok(fs.readFileSync(path.join(h, FILE)).equals(DATA));
+});
+
+test('two pulls of one file: the second says so; a killed pull leaves a .part that the next one resumes', async () => {
+  const h = home();
+  hub.slow = true;
+  try {
+    const env = { ...process.env, HF_ENDPOINT: hub.url, QWEN_EDGE_HOME: h };
+    const a = spawn(BIN, ['pull', '-q'], { env });
+    const part = path.join(h, FILE + '.part');
+    for (let i = 0; i < 100 && !(fs.existsSync(part) && fs.statSync(part).size > 0); i++) await new Promise((r) => setTimeout(r, 50));
+    const b = await run(['pull', '-q'], { QWEN_EDGE_HOME: h });
+    assert.equal(b.code, 1);
+    assert.match(b.err, /another qwen-edge is downloading .*\.part right now/);
+    const closed = new Promise((r) => a.on('close', r));
+    a.kill('SIGINT');
+    await closed;
+    const have = fs.statSync(part).size;
+    assert.ok(have > 0 && have < DATA.length, `part ${have}`);
+    assert.ok(!fs.existsSync(path.join(h, FILE)));
+    hub.slow = false;
+    hub.requests.length = 0;
+    const c = await run(['pull', '-q'], { QWEN_EDGE_HOME: h });
+    assert.equal(c.code, 0, c.err);
+    assert.ok(hub.requests.some((q) => q.range === `bytes=${have}-`));
+    assert.ok(fs.readFileSync(path.join(h, FILE)).equals(DATA));
+  } finally {
+    hub.slow = false;
+  }
+});

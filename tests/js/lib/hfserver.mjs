@@ -14,6 +14,8 @@
 //   cutOnce: Set of file names whose next body is cut halfway (socket destroyed), once each
 //   badSha: advertise a wrong sha256 everywhere
 //   noApi: the list APIs answer 404 (a mirror without them)
+//   stallOnce: Set of file names whose next body stops halfway with the connection left open
+//   slow: bodies trickle at about 1.3 MB/s
 // Every request is recorded in `requests` as {method, url, range}.
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -22,7 +24,7 @@ export function sha256(buf) { return crypto.createHash('sha256').update(buf).dig
 
 export async function startHubServer(repos = {}) {
   // repos: { 'Owner/Repo': { 'file.gguf': Buffer } }
-  const hub = { repos, requests: [], cutOnce: new Set(), badSha: false, noApi: false, url: '', close: null };
+  const hub = { repos, requests: [], cutOnce: new Set(), stallOnce: new Set(), slow: false, badSha: false, noApi: false, url: '', close: null };
   const shaOf = (buf) => (hub.badSha ? '0'.repeat(64) : sha256(buf));
   const find = (repo, file) => hub.repos[repo]?.[file];
 
@@ -47,6 +49,22 @@ export async function startHubServer(repos = {}) {
     res.writeHead(status, headers);
     if (req.method === 'HEAD') return res.end();
     const body = buf.subarray(start, end + 1);
+    if (hub.stallOnce.has(name)) { // send half, then nothing (the connection stays open)
+      hub.stallOnce.delete(name);
+      res.write(body.subarray(0, Math.floor(body.length / 2)));
+      return;
+    }
+    if (hub.slow) { // 64 KiB every 50 ms
+      let off = 0;
+      const tick = () => {
+        if (res.destroyed) return;
+        if (off >= body.length) return res.end();
+        res.write(body.subarray(off, off + 65536));
+        off += 65536;
+        setTimeout(tick, 50);
+      };
+      return tick();
+    }
     if (hub.cutOnce.has(name)) {
       hub.cutOnce.delete(name);
       const half = Math.floor(body.length / 2);
