@@ -115,6 +115,52 @@ TEST(truncations) {
     }
 }
 
+/* Random mutations of a good file (byte flips, digit changes, truncation, header length changes): every
+ * result is either an error with a message or a parse whose tensors all lie inside the buffer. A cheap,
+ * always-on stand-in for a fuzzer over this parser. */
+TEST(mutations) {
+    const char *j = "{\"__metadata__\":{\"format\":\"pt\"},"
+                    "\"a\":{\"dtype\":\"BF16\",\"shape\":[2,3],\"data_offsets\":[0,12]},"
+                    "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[12,24]}}";
+    uint64_t len = mk(j, 24);
+    static uint8_t orig[4096], buf[4096];
+    memcpy(orig, file, len);
+    uint64_t st64 = 12345;
+    int ok = 0, bad = 0;
+    for (int it = 0; it < 20000; it++) {
+        memcpy(buf, orig, len);
+        uint64_t n = len;
+        int k = 1 + (int)(st64 % 4);
+        for (int m = 0; m < k; m++) {
+            st64 = st64 * 6364136223846793005ull + 1442695040888963407ull;
+            uint64_t r = st64 >> 33, pos = r % n;
+            switch ((r >> 20) % 5) {
+            case 0: buf[pos] ^= (uint8_t)(1u << (r % 8)); break;
+            case 1: if (buf[pos] >= '0' && buf[pos] <= '9') buf[pos] = (uint8_t)('0' + (r >> 8) % 10); break;
+            case 2: n = pos ? pos : 1; break;
+            case 3: buf[(r >> 4) % 8] = (uint8_t)(r >> 12); break;
+            default: buf[pos] = "{}[],:\"0-9 "[(r >> 8) % 11]; break;
+            }
+        }
+        qe_safetensors *st = NULL;
+        char err[QE_ERR_LEN] = "";
+        int rc = qe_st_parse(buf, n, &st, err);
+        if (rc == QE_OK) {
+            ok++;
+            for (int i = 0; i < st->n_tensors; i++) {
+                const qe_st_tensor *t = &st->tensors[i];
+                CHECK((const uint8_t *)t->data >= buf + st->data_offset && t->end <= n - st->data_offset &&
+                      (const uint8_t *)t->data + (t->end - t->begin) <= buf + n);
+            }
+        } else {
+            bad++;
+            CHECKF(err[0] != 0, "error %d without a message", rc);
+        }
+        qe_st_free(st);
+    }
+    CHECK(ok > 0 && bad > 0);
+}
+
 int main(void) {
     RUN(good);
     RUN(bad_length);
@@ -123,5 +169,6 @@ int main(void) {
     RUN(offsets);
     RUN(shape_vs_size);
     RUN(truncations);
+    RUN(mutations);
     return TEST_DONE();
 }
