@@ -197,9 +197,16 @@ static void host_of(const char *url, char *out, size_t cap) {
 }
 
 /* The message for "the network is not there": says exactly what to do instead. */
-static int no_network(char *err, const char *url, const char *why) {
+static int no_network(char *err, const char *url, const char *why, const qe_pull_opts *o) {
     char host[128];
     host_of(url, host, sizeof host);
+    if (o->source == QE_SOURCE_MODELSCOPE)
+        return qe_errf(err, QE_EIO,
+                       "cannot reach %s (%s). No model was downloaded. What to do:\n"
+                       "  - use a model file you already have:   -m FILE.gguf\n"
+                       "  - or download from Hugging Face:        qwen-edge pull --source hf\n"
+                       "  - or through a Hugging Face mirror:     HF_ENDPOINT=https://hf-mirror.com qwen-edge pull",
+                       host, why);
     return qe_errf(err, QE_EIO,
                    "cannot reach %s (%s). No model was downloaded. What to do:\n"
                    "  - use a model file you already have:   -m FILE.gguf\n"
@@ -248,7 +255,7 @@ static int http_get_small(const char *url, const qe_pull_opts *o, char **body, l
     if (rc != CURLE_OK) {
         qe_buf_free(&m.b);
         if (m.too_big) return qe_errf(err, QE_ERANGE, "%s: answer too large", url);
-        return no_network(err, url, curl_easy_strerror(rc));
+        return no_network(err, url, curl_easy_strerror(rc), o);
     }
     if (*status != 200) { qe_buf_free(&m.b); return http_status_error(err, *status, url); }
     if (!m.b.p && qe_buf_append(&m.b, "", 0) != QE_OK) return qe_errf(err, QE_ENOMEM, "out of memory");
@@ -280,7 +287,7 @@ static int http_head(const char *url, const qe_pull_opts *o, remote_file *rf, ch
         if (next) snprintf(nexturl, sizeof nexturl, "%s", next);
         curl_easy_cleanup(c);
         curl_slist_free_all(hdrs);
-        if (rc != CURLE_OK) return no_network(err, cur, curl_easy_strerror(rc));
+        if (rc != CURLE_OK) return no_network(err, cur, curl_easy_strerror(rc), o);
         if (!rf->size && h.linked_size) rf->size = h.linked_size;
         if (!rf->sha256[0] && h.linked_sha[0]) snprintf(rf->sha256, sizeof rf->sha256, "%s", h.linked_sha);
         if (status >= 300 && status < 400) {
@@ -564,7 +571,7 @@ static int download_one(const char *url, const char *dest, const remote_file *rf
             rc = qe_errf(err, QE_EIO, "download of %s interrupted (%s) after %s; run the same pull again to resume from there",
                          rf->name, curl_easy_strerror(cr), a);
         } else {
-            rc = no_network(err, url, curl_easy_strerror(cr));
+            rc = no_network(err, url, curl_easy_strerror(cr), o);
         }
         goto done;
     }
