@@ -806,3 +806,11 @@ int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out
     qe_pull_progress_end(&ps);
     return rc;
 }
+
+int qe_default_model_path(char *out, size_t cap, bool download, bool quiet, char *err) {
+    if (download) return qe_model_resolve(NULL, -1, quiet, out, cap, err);
+    int rc = qe_model_default_path(out, cap);
+    if (rc == QE_ENOTFOUND)
+        return qe_errf(err, rc, "the default model is not downloaded yet: run `qwen-edge pull` (or use -m FILE.gguf)");
+    return rc ? qe_errf(err, rc, "cannot use the model folder (set QWEN_EDGE_HOME to a writable folder)") : QE_OK;
+}

@@ -66,3 +66,7 @@ int qe_sha256_file(const char *path, char hex[65], char *err);
  * Downloads show a progress bar on stderr unless quiet. path_out receives a GGUF file path. On failure err
  * holds the whole story, including what to do without network. */
 int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out, size_t cap, char *err);
+
+/* The default model's path for cli_util.c: with download, as qe_model_resolve(NULL, …) (pulled on first
+ * run); without, QE_ENOTFOUND and a what-to-run message when it is not in the store yet. */
+int qe_default_model_path(char *out, size_t cap, bool download, bool quiet, char *err);

@@ -2,10 +2,11 @@
 // sharded with an index and a separate lm_head) written by lib/safetensors.mjs, converted by
 // `qwen-edge convert`; `qwen-edge info` shows the right tensors; the tensor bytes in the GGUF (read with
 // node-llama-cpp's own GGUF parser) equal the source; llama.cpp loads and runs the result; bad folders give
-// one clear error and leave no output file.
+// one clear error and leave no output file; qwen-edge's engine and llama.cpp give the same greedy tokens on a
+// converted folder, and `run -m DIR` (the loader converting the folder itself) gives the same as the GGUF.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readGgufFileInfo } from 'node-llama-cpp';
@@ -207,4 +208,42 @@ test('bad folders give clear errors', () => {
   const r = qe(['convert', path.join(TMP, 'nowhere'), '-o', path.join(TMP, 'n.gguf')]);
   assert.equal(r.code, 1);
   assert.match(r.err, /is not a Hugging Face model folder \(no config\.json\)/);
+});
+
+// --- the converted model in our engine and in llama.cpp ------------------------------------------------
+const PROMPT = 'The quick brown fox jumps over the lazy dog. 人工智能正在改变世界。';
+
+test('qwen-edge and llama.cpp generate the same greedy tokens from a converted folder (q8_0)', async () => {
+  const out = path.join(TMP, 'bf16-q8.gguf');
+  const r = qe(['convert', bf16.dir, '-o', out, '--type', 'q8_0']);
+  assert.equal(r.code, 0, r.err);
+  const ids = await tokenize(out, PROMPT);
+  assert.ok(ids.length > 10);
+  const ref = await greedy(out, ids, 16);
+  const ours = execFileSync(BIN, ['run', '-m', out, '--eval-greedy', ids.join(' '), '-n', '16', '-t', '2'], { encoding: 'utf8' })
+    .trim().split(/\s+/).map(Number);
+  assert.deepEqual(ours, ref);
+  assert.ok(new Set(ref).size > 4, `the random model should not just repeat itself: ${ref}`);
+});
+
+test('run -m DIR (a safetensors folder) answers like run -m on its converted GGUF', (t) => {
+  const gguf = path.join(TMP, 'bf16.gguf'); // `convert` with the default type keep, as the loader does
+  const args = ['--raw', '--ids', '-n', '16', '--temp', '0', '-t', '2', '-p', PROMPT];
+  const fromFile = qe(['run', '-m', gguf, ...args]);
+  assert.equal(fromFile.code, 0, fromFile.err);
+  const fromDir = qe(['run', '-m', bf16.dir, ...args]);
+  if (/not wired yet/.test(fromDir.err)) {
+    t.todo('src/model.c does not call qe_hf_convert_cached yet (the lead wires it)');
+    return;
+  }
+  assert.equal(fromDir.code, 0, fromDir.err);
+  assert.equal(fromDir.out.trim(), fromFile.out.trim());
+  assert.equal(fromFile.out.trim().split(/\s+/).length, 16);
+  // converted once into the cache; the second run reuses it
+  const cache = path.join(TMP, 'home', 'cache');
+  const files = fs.readdirSync(cache).filter((f) => f.endsWith('.gguf'));
+  assert.equal(files.length, 1, files.join(' '));
+  const again = qe(['run', '-m', bf16.dir, ...args]);
+  assert.equal(again.out.trim(), fromFile.out.trim());
+  assert.doesNotMatch(again.err, /converting/);
 });

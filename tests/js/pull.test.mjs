@@ -293,3 +293,28 @@ test('two pulls of one file: the second says so; a killed pull leaves a .part th
     hub.slow = false;
   }
 });
+
+test('first run: `run` without -m downloads the default model, then needs no network; offline: the clear message', async () => {
+  const h = home();
+  hub.repos[REPO][FILE] = whole; // a real (tiny, random) GGUF under the default model's name
+  try {
+    const args = ['run', '--raw', '-n', '4', '--temp', '0', '-t', '1', '-p', 'Hello'];
+    const r = await run(args, { QWEN_EDGE_HOME: h }, 60000);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /first run: downloading the default model qwen2\.5-0\.5b-instruct:q8_0/);
+    assert.ok(r.out.length > 0);
+    assert.ok(fs.existsSync(path.join(h, FILE)));
+    const port = await closedPort();
+    const r2 = await run(args, { QWEN_EDGE_HOME: h, HF_ENDPOINT: `http://127.0.0.1:${port}` }, 60000);
+    assert.equal(r2.code, 0, r2.err);
+    assert.equal(r2.out, r.out);
+    assert.doesNotMatch(r2.err, /downloading/);
+    // a fresh machine without network: one clear message, what to do, nothing else
+    const r3 = await run(args, { QWEN_EDGE_HOME: home(), HF_ENDPOINT: `http://127.0.0.1:${port}` }, 30000);
+    assert.notEqual(r3.code, 0);
+    assert.equal(r3.out, '');
+    assert.match(r3.err, /^first run: downloading the default model .*\nqwen-edge: cannot reach 127\.0\.0\.1 \(Couldn't connect to server\)\. No model was downloaded\. What to do:\n {2}- use a model file you already have: {3}-m FILE\.gguf\n {2}- or download through a mirror: {9}HF_ENDPOINT=https:\/\/hf-mirror\.com qwen-edge pull\n {2}- or download from ModelScope \(China\): {2}qwen-edge pull --source modelscope\n$/);
+  } finally {
+    hub.repos[REPO][FILE] = DATA;
+  }
+});

