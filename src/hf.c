@@ -129,6 +129,18 @@ int qe_hf_read_config(const char *dir, qe_hf_config *c, char *err) {
                      (long long)json_integer_value(hd), c->hidden_size / c->num_attention_heads);
         goto done;
     }
+    json_t *rs = json_object_get(j, "rope_scaling");
+    if (json_is_object(rs)) {
+        const char *ty = json_string_value(json_object_get(rs, "type"));
+        if (!ty) ty = json_string_value(json_object_get(rs, "rope_type"));
+        if (!ty || strcmp(ty, "yarn") != 0) {
+            rc = qe_errf(err, QE_EUNSUPPORTED, "config.json: rope_scaling type \"%s\" is not supported (only yarn)", ty ? ty : "?");
+            goto done;
+        }
+        if ((rc = get_float(rs, "factor", 0, 1024, 1.0, &c->yarn_factor, err)) ||
+            (rc = get_int(rs, "original_max_position_embeddings", 1, 1 << 24, c->max_position_embeddings, &c->yarn_orig_ctx, err)))
+            goto done;
+    }
     json_t *tie = json_object_get(j, "tie_word_embeddings");
     c->tie_word_embeddings = json_is_true(tie);
     const char *nm = json_string_value(json_object_get(j, "_name_or_path"));
@@ -465,6 +477,13 @@ int qe_hf_to_gguf(const char *dir, const char *out_path, int out_type, char *err
     gguf_writer_set_u32(gw, "qwen2.attention.head_count_kv", (uint32_t)c->num_key_value_heads);
     gguf_writer_set_f32(gw, "qwen2.rope.freq_base", c->rope_theta);
     gguf_writer_set_f32(gw, "qwen2.attention.layer_norm_rms_epsilon", c->rms_norm_eps);
+    if (c->yarn_factor > 0) { /* as llama.cpp's converter writes it; llama.cpp applies it, see docs/MODELS.md */
+        gguf_writer_set_str(gw, "qwen2.rope.scaling.type", "yarn");
+        gguf_writer_set_f32(gw, "qwen2.rope.scaling.factor", c->yarn_factor);
+        gguf_writer_set_u32(gw, "qwen2.rope.scaling.original_context_length", (uint32_t)c->yarn_orig_ctx);
+        qe_log(QE_LOG_WARN, "%s: config.json asks for YaRN rope scaling (factor %g): written to the GGUF (llama.cpp applies "
+               "it; qwen-edge's engine does not apply rope scaling yet)", dir, c->yarn_factor);
+    }
     gguf_writer_set_u32(gw, "general.file_type", ftype_of(major));
     gguf_writer_set_str(gw, "tokenizer.ggml.model", "gpt2");
     gguf_writer_set_str(gw, "tokenizer.ggml.pre", "qwen2");

@@ -26,6 +26,8 @@ typedef struct {
     float rms_norm_eps;
     bool tie_word_embeddings;
     int bos_token_id, eos_token_id; /* -1 if absent */
+    float yarn_factor;           /* rope_scaling {"type": "yarn", "factor": F, ...}; 0 when absent */
+    int yarn_orig_ctx;           /* its original_max_position_embeddings */
     char name[128];              /* from _name_or_path or the folder name */
 } qe_hf_config;
 

@@ -182,6 +182,8 @@ test('bad folders give clear errors', () => {
     /tensor model\.layers\.0\.mlp\.gate_proj\.weight has shape \[128, 64\], config\.json implies \[160, 64\]/);
   assert.match(badFolder('llama', (d) => editConfig(d, (c) => { c.architectures = ['LlamaForCausalLM']; })),
     /model LlamaForCausalLM is not supported: qwen-edge runs Qwen2ForCausalLM/);
+  assert.match(badFolder('rope-linear', (d) => editConfig(d, (c) => { c.rope_scaling = { type: 'linear', factor: 2 }; })),
+    /rope_scaling type "linear" is not supported \(only yarn\)/);
   assert.match(badFolder('no-hidden', (d) => editConfig(d, (c) => { delete c.hidden_size; })), /"hidden_size" is missing/);
   assert.match(badFolder('bad-heads', (d) => editConfig(d, (c) => { c.num_key_value_heads = 3; })), /do not divide evenly/);
   assert.match(badFolder('truncated', (d) => {
@@ -246,4 +248,23 @@ test('run -m DIR (a safetensors folder) answers like run -m on its converted GGU
   const again = qe(['run', '-m', bf16.dir, ...args]);
   assert.equal(again.out.trim(), fromFile.out.trim());
   assert.doesNotMatch(again.err, /converting/);
+});
+
+test('rope_scaling yarn in config.json is written as llama.cpp\'s converter writes it', () => {
+  const dir = path.join(TMP, 'qwen-yarn');
+  writeQwenFolder(dir, { dtype: 'BF16', seed: 3 });
+  const p = path.join(dir, 'config.json');
+  const c = JSON.parse(fs.readFileSync(p, 'utf8'));
+  c.rope_scaling = { factor: 4.0, original_max_position_embeddings: 32768, type: 'yarn' };
+  fs.writeFileSync(p, JSON.stringify(c));
+  const out = path.join(TMP, 'yarn.gguf');
+  const r = qe(['convert', dir, '-o', out, '--type', 'q8_0']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /YaRN rope scaling \(factor 4\)/);
+  const info = qe(['info', '-m', out]).out;
+  assert.match(info, /qwen2\.rope\.scaling\.type\s+string\s+"yarn"/);
+  assert.match(info, /qwen2\.rope\.scaling\.factor\s+f32\s+4\b/);
+  assert.match(info, /qwen2\.rope\.scaling\.original_context_length\s+u32\s+32768/);
+  fs.rmSync(dir, { recursive: true });
+  fs.rmSync(out);
 });
