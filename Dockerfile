@@ -9,6 +9,10 @@
 # Behind the Great Firewall: -e HF_ENDPOINT=https://hf-mirror.com (or --build-arg HF_ENDPOINT=… when baking).
 
 FROM debian:bookworm AS build
+# The chat page bundles three npm libraries (markdown, sanitizer, code highlighting) that `make` fetches with
+# npm when npm is there (mk/web-npm.sh); without it the page shows answers as plain text. WEB_LIBS=0 skips npm.
+ARG WEB_LIBS=1
+RUN if [ "$WEB_LIBS" = 1 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends npm >/dev/null; fi
 WORKDIR /src
 COPY . .
 # the README's build, unchanged: install the Debian build packages, then make
