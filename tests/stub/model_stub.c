@@ -1,0 +1,33 @@
+/* model_stub.c — DEVELOPMENT STAND-IN, built only while src/model.c is absent (mk/server.mk): "loads" any
+ * existing file as a model with Qwen2.5-0.5B's shape and the stub tokenizer. Deleted once model.c lands. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model.h"
+
+int qe_model_load(const char *path, qe_model **out, char *err) {
+    struct stat st;
+    if (stat(path, &st) != 0) return qe_errf(err, QE_ENOTFOUND, "%s: no such file", path);
+    qe_model *m = calloc(1, sizeof *m);
+    if (!m) return QE_ENOMEM;
+    m->cfg = (qe_config){24, 896, 14, 2, 64, 4864, 151936, 32768, 1e6f, 1e-6f, true};
+    const char *base = strrchr(path, '/');
+    m->name = strdup(base ? base + 1 : path);
+    m->path = strdup(path);
+    m->file_bytes = (uint64_t)st.st_size;
+    m->weight_types = "stub";
+    int rc = qe_tokenizer_from_json("{}", 2, &m->tok, err);
+    if (rc) { qe_model_free(m); return rc; }
+    *out = m;
+    return QE_OK;
+}
+
+void qe_model_free(qe_model *m) {
+    if (!m) return;
+    qe_tokenizer_free(m->tok);
+    free(m->name);
+    free(m->path);
+    free(m->chat_template);
+    free(m);
+}
