@@ -1,6 +1,5 @@
 /* engine_stub.c — DEVELOPMENT STAND-IN, built only while src/engine.c is absent (mk/server.mk). Implements
- * engine.h with one thread per job that "generates" a fixed multilingual text byte by byte (stub tokenizer
- * ids), honouring slots, the queue limit, the context, max_tokens, cancellation and a longest-common-prefix
+ * engine.h with one thread per job that "generates" a fixed multilingual text (its real token ids), honouring slots, the queue limit, the context, max_tokens, cancellation and a longest-common-prefix
  * cache per slot, so the HTTP layer can be tested before the real engine lands. Deleted once it does. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@ struct qe_engine {
     int n_cache[64];
     bool slot_used[64];
     qe_engine_stats st;
+    qe_ids script;
 };
 
 struct qe_job {
@@ -48,6 +48,7 @@ int qe_engine_new(qe_model *model, const qe_engine_opts *opts, qe_engine **out, 
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->slot_free, NULL);
     e->st.n_slots = e->o.n_parallel;
+    qe_tokenize(model->tok, SCRIPT, strlen(SCRIPT), false, &e->script, NULL);
     *out = e;
     return QE_OK;
 }
@@ -64,6 +65,7 @@ void qe_engine_free(qe_engine *e) {
     }
     pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < 64; i++) free(e->cache[i]);
+    qe_ids_free(&e->script);
     free(e);
 }
 
@@ -135,14 +137,14 @@ static void *job_main(void *arg) {
     int n_seq = j->n_prompt, n_gen = 0;
     qe_finish fin = QE_FINISH_STOP;
     double t2 = 0;
-    int script_n = (int)strlen(SCRIPT);
+    int script_n = (int)e->script.n;
     for (;;) {
         nanosleep(&(struct timespec){0, 3000000}, NULL);
         if (canceled(j)) { fin = QE_FINISH_CANCELED; break; }
         if (j->max_tokens > 0 && n_gen >= j->max_tokens) { fin = QE_FINISH_LENGTH; break; }
         if (n_seq >= e->o.n_ctx) { fin = QE_FINISH_LENGTH; break; }
         if (n_gen >= 2 * script_n) { fin = QE_FINISH_STOP; break; }
-        int32_t tok = (uint8_t)SCRIPT[n_gen % script_n];
+        int32_t tok = e->script.p[n_gen % script_n];
         if (!t2) t2 = qe_now();
         seq[n_seq++] = tok;
         n_gen++;

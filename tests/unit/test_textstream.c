@@ -1,7 +1,6 @@
 /* test_textstream.c — textstream: whole-UTF-8 chunks, stop strings held back and cut, U+FFFD at the end.
- * Token ids are made by tokenizing single bytes (invalid UTF-8 tokenizes byte by byte), so characters can be
- * split across tokens at any byte; works with the real Qwen tokenizer (tokenizer.json from node_modules)
- * and with any byte-level stand-in. */
+ * Token ids are the byte-level tokens of single bytes, so characters are split across tokens at every byte
+ * (the hard case for whole-UTF-8 output). Uses the real Qwen tokenizer from node_modules' tokenizer.json. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,10 +19,34 @@ static void load_tok(void) {
     free(json);
 }
 
+/* The id of the token that stands for one raw byte: byte-level BPE names it by GPT-2's byte-to-unicode map
+ * (printable bytes are themselves, the others are shifted to U+0100 and up). */
+static int32_t byte_id(uint8_t b) {
+    static int32_t table[256];
+    static bool ready;
+    if (!ready) {
+        int n = 0;
+        for (int c = 0; c < 256; c++) {
+            bool printable = (c >= 33 && c <= 126) || (c >= 161 && c <= 172) || (c >= 174 && c <= 255);
+            uint32_t cp = printable ? (uint32_t)c : 256 + (uint32_t)n++;
+            char s[4];
+            if (cp < 0x80) { s[0] = (char)cp; s[1] = 0; }
+            else { s[0] = (char)(0xC0 | (cp >> 6)); s[1] = (char)(0x80 | (cp & 0x3F)); s[2] = 0; }
+            table[c] = qe_token_lookup(tok, s);
+        }
+        ready = true;
+    }
+    return table[b];
+}
+
 /* ids for text, one token per byte */
 static qe_ids bytes_ids(const char *s) {
     qe_ids ids = {0};
-    for (size_t i = 0; s[i]; i++) qe_tokenize(tok, s + i, 1, false, &ids, NULL);
+    for (size_t i = 0; s[i]; i++) {
+        int32_t id = byte_id((uint8_t)s[i]);
+        CHECKF(id >= 0, "no token for byte 0x%02x", (uint8_t)s[i]);
+        qe_ids_push(&ids, id);
+    }
     return ids;
 }
 
