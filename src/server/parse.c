@@ -31,7 +31,7 @@ json_t *parse_body(const req_ctx *rq, api_error *e) {
     json_error_t je;
     json_t *j = json_loadb(rq->body.p, rq->body.n, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
-        if (strstr(je.text, "UTF-8") || strstr(je.text, "utf-8"))
+        if (strstr(je.text, "UTF-8") || strstr(je.text, "decode byte"))
             BAD(e, NULL, "the request body is not valid UTF-8 (byte %d)", je.position);
         else
             BAD(e, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
