@@ -345,6 +345,8 @@ async function send(text) {
   text = text.trim();
   if (!text || busy) return;
   if (RESET_WORDS.includes(text)) {
+    $('#input').value = '';
+    autoGrow();
     newConv(); persist(); renderAll(); notice(t('reset'));
     return;
   }

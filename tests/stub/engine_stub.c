@@ -143,7 +143,6 @@ static void *job_main(void *arg) {
         if (canceled(j)) { fin = QE_FINISH_CANCELED; break; }
         if (j->max_tokens > 0 && n_gen >= j->max_tokens) { fin = QE_FINISH_LENGTH; break; }
         if (n_seq >= e->o.n_ctx) { fin = QE_FINISH_LENGTH; break; }
-        if (n_gen >= 2 * script_n) { fin = QE_FINISH_STOP; break; }
         int32_t tok = e->script.p[n_gen % script_n];
         if (!t2) t2 = qe_now();
         seq[n_seq++] = tok;
