@@ -20,6 +20,10 @@ before(async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
     viewport: { width: 1200, height: 800 },
   });
+  // short answers: the tiny test model is slow with the reference kernels
+  await ctx.addInitScript(() => {
+    if (!localStorage.getItem('qe.settings')) localStorage.setItem('qe.settings', JSON.stringify({ maxTokens: 6 }));
+  });
   ctx.on('request', (req) => { if (/^(https?|wss?):/.test(req.url()) && !req.url().startsWith('http://127.0.0.1:')) external.push(req.url()); });
   page = ctx.pages()[0] || await ctx.newPage();
 });
@@ -69,7 +73,7 @@ test('send a message: tokens stream in, markdown renders, stats shown', async ()
 test('stop ends a long answer early and keeps what came', async () => {
   await page.evaluate(() => {
     const s = JSON.parse(localStorage.getItem('qe.settings') || '{}');
-    localStorage.setItem('qe.settings', JSON.stringify({ ...s, maxTokens: 1000 }));
+    localStorage.setItem('qe.settings', JSON.stringify({ ...s, maxTokens: 300 }));
   });
   await page.reload();
   await page.fill('#input', 'Write a very long story');
@@ -84,6 +88,11 @@ test('stop ends a long answer early and keeps what came', async () => {
   const stats = await assistant().last().locator('.stats').textContent();
   assert.match(stats, /stopped/);
   assert.ok((await assistant().last().locator('.body').textContent()).length > 0);
+  await page.evaluate(() => {
+    const s = JSON.parse(localStorage.getItem('qe.settings') || '{}');
+    localStorage.setItem('qe.settings', JSON.stringify({ ...s, maxTokens: 6 }));
+  });
+  await page.reload();
 });
 
 test('regenerate replaces the last answer', async () => {
@@ -177,6 +186,7 @@ test('Chinese UI follows the browser language; phone layout', async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
   try {
     const c = await zh.newContext({ locale: 'zh-CN', viewport: { width: 390, height: 780 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    await c.addInitScript(() => localStorage.setItem('qe.settings', JSON.stringify({ maxTokens: 6 })));
     const p = await c.newPage();
     await p.goto(srv.base + '/');
     assert.equal(await p.locator('#new-chat').textContent(), '新对话');
