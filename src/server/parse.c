@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "chat.h"
 #include "internal.h"
 
 int api_errf(api_error *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...) {
@@ -122,72 +123,49 @@ void gen_req_free(gen_req *r) {
 
 /* ---- prompts ---------------------------------------------------------------------------------------- */
 
-static const char DEFAULT_SYSTEM[] = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
-
-static int tok_text(qe_server *s, const char *a, size_t na, const char *b, size_t nb, bool special, gen_req *r,
-                    api_error *e) {
-    char err[QE_ERR_LEN] = "";
-    const qe_tokenizer *t = s->model->tok;
-    if (na && qe_tokenize(t, a, na, special, &r->prompt, err)) goto fail;
-    if (nb && qe_tokenize(t, b, nb, special, &r->prompt, err)) goto fail;
-    return 0;
-fail:
-    return BAD(e, "messages", "cannot tokenize the prompt: %s", err);
-}
-
-/* One ChatML turn: <|im_start|>role\ncontent<|im_end|>\n. The role line and the content are tokenized as
- * one piece, as Hugging Face does with the rendered template (text between special tokens is one segment);
- * the content's own "<|im_start|>" etc. stay plain text (parse_special off), so users cannot forge turns. */
-static int add_turn(qe_server *s, const char *role, const char *text, size_t len, gen_req *r, api_error *e) {
-    const qe_tokenizer *t = s->model->tok;
-    char head[32];
-    int nh = snprintf(head, sizeof head, "%s\n", role);
-    if (qe_ids_push(&r->prompt, qe_tokenizer_im_start(t))) goto oom;
-    size_t n = (size_t)nh + len;
-    char *seg = malloc(n + 1);
-    if (!seg) goto oom;
-    memcpy(seg, head, nh);
-    memcpy(seg + nh, text, len);
-    int rc = tok_text(s, seg, n, NULL, 0, false, r, e);
-    free(seg);
-    if (rc) return rc;
-    if (qe_ids_push(&r->prompt, qe_tokenizer_im_end(t))) goto oom;
-    return tok_text(s, "\n", 1, NULL, 0, false, r, e);
-oom:
-    return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
-}
-
-/* The memory window: system messages always stay; of the rest, keep the last `rounds` completed rounds (a
- * round starts at a user message) plus the current question. rounds <= 0 keeps everything. */
+/* The chat prompt: chat.h's stateless window renders Qwen2.5's ChatML (default system prompt when none,
+ * message text never parsed for special tokens) keeping the system message, the newest round and at most
+ * `rounds` earlier rounds (rounds <= 0: all). With a window the budget also drops the oldest rounds that do
+ * not fit the context (room left for the answer); with rounds <= 0 nothing is dropped and a conversation
+ * that does not fit is a 400 context_length_exceeded, never silently cut. */
 int render_chat(qe_server *s, const chat_msg *m, int n, int rounds, gen_req *r, api_error *e) {
     if (n == 0) return BAD(e, "messages", "'messages' must contain at least one message");
-    int first_kept = 0;
-    if (rounds > 0) {
-        int users = 0;
-        for (int i = n - 1; i >= 0; i--) {
-            if (strcmp(m[i].role, "user") != 0) continue;
-            if (++users == rounds + 1) { first_kept = i; break; }
-        }
-    }
-    const qe_tokenizer *t = s->model->tok;
-    if (qe_tokenizer_im_start(t) < 0 || qe_tokenizer_im_end(t) < 0)
-        return api_errf(e, 500, "server_error", NULL, NULL, "this model's vocabulary has no ChatML tokens");
-    int rc;
-    if (strcmp(m[0].role, "system") != 0 && (rc = add_turn(s, "system", DEFAULT_SYSTEM, strlen(DEFAULT_SYSTEM), r, e)))
-        return rc;
-    r->n_dropped_msgs = 0;
+    qe_chat_msg *cm = calloc((size_t)n, sizeof *cm);
+    if (!cm) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
     for (int i = 0; i < n; i++) {
-        bool sys = !strcmp(m[i].role, "system");
-        if (!sys && i < first_kept) { r->n_dropped_msgs++; continue; }
-        if ((rc = add_turn(s, m[i].role, m[i].text, m[i].len, r, e))) return rc;
+        if (qe_chat_role_parse(m[i].role, &cm[i].role)) {
+            free(cm);
+            return BAD(e, "messages", "messages[%d].role '%s' is not supported", i, m[i].role);
+        }
+        cm[i].text = m[i].text;
+        cm[i].len = m[i].len;
     }
-    if (qe_ids_push(&r->prompt, qe_tokenizer_im_start(t))) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
-    return tok_text(s, "assistant\n", 10, NULL, 0, false, r, e);
+    int n_ctx = qe_engine_n_ctx(atomic_load(&s->engine));
+    size_t budget = SIZE_MAX;
+    if (rounds > 0) {
+        int room = r->jp.max_tokens > 0 ? r->jp.max_tokens : 256;
+        if (room > n_ctx / 2) room = n_ctx / 2;
+        budget = (size_t)(n_ctx - room);
+    }
+    char err[QE_ERR_LEN] = "";
+    size_t dropped = 0;
+    int rc = qe_chat_window_ids(s->model->tok, cm, (size_t)n, rounds > 0 ? rounds : -1, budget, &r->prompt, &dropped, err);
+    free(cm);
+    r->n_dropped_msgs = (int)dropped;
+    if (rc == QE_ERANGE)
+        return api_errf(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
+                        "the newest message does not fit this model's context of %d tokens (%s)", n_ctx, err);
+    if (rc == QE_ENOMEM) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
+    if (rc) return BAD(e, "messages", "%s", err);
+    return 0;
 }
 
 int render_raw(qe_server *s, const char *text, size_t len, bool parse_special, gen_req *r, api_error *e) {
     if (len == 0) return BAD(e, "prompt", "'prompt' must not be empty");
-    return tok_text(s, text, len, NULL, 0, parse_special, r, e);
+    char err[QE_ERR_LEN] = "";
+    if (qe_tokenize(s->model->tok, text, len, parse_special, &r->prompt, err))
+        return BAD(e, "prompt", "cannot tokenize the prompt: %s", err);
+    return 0;
 }
 
 int check_lengths(qe_server *s, gen_req *r, api_error *e) {

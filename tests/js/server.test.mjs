@@ -391,3 +391,43 @@ describe('page assets', () => {
     }
   });
 });
+
+describe('memory window', () => {
+  test('memory_rounds keeps the newest rounds; the default is --memory-rounds', async () => {
+    const messages = [];
+    for (let i = 1; i <= 5; i++) messages.push({ role: 'user', content: `round ${i} question` }, { role: 'assistant', content: `round ${i} answer` });
+    messages.push({ role: 'user', content: 'the current question' });
+    const tokens = async (extra) => (await postJSON('/v1/chat/completions', { messages, max_tokens: 1, ...extra })).json.usage.prompt_tokens;
+    const all = await tokens({ memory_rounds: 0 });
+    const one = await tokens({ memory_rounds: 1 });
+    const three = await tokens({ memory_rounds: 3 });
+    const dflt = await tokens({});
+    assert.ok(one < three && three < all, `${one} < ${three} < ${all}`);
+    assert.equal(dflt, three, 'server default is 3 rounds');
+    const bad = await postJSON('/v1/chat/completions', { messages, memory_rounds: -1 });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.param, 'memory_rounds');
+  });
+});
+
+describe('shutdown', () => {
+  test('SIGTERM ends running streams cleanly and exits 0', async () => {
+    const s = await startServer();
+    const r = await fetch(`${s.base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ stream: true, max_tokens: 300 })) });
+    const reader = r.body.getReader();
+    await reader.read();
+    const t0 = Date.now();
+    const exited = s.stop();
+    let text = '';
+    const dec = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+    }
+    assert.ok(text.endsWith('data: [DONE]\n\n'), 'the stream was finished, not cut');
+    assert.equal(await exited, 0);
+    assert.ok(Date.now() - t0 < 15000);
+    assert.match(s.log, /shutting down/);
+  });
+});
