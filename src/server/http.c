@@ -339,9 +339,10 @@ int qe_server_start(const qe_server_opts *opts, qe_server **out, char *err) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE}, *ai = NULL;
     char port[16];
     snprintf(port, sizeof port, "%d", s->o.port);
+    int rc = QE_EIO;
     int gai = getaddrinfo(s->o.host, port, &hints, &ai);
     if (gai != 0) {
-        qe_errf(err, QE_EINVAL, "cannot use host '%s': %s", s->o.host, gai_strerror(gai));
+        rc = qe_errf(err, QE_EINVAL, "cannot use host '%s': %s", s->o.host, gai_strerror(gai));
         goto fail;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC |
@@ -367,7 +368,7 @@ fail:
     metrics_free(&s->metrics);
     pthread_mutex_destroy(&s->live_mu);
     free(s);
-    return err ? QE_EIO : QE_EIO;
+    return rc;
 }
 
 int qe_server_port(const qe_server *s) { return s->port; }

@@ -431,3 +431,40 @@ describe('shutdown', () => {
     assert.match(s.log, /shutting down/);
   });
 });
+
+describe('limits and start-up', () => {
+  test('more requests than slots + queue: 429 with a JSON error, the others complete', async () => {
+    const s = await startServer({ args: ['--parallel', '1', '--max-queue', '1'] });
+    try {
+      const go = () => fetch(`${s.base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ max_tokens: 3 })) })
+        .then(async (r) => ({ status: r.status, body: await r.json(), retry: r.headers.get('retry-after') }));
+      const res = await Promise.all([go(), go(), go(), go()]);
+      const limited = res.filter((r) => r.status === 429);
+      assert.ok(limited.length >= 1, `statuses: ${res.map((r) => r.status)}`);
+      assert.equal(limited[0].body.error.code, 'too_many_requests');
+      assert.equal(limited[0].retry, '1');
+      assert.ok(res.filter((r) => r.status === 200).length >= 2);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('a missing or broken model file: clear message, exit 1; --help exits 0', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const fs = await import('node:fs');
+    const { BIN, TMP } = await import('./lib/server.mjs');
+    const a = spawnSync(BIN, ['serve', '-m', '/nonexistent/model.gguf', '--port', '0'], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(a.status, 1);
+    assert.match(a.stderr, /cannot load the model/);
+    const junk = `${TMP}/server-junk.gguf`;
+    fs.writeFileSync(junk, 'this is not a GGUF file at all, just text');
+    const b = spawnSync(BIN, ['serve', '-m', junk, '--port', '0'], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(b.status, 1);
+    assert.match(b.stderr, /cannot load the model/);
+    const h = spawnSync(BIN, ['serve', '--help'], { encoding: 'utf8' });
+    assert.equal(h.status, 0);
+    assert.match(h.stdout, /--memory-rounds/);
+    const bad = spawnSync(BIN, ['serve', '-m', junk, '--port', 'eighty'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+  });
+});
