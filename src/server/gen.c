@@ -5,9 +5,12 @@
  * can send more; stream_cb blocks on qe_job_next for the next token, so each token goes out as soon as
  * the engine makes it. When the client disconnects, the next write fails, MHD destroys the response and
  * stream_free releases (= cancels) the job: its slot is free at the engine's next step. */
+#define _GNU_SOURCE /* POLLRDHUP */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "internal.h"
@@ -170,6 +173,19 @@ static void gen_state_free(gen_state *g) {
  * which MHD may already have released. */
 static void stream_free(void *cls) { gen_state_free(cls); }
 
+/* A non-streaming request writes nothing until the end, so a client that gave up is noticed by looking at
+ * its socket: readable with nothing to read (EOF) or hung up means it is gone. A pipelined next request
+ * (data waiting) counts as still there. */
+static bool client_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return false;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLHUP | POLLERR | POLLRDHUP)) return true;
+    char b;
+    return recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen_req *req) {
     api_error e = {0};
     dialect d = (req->kind == GEN_OLLAMA_CHAT || req->kind == GEN_OLLAMA_GENERATE) ? DIALECT_OLLAMA : DIALECT_OPENAI;
@@ -223,7 +239,8 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
     if (!g->req.stream) {
         qe_buf text = {0};
         int r;
-        while ((r = step(g, &text, -1)) == 0) {}
+        while ((r = step(g, &text, 500)) == 0 || r == 2)
+            if (r == 2 && !g->stop_hit && client_gone(c)) qe_job_cancel(g->job); /* DONE follows */
         enum MHD_Result ret;
         if (r < 0) {
             api_errf(&e, 500, "server_error", NULL, NULL, "%s", g->err);

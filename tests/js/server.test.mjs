@@ -238,6 +238,22 @@ describe('many users', () => {
     assert.ok(m.qwen_edge_canceled_total > canceledBefore, 'counted as canceled');
     assert.ok(m['qwen_edge_http_requests_total{route="/v1/chat/completions",status="200"}'] >= 1);
   });
+  test('a non-streaming client that gives up frees its slot too', async () => {
+    const controller = new AbortController();
+    const req = fetch(`${srv.base}/v1/chat/completions`, {
+      method: 'POST', signal: controller.signal, headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(chat({ max_tokens: 400, temperature: 1, top_k: 0, top_p: 1 })),
+    }).catch(() => null);
+    let m;
+    const t0 = Date.now();
+    do { await sleep(50); m = await metrics(srv.base); } while (m.qwen_edge_slots_busy < 1 && Date.now() - t0 < 5000);
+    assert.ok(m.qwen_edge_slots_busy >= 1, 'the request holds a slot');
+    controller.abort();
+    await req;
+    const t1 = Date.now();
+    do { await sleep(50); m = await metrics(srv.base); } while (m.qwen_edge_slots_busy > 0 && Date.now() - t1 < 5000);
+    assert.equal(m.qwen_edge_slots_busy, 0);
+  });
 });
 
 describe('bad input', () => {
