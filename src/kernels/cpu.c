@@ -68,10 +68,16 @@ static void detect(void) {
 const qe_cpu_features *qe_cpu(void) { pthread_once(&g_cpu_once, detect); return &g_cpu; }
 const char *qe_cpu_describe(void) { pthread_once(&g_cpu_once, detect); return g_desc; }
 
-/* Kernel sets whose ISA file is not compiled for this architecture resolve to these. */
-__attribute__((weak)) const qe_kernel_set *qe_kernels_avx512(void) { return NULL; }
-__attribute__((weak)) const qe_kernel_set *qe_kernels_avx2(void) { return NULL; }
-__attribute__((weak)) const qe_kernel_set *qe_kernels_neon(void) { return NULL; }
+/* Kernel sets whose ISA file is not compiled for this architecture (the Makefile filters *_avx2.c and
+ * *_avx512.c out on aarch64, *_neon.c on x86-64). Not weak symbols: a weak definition here would stop the
+ * linker from pulling the real one out of libqwen.a. */
+#if !defined(__x86_64__)
+const qe_kernel_set *qe_kernels_avx512(void) { return NULL; }
+const qe_kernel_set *qe_kernels_avx2(void) { return NULL; }
+#endif
+#if !defined(__aarch64__)
+const qe_kernel_set *qe_kernels_neon(void) { return NULL; }
+#endif
 
 static const qe_kernel_set *g_active;
 static pthread_once_t g_ks_once = PTHREAD_ONCE_INIT;

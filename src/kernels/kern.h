@@ -29,7 +29,24 @@ typedef struct {
     int64_t cols, cols_pad; /* cols_pad: cols rounded up to 64 */
     size_t stride;          /* bytes from one token row to the next (multiple of 64) */
     uint8_t *base;
+    int tiled;              /* 1: the kernel set's tiled layout (below) instead of rows */
+    size_t tile_bytes;      /* tiled: bytes of one group of QE_ACT_TILE tokens */
 } qe_act;
+
+/* Tiled layout, for kernel sets whose register tiles hold QE_ACT_TILE tokens: tokens are grouped by 8 and,
+ * within a group, stored block-major, so one tile finds all its tokens' bytes at fixed offsets from one
+ * pointer (no per-token pointers to keep in registers). Group k starts at base + k * tile_bytes:
+ *   Q8:  int8 qs[nb][8][32] | float d[nb][8] | float s[nb][8] | int32 negsum[3][nb][8]
+ *        negsum[i] = -offset_i * sum(qs of the block), offsets 128, 8, 16 (the unsigned-weight corrections)
+ *   Q8K: the Q8 group layout over 32-column sub-blocks (nsb = cols/32), from the q8_K quantisation:
+ *        int8 qs[nsb][8][32] | float d[nsb][8] (the 256-block's d, repeated) | float s[nsb][8] = d * sum(32 qs)
+ *        | int32 negsum[2][nsb][8] = -32 * sum of the first / second 16 qs (q6_K's offset)
+ *   F32: float x[cols][8]   (rounded like QE_ACT_F32 rows)
+ * Slots of a partial last group are unused and left as they are. */
+#define QE_ACT_TILE 8
+size_t qe_act_tile_bytes(int fmt, int64_t cols);
+/* Writes token x (cols values) into slot `slot` of the group at `group` (reference, portable). */
+void qe_quant_tiled_ref(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot);
 
 static inline const int8_t *qe_act_qs(const qe_act *a, int t) { return (const int8_t *)(a->base + (size_t)t * a->stride); }
 static inline const float *qe_act_f32(const qe_act *a, int t) { return (const float *)(a->base + (size_t)t * a->stride); }
@@ -52,6 +69,9 @@ void qe_quant_row_q8k_ref(const float *x, int64_t cols, uint8_t *row);
 float qe_dot_ref(int type, const void *w, const qe_act *a, int t);
 /* Reference dequantisation of n weights (a multiple of the block size). Returns 0, or -1 if unsupported. */
 int qe_dequant_ref(int type, const void *src, float *dst, int64_t n);
+/* Unpacks one 256-block of a k-quant into unsigned codes q[256] (q6_K: 0..63 before its -32; q3_K: before
+ * its -4) and per-16 scales/mins, weight = d * sc[i/16] * (q[i] - off) - dmin * mn[i/16]. */
+void qe_unpack_k_codes(int type, const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin);
 /* Block size of a supported weight type, 0 otherwise. Bytes per row via qe_row_size-like logic. */
 int qe_kern_block_size(int type);
 size_t qe_kern_row_bytes(int type, int64_t cols);
@@ -74,6 +94,12 @@ typedef struct {
                int64_t r0, int64_t r1);
     void (*quant_q8)(const float *x, int64_t cols, uint8_t *row);
     void (*quant_f32)(const float *x, int64_t cols, int rounding, uint8_t *row);
+    /* Set when mm reads tiled activations (Q8 and F32 formats) for packed matrices; must equal
+     * qe_quant_tiled_ref bit for bit. */
+    void (*quant_tiled)(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot);
+    /* Dequantises one row of a matrix this set packed, from the packed copy only (so the original mapped
+     * bytes are never touched after qe_mat_init); must equal qe_dequant_ref of the original row exactly. */
+    void (*row_f32)(const qe_mat *m, int64_t row, float *out);
     /* ops.h entry points (NULL = reference), same contracts as there. */
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
     void (*swiglu)(float *out, const float *gate, const float *up, int n);
@@ -91,8 +117,21 @@ void qe_f32_to_f16_row_ref(const float *x, uint16_t *out, int n);
 void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
                       int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                       float *scratch);
+/* SIMD ops (ops_<isa>.c), referenced by that ISA's kernel-set table. */
+void qe_avx512_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void qe_avx512_swiglu(float *out, const float *gate, const float *up, int n);
+void qe_avx512_f32_to_f16_row(const float *x, uint16_t *out, int n);
+void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                         int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                         float *scratch);
+
 /* Name of a weight type for messages. */
 const char *qe_kern_type_name(int type);
+
+/* Packed weight buffers: 64-byte aligned; >= 1 MiB ones are 2 MiB aligned with MADV_HUGEPAGE (fewer TLB
+ * misses while decode streams them). Freed by qe_mat_free via qe_kern_packed_free. */
+void *qe_kern_packed_alloc(size_t bytes);
+void qe_kern_packed_free(void *p, size_t bytes);
 
 /* Kernel sets compiled in (NULL-returning stubs where the ISA is not compiled). */
 const qe_kernel_set *qe_kernels_avx512(void);

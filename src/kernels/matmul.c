@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base.h"
 #include "kernels/kern.h"
@@ -44,9 +45,32 @@ int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *dat
     return QE_OK;
 }
 
+#define HUGE_PAGE (2u << 20)
+
+void *qe_kern_packed_alloc(size_t bytes) {
+    if (bytes < (1u << 20)) return qe_aligned_alloc(64, bytes);
+    /* mmap with room to align the start to 2 MiB; the slop is unmapped again. */
+    size_t len = (bytes + 4095) & ~(size_t)4095;
+    uint8_t *p = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uint8_t *a = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    if (a + len < p + len + HUGE_PAGE) munmap(a + len, (size_t)(p + len + HUGE_PAGE - (a + len)));
+#ifdef MADV_HUGEPAGE
+    madvise(a, len, MADV_HUGEPAGE); /* a hint: fine if transparent huge pages are off */
+#endif
+    return a;
+}
+
+void qe_kern_packed_free(void *p, size_t bytes) {
+    if (!p) return;
+    if (bytes < (1u << 20)) free(p);
+    else munmap(p, (bytes + 4095) & ~(size_t)4095);
+}
+
 void qe_mat_free(qe_mat *m) {
     if (!m) return;
-    free(m->packed);
+    qe_kern_packed_free(m->packed, m->packed_bytes);
     m->packed = NULL;
     m->packed_bytes = 0;
     m->layout = 0;
@@ -54,6 +78,8 @@ void qe_mat_free(qe_mat *m) {
 
 void qe_mat_row_f32(const qe_mat *m, int64_t row, float *out) {
     QE_ASSERT(row >= 0 && row < m->rows);
+    const qe_kernel_set *ks = set_for_layout(m->layout);
+    if (ks && ks->row_f32) { ks->row_f32(m, row, out); return; }
     size_t rb = qe_kern_row_bytes(m->type, m->cols);
     QE_ASSERT(qe_dequant_ref(m->type, (const uint8_t *)m->data + (size_t)row * rb, out, m->cols) == 0);
 }
@@ -71,13 +97,15 @@ qe_matmul_ws *qe_matmul_ws_new(int max_tokens, int64_t max_cols) {
     if (max_tokens < 1 || max_cols < 1) return NULL;
     qe_matmul_ws *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
+    /* Room for the largest format, as rows or as groups of QE_ACT_TILE tokens. */
     size_t row = 0;
     for (int f = QE_ACT_F32; f <= QE_ACT_Q8K; f++) {
-        size_t b = qe_act_row_bytes(f, max_cols);
+        size_t b = qe_act_row_bytes(f, max_cols), g = (qe_act_tile_bytes(f, max_cols) + QE_ACT_TILE - 1) / QE_ACT_TILE;
         if (b > row) row = b;
+        if (g > row) row = g;
     }
-    uint64_t total;
-    if (!qe_mul_ok(row, (uint64_t)max_tokens, &total)) { free(ws); return NULL; }
+    uint64_t total, groups = ((uint64_t)max_tokens + QE_ACT_TILE - 1) / QE_ACT_TILE;
+    if (!qe_mul_ok(row, groups * QE_ACT_TILE, &total)) { free(ws); return NULL; }
     ws->buf = qe_aligned_alloc(64, total);
     if (!ws->buf) { free(ws); return NULL; }
     ws->max_tokens = max_tokens;
@@ -98,16 +126,22 @@ typedef struct {
     const float *x;
     int64_t ldx;
     int n, rounding;
+    const qe_kernel_set *ks;
     qe_act a;
 } quant_job;
 
 static void quant_rows(void *p, int ith, int nth) {
     quant_job *j = p;
-    const qe_kernel_set *ks = qe_kernels_active();
+    const qe_kernel_set *ks = j->ks;
     int64_t lo, hi;
     qe_split(j->n, 1, ith, nth, &lo, &hi);
     for (int64_t t = lo; t < hi; t++) {
         const float *x = j->x + t * j->ldx;
+        if (j->a.tiled) {
+            uint8_t *g = j->a.base + (size_t)(t / QE_ACT_TILE) * j->a.tile_bytes;
+            ks->quant_tiled(x, j->a.cols, j->a.fmt, j->rounding, g, (int)(t % QE_ACT_TILE));
+            continue;
+        }
         uint8_t *row = j->a.base + (size_t)t * j->a.stride;
         switch (j->a.fmt) {
         case QE_ACT_F32:
@@ -123,10 +157,19 @@ static void quant_rows(void *p, int ith, int nth) {
     }
 }
 
-static qe_act quantise(qe_pool *pool, qe_matmul_ws *ws, int type, int64_t cols, const float *x, int64_t ldx, int n) {
+/* The activation format matrix m's kernel reads: tiled for a packed matrix whose set wants it. */
+static int wants_tiled(const qe_mat *m) {
+    const qe_kernel_set *ks = set_for_layout(m->layout);
+    return ks && ks->quant_tiled;
+}
+
+static qe_act quantise(qe_pool *pool, qe_matmul_ws *ws, const qe_mat *m, const float *x, int64_t ldx, int n) {
+    int64_t cols = m->cols;
     QE_ASSERT(n >= 0 && n <= ws->max_tokens && cols <= ws->max_cols);
-    quant_job j = {.x = x, .ldx = ldx, .n = n};
-    j.a.fmt = qe_act_fmt_for(type, &j.rounding);
+    quant_job j = {.x = x, .ldx = ldx, .n = n, .ks = wants_tiled(m) ? set_for_layout(m->layout) : qe_kernels_active()};
+    j.a.fmt = qe_act_fmt_for(m->type, &j.rounding);
+    j.a.tiled = wants_tiled(m);
+    j.a.tile_bytes = qe_act_tile_bytes(j.a.fmt, cols);
     j.a.cols = cols;
     j.a.cols_pad = (cols + 63) / 64 * 64;
     j.a.stride = qe_act_row_bytes(j.a.fmt, cols);
@@ -184,7 +227,7 @@ void qe_matmul(qe_pool *pool, qe_matmul_ws *ws, const qe_mat *w, const float *x,
     if (n <= 0) return;
     mm_job j = {.n_mats = 1, .n = n, .w = {w}, .y = {y}, .ldy = {ldy}, .bias = {bias},
                 .accumulate = (flags & QE_MM_ACCUMULATE) != 0};
-    j.a = quantise(pool, ws, w->type, w->cols, x, ldx, n);
+    j.a = quantise(pool, ws, w, x, ldx, n);
     qe_pool_run(pool, mm_task, &j);
 }
 
@@ -203,7 +246,10 @@ void qe_matmul_multi(qe_pool *pool, qe_matmul_ws *ws, int n_mats, const qe_mat *
             mm_job j = {.n = n};
             for (int k = i; k < cnt; k++) {
                 int rnd_k, fmt_k = qe_act_fmt_for(w[i0 + k]->type, &rnd_k);
-                if (done[k] || fmt_k != fmt_i || rnd_k != rnd_i || w[i0 + k]->cols != w[i0 + i]->cols) continue;
+                if (done[k] || fmt_k != fmt_i || rnd_k != rnd_i || w[i0 + k]->cols != w[i0 + i]->cols ||
+                    wants_tiled(w[i0 + k]) != wants_tiled(w[i0 + i]) ||
+                    (wants_tiled(w[i0 + k]) && set_for_layout(w[i0 + k]->layout) != set_for_layout(w[i0 + i]->layout)))
+                    continue;
                 done[k] = 1;
                 j.w[j.n_mats] = w[i0 + k];
                 j.y[j.n_mats] = y[i0 + k];
@@ -211,7 +257,7 @@ void qe_matmul_multi(qe_pool *pool, qe_matmul_ws *ws, int n_mats, const qe_mat *
                 j.bias[j.n_mats] = bias ? bias[i0 + k] : NULL;
                 j.n_mats++;
             }
-            j.a = quantise(pool, ws, w[i0 + i]->type, w[i0 + i]->cols, x, ldx, n);
+            j.a = quantise(pool, ws, w[i0 + i], x, ldx, n);
             qe_pool_run(pool, mm_task, &j);
         }
     }

@@ -85,6 +85,62 @@ size_t qe_act_row_bytes(int fmt, int64_t cols) {
     return (b + 63) / 64 * 64;
 }
 
+static void quant_block_q8(const float *xb, int8_t *qs, float *d, float *s, int32_t *sum);
+
+size_t qe_act_tile_bytes(int fmt, int64_t cols) {
+    switch (fmt) {
+    case QE_ACT_F32: return (size_t)cols * QE_ACT_TILE * 4;
+    case QE_ACT_Q8: return (size_t)(cols / 32) * QE_ACT_TILE * (32 + 4 * 5);
+    case QE_ACT_Q8K: return (size_t)(cols / 32) * QE_ACT_TILE * (32 + 4 * 4);
+    default: return 0;
+    }
+}
+
+void qe_quant_tiled_ref(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot) {
+    if (fmt == QE_ACT_F32) {
+        float *o = (float *)group;
+        for (int64_t c = 0; c < cols; c++)
+            o[c * QE_ACT_TILE + slot] = rounding == QE_ROUND_F16 ? h2f(qe_fp32_to_fp16(x[c]))
+                                      : rounding == QE_ROUND_BF16 ? qe_bf16_to_fp32(qe_fp32_to_bf16(x[c])) : x[c];
+        return;
+    }
+    if (fmt == QE_ACT_Q8K) {
+        int64_t nsb = cols / 32;
+        int8_t *qs = (int8_t *)group;
+        float *gd = (float *)(group + nsb * QE_ACT_TILE * 32), *gs = gd + nsb * QE_ACT_TILE;
+        int32_t *ns = (int32_t *)(gs + nsb * QE_ACT_TILE);
+        uint8_t row[64 + 256 + 4 + 64];
+        for (int64_t b = 0; b < cols / 256; b++) {
+            qe_quant_row_q8k_ref(x + b * 256, 256, row); /* one 256-block: qs[256] | d | bsum[16] */
+            float d;
+            int32_t bs[16];
+            memcpy(&d, row + 256, 4);
+            memcpy(bs, row + 260, sizeof bs);
+            for (int sb = 0; sb < 8; sb++) {
+                int64_t i = (b * 8 + sb) * QE_ACT_TILE + slot;
+                memcpy(qs + i * 32, row + sb * 32, 32);
+                gd[i] = d;
+                gs[i] = d * (float)(bs[2 * sb] + bs[2 * sb + 1]);
+                ns[i] = -32 * bs[2 * sb];
+                ns[nsb * QE_ACT_TILE + i] = -32 * bs[2 * sb + 1];
+            }
+        }
+        return;
+    }
+    QE_ASSERT(fmt == QE_ACT_Q8);
+    int64_t nb = cols / 32;
+    int8_t *qs = (int8_t *)group;
+    float *gd = (float *)(group + nb * QE_ACT_TILE * 32), *gs = gd + nb * QE_ACT_TILE;
+    int32_t *ns = (int32_t *)(gs + nb * QE_ACT_TILE);
+    static const int offs[3] = {128, 8, 16};
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t sum;
+        quant_block_q8(x + b * 32, qs + (b * QE_ACT_TILE + slot) * 32, &gd[b * QE_ACT_TILE + slot],
+                       &gs[b * QE_ACT_TILE + slot], &sum);
+        for (int i = 0; i < 3; i++) ns[(i * nb + b) * QE_ACT_TILE + slot] = -offs[i] * sum;
+    }
+}
+
 /* --- activation quantisers ------------------------------------------------------------------------ */
 
 void qe_quant_row_f32_ref(const float *x, int64_t cols, int rounding, uint8_t *row) {
@@ -94,29 +150,30 @@ void qe_quant_row_f32_ref(const float *x, int64_t cols, int rounding, uint8_t *r
              : rounding == QE_ROUND_BF16 ? qe_bf16_to_fp32(qe_fp32_to_bf16(x[i])) : x[i];
 }
 
-/* ggml's x86 quantize_row_q8_0/q8_1: d = amax/127 stored as fp16; q = round-to-nearest-even(x * 127/amax)
- * (the SIMD path multiplies by 127/amax and rounds with _MM_ROUND_NEAREST; ties are vanishingly rare). */
+/* ggml's x86 quantize_row_q8_0/q8_1 for one block of 32: d = amax/127 stored as fp16; q = round-to-nearest-
+ * even(x * 127/amax) (the SIMD path multiplies by 127/amax and rounds with _MM_ROUND_NEAREST); q8_1's
+ * s = fp16(d * sum(q)) with the unrounded d. */
+static void quant_block_q8(const float *xb, int8_t *qs, float *d, float *s, int32_t *sum) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int32_t sm = 0;
+    for (int j = 0; j < 32; j++) {
+        int v = (int)nearbyintf(xb[j] * id);
+        qs[j] = (int8_t)v;
+        sm += v;
+    }
+    *d = h2f(qe_fp32_to_fp16(amax / 127.0f));
+    *s = h2f(qe_fp32_to_fp16(amax / 127.0f * (float)sm));
+    *sum = sm;
+}
+
 void qe_quant_row_q8_ref(const float *x, int64_t cols, uint8_t *row) {
     int64_t nb = cols / 32, pad = (cols + 63) / 64 * 64;
     int8_t *qs = (int8_t *)row;
     float *d = (float *)(row + pad), *s = d + nb;
     int32_t *sum = (int32_t *)(s + nb);
-    for (int64_t b = 0; b < nb; b++) {
-        const float *xb = x + b * 32;
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
-        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        int32_t sm = 0;
-        for (int j = 0; j < 32; j++) {
-            int v = (int)nearbyintf(xb[j] * id);
-            qs[b * 32 + j] = (int8_t)v;
-            sm += v;
-        }
-        float dh = h2f(qe_fp32_to_fp16(amax / 127.0f));
-        d[b] = dh;
-        s[b] = h2f(qe_fp32_to_fp16(amax / 127.0f * (float)sm)); /* ggml: fp16(d * sum) with the unrounded d */
-        sum[b] = sm;
-    }
+    for (int64_t b = 0; b < nb; b++) quant_block_q8(x + b * 32, qs + b * 32, &d[b], &s[b], &sum[b]);
     memset(qs + cols, 0, (size_t)(pad - cols));
 }
 
@@ -244,6 +301,12 @@ static void unpack256(int type, const uint8_t *blk, int q[256], int sc[16], int 
         break; }
     default: QE_ASSERT(0);
     }
+}
+
+void qe_unpack_k_codes(int type, const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin) {
+    unpack256(type, blk, q, sc, mn, d, dmin);
+    int off = type == QE_TYPE_Q6_K ? 32 : type == QE_TYPE_Q3_K ? 4 : 0;
+    for (int i = 0; i < 256; i++) q[i] += off;
 }
 
 /* --- dot products ----------------------------------------------------------------------------------- */

@@ -62,9 +62,9 @@ void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, co
                     scratch[j] = s * scale;
                     if (scratch[j] > mx) mx = scratch[j];
                 }
-                float sum = 0;
+                double sum = 0; /* ggml sums the exponentials in double */
                 for (int j = 0; j < n_vis; j++) { scratch[j] = expf(scratch[j] - mx); sum += scratch[j]; }
-                float inv = n_vis ? 1.0f / sum : 0.0f;
+                float inv = n_vis ? (float)(1.0 / sum) : 0.0f;
                 for (int d = 0; d < head_dim; d++) o[d] = 0;
                 for (int j = 0; j < n_vis; j++) {
                     const uint16_t *vj = v + (int64_t)j * kv_stride + (int64_t)hk * head_dim;

@@ -293,6 +293,8 @@ TEST(quantisers_bit_identical) {
         for (int64_t cols = 32; cols <= 4864; cols = cols * 3 + 32) {
             float *x = random_acts(1, cols);
             if (cols > 64) x[5] = 0, memset(x + 32, 0, 32 * sizeof(float)); /* an all-zero block */
+            if (cols >= 512) { memset(x + 256, 0, 256 * sizeof(float)); x[300] = 2.5f; x[301] = -2.5f; } /* q8_K: a tie of |max| */
+            if (cols >= 1024) memset(x + 512, 0, 256 * sizeof(float)); /* q8_K: an all-zero 256-block */
             size_t bytes = qe_act_row_bytes(QE_ACT_Q8, cols);
             uint8_t *a = calloc(1, bytes), *b = calloc(1, bytes);
             if (ks->quant_q8) {
@@ -308,8 +310,43 @@ TEST(quantisers_bit_identical) {
                 ks->quant_f32(x, cols, rnd_mode, b);
                 CHECKF(memcmp(a, b, (size_t)cols * 4) == 0, "%s quant_f32 mode %d", ks->name, rnd_mode);
             }
-            free(a); free(b); free(x);
+            free(a); free(b);
+            /* tiled layout: fill slots 0, 3 and 7 of a group, compare the whole group */
+            for (int fmt = QE_ACT_F32; fmt <= QE_ACT_Q8K && ks->quant_tiled; fmt++)
+                for (int rnd_mode = 0; rnd_mode < (fmt == QE_ACT_F32 ? 3 : 1); rnd_mode++) {
+                    if (fmt == QE_ACT_Q8K && cols % 256) continue;
+                    size_t gb = qe_act_tile_bytes(fmt, cols);
+                    a = calloc(1, gb); b = calloc(1, gb);
+                    for (int slot = 0; slot < 8; slot += slot == 0 ? 3 : 4) {
+                        qe_quant_tiled_ref(x, cols, fmt, rnd_mode, a, slot);
+                        ks->quant_tiled(x, cols, fmt, rnd_mode, b, slot);
+                    }
+                    CHECKF(memcmp(a, b, gb) == 0, "%s quant_tiled fmt %d mode %d cols %lld", ks->name, fmt, rnd_mode, (long long)cols);
+                    free(a); free(b);
+                }
+            free(x);
         }
+    }
+}
+
+/* The kernels' dequantisers (used by qe_mat_row_f32 and the double-precision check above) against quant.c's
+ * to_float, written independently by another hand: exact equality on random blocks of every type. */
+TEST(dequant_matches_quant_c) {
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int type = all_types[ti];
+        const qe_type_traits *tr = qe_type_traits_get(type);
+        CHECK(tr && tr->to_float);
+        if (!tr || !tr->to_float) continue;
+        int64_t cols = 512;
+        uint8_t *w = random_weights(type, 3, cols);
+        float a[3 * 512], b[3 * 512];
+        CHECK(qe_dequant_ref(type, w, a, 3 * cols) == 0);
+        tr->to_float(w, b, 3 * cols);
+        int same = 1;
+        for (int i = 0; i < 3 * 512; i++) same &= a[i] == b[i] || (isnan(a[i]) && isnan(b[i]));
+        CHECKF(same, "%s", qe_kern_type_name(type));
+        CHECK(qe_kern_row_bytes(type, cols) == qe_row_size(type, cols));
+        free(w);
     }
 }
 
@@ -319,18 +356,29 @@ TEST(row_f32_and_errors) {
     CHECK(qe_mat_init(&m, QE_TYPE_Q8_1, 4, 32, NULL, err) == QE_EUNSUPPORTED && strstr(err, "not supported"));
     CHECK(qe_mat_init(&m, QE_TYPE_Q4_K, 4, 896, NULL, err) == QE_EUNSUPPORTED && strstr(err, "multiple of 256"));
     CHECK(qe_mat_init(&m, 999, 4, 32, NULL, err) == QE_EUNSUPPORTED);
-    for (int si = -1; si < n_sets; si++) {
-        qe_kernels_force(si < 0 ? NULL : sets[si]);
-        uint8_t *w = random_weights(QE_TYPE_Q4_0, 20, 64);
-        CHECK(qe_mat_init(&m, QE_TYPE_Q4_0, 20, 64, w, err) == 0);
-        float row[64], want[64];
-        qe_mat_row_f32(&m, 19, row);
-        CHECK(qe_dequant_ref(QE_TYPE_Q4_0, w + 19 * qe_kern_row_bytes(QE_TYPE_Q4_0, 64), want, 64) == 0);
-        CHECK(memcmp(row, want, sizeof row) == 0);
-        qe_mat_free(&m);
-        qe_mat_free(&m); /* twice is fine */
-        free(w);
-    }
+    /* every type, every set: rows read back (from the packed copy where there is one) equal the reference
+     * dequantisation of the original, and the original bytes are not read (they are scribbled over first) */
+    for (int si = -1; si < n_sets; si++)
+        for (int ti = 0; ti < N_TYPES; ti++) {
+            int type = all_types[ti];
+            qe_kernels_force(si < 0 ? NULL : sets[si]);
+            int64_t cols = 512, rows = 20;
+            uint8_t *w = random_weights(type, rows, cols);
+            size_t bytes = qe_kern_row_bytes(type, cols) * (size_t)rows;
+            uint8_t *copy = malloc(bytes);
+            memcpy(copy, w, bytes);
+            CHECK(qe_mat_init(&m, type, rows, cols, w, err) == 0);
+            if (m.packed) memset(w, 0x55, bytes);
+            float row[512], want[512];
+            for (int64_t r = 0; r < rows; r += 19) {
+                qe_mat_row_f32(&m, r, row);
+                CHECK(qe_dequant_ref(type, copy + (size_t)r * qe_kern_row_bytes(type, cols), want, cols) == 0);
+                CHECKF(memcmp(row, want, sizeof row) == 0, "set %d %s row %lld", si, qe_kern_type_name(type), (long long)r);
+            }
+            qe_mat_free(&m);
+            qe_mat_free(&m); /* twice is fine */
+            free(w); free(copy);
+        }
     qe_kernels_force(NULL);
 }
 
@@ -345,6 +393,7 @@ int main(void) {
     RUN(simd_sets_vs_reference_2_threads);
     RUN(multi_equals_single);
     RUN(quantisers_bit_identical);
+    RUN(dequant_matches_quant_c);
     RUN(row_f32_and_errors);
     return TEST_DONE();
 }

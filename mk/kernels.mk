@@ -1,0 +1,9 @@
+# mk/kernels.mk — the kernel micro-benchmark (not part of `make test`):
+#   make bench-kernels [BENCH_ARGS="--types q8_0,q4_0 --threads 2"]
+.PHONY: bench-kernels
+$(BUILD)/bench/kernels: bench/kernels.c $(BUILD)/libqwen.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqwen.a $(LDLIBS)
+
+bench-kernels: $(BUILD)/bench/kernels
+	$(BUILD)/bench/kernels $(BENCH_ARGS)

@@ -1,0 +1,187 @@
+/* ops_avx512.c — AVX-512 versions of the per-token ops (ops.h): rmsnorm, swiglu, f32->f16 rows and the
+ * attention over the fp16 KV cache. Twins of ops_ref.c, held equal by tests/unit/test_ops.c.
+ *
+ * Attention is computed flash-style per block of 16 keys: the block's K (16 keys x head_dim fp16) is converted
+ * and transposed once into 16-wide f32 columns on the stack, so a score vector for 16 keys is head_dim FMAs
+ * with the query element broadcast — no horizontal sums — and that transposed block serves every query
+ * token and every query head of the KV head. Softmax runs online (running max and sum, rescaling the output
+ * accumulator), which changes only the rounding relative to the two-pass reference. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "base.h"
+#include "kernels/kern.h"
+
+/* exp(x) for a vector: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial (Cephes expf
+ * coefficients), times 2^n via vscalefps. ~1 ulp; exp(-inf) = 0. */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f)); /* below: result underflows to 0 anyway */
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+void qe_avx512_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    /* Sum of squares in double, like the reference (and ggml): 8 doubles per vector. */
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __m512 sq = _mm512_mul_ps(v, v);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; i++) sum += (double)(x[i] * x[i]);
+    float scale = 1.0f / sqrtf((float)(sum / n) + eps);
+    __m512 vs = _mm512_set1_ps(scale);
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), _mm512_loadu_ps(w + i)));
+    for (; i < n; i++) out[i] = (x[i] * scale) * w[i];
+}
+
+void qe_avx512_swiglu(float *out, const float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, u));
+    }
+}
+
+void qe_avx512_f32_to_f16_row(const float *x, uint16_t *out, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) out[i] = qe_fp32_to_fp16(x[i]);
+}
+
+/* 16x16 transpose of f32 vectors r[0..15] in place (4 shuffle rounds). */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+
+#define KB 16        /* keys per block */
+#define MAX_HD 256   /* head_dim bound for the stack blocks (Qwen2: 64 or 128) */
+#define QCHUNK 32    /* query tokens whose softmax state is kept at once */
+
+void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                         int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                         float *scratch) {
+    if (head_dim % 16 || head_dim > MAX_HD || n_head % n_head_kv) {
+        qe_attention_ref(q, n_q, q_pos0, k, v, kv_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
+        return;
+    }
+    const int group = n_head / n_head_kv, nd = head_dim / 16;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int64_t ld = (int64_t)n_head * head_dim;
+    float KT[MAX_HD][KB] __attribute__((aligned(64))); /* KT[d][j] = K[j0 + j][d] */
+    float VB[KB][MAX_HD] __attribute__((aligned(64)));
+    float qr[MAX_HD] __attribute__((aligned(64)));
+    float pj[KB] __attribute__((aligned(64)));
+    float m_run[QCHUNK * 16], l_run[QCHUNK * 16];
+    for (int hk = kv_lo; hk < kv_hi; hk++) {
+        for (int gh0 = 0; gh0 < group; gh0 += 16) {
+            int gn = group - gh0 < 16 ? group - gh0 : 16;
+            for (int i0 = 0; i0 < n_q; i0 += QCHUNK) {
+                int in = n_q - i0 < QCHUNK ? n_q - i0 : QCHUNK;
+                int vis_max = q_pos0 + i0 + in < n_kv ? q_pos0 + i0 + in : n_kv;
+                for (int i = 0; i < in; i++)
+                    for (int h = 0; h < gn; h++) {
+                        m_run[i * 16 + h] = -INFINITY;
+                        l_run[i * 16 + h] = 0;
+                        memset(out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim, 0, sizeof(float) * head_dim);
+                    }
+                for (int j0 = 0; j0 < vis_max; j0 += KB) {
+                    int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
+                    /* K block -> KT (transposed f32), V block -> VB (f32); missing keys are zero */
+                    for (int c = 0; c < nd; c++) {
+                        __m512 r[16];
+                        for (int j = 0; j < KB; j++)
+                            r[j] = j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
+                                          : _mm512_setzero_ps();
+                        transpose16(r);
+                        for (int d = 0; d < 16; d++) _mm512_store_ps(KT[c * 16 + d], r[d]);
+                    }
+                    for (int j = 0; j < KB; j++)
+                        for (int c = 0; c < nd; c++)
+                            _mm512_store_ps(VB[j] + c * 16, j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
+                                                                   : _mm512_setzero_ps());
+                    for (int i = 0; i < in; i++) {
+                        int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
+                        if (vis <= j0) continue;
+                        int nv = vis - j0 < KB ? vis - j0 : KB;
+                        __mmask16 mk = (__mmask16)((1u << nv) - 1);
+                        for (int h = 0; h < gn; h++) {
+                            const float *qh = q + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
+                            float *oh = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
+                            for (int c = 0; c < nd; c++) /* q rounded through fp16, as ggml converts it to K's type */
+                                _mm512_store_ps(qr + c * 16, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qh + c * 16), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                            for (int d = 0; d < head_dim; d += 4) {
+                                a0 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d]), _mm512_load_ps(KT[d]), a0);
+                                a1 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 1]), _mm512_load_ps(KT[d + 1]), a1);
+                                a2 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 2]), _mm512_load_ps(KT[d + 2]), a2);
+                                a3 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 3]), _mm512_load_ps(KT[d + 3]), a3);
+                            }
+                            __m512 s = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_set1_ps(scale));
+                            s = _mm512_mask_blend_ps(mk, _mm512_set1_ps(-INFINITY), s);
+                            float *mr = &m_run[i * 16 + h], *lr = &l_run[i * 16 + h];
+                            float mnew = fmaxf(*mr, _mm512_reduce_max_ps(s));
+                            __m512 p = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(s, _mm512_set1_ps(mnew))));
+                            float corr = *mr == -INFINITY ? 0.0f : expf(*mr - mnew);
+                            *lr = *lr * corr + _mm512_reduce_add_ps(p);
+                            *mr = mnew;
+                            _mm512_store_ps(pj, p);
+                            for (int c = 0; c < nd; c++) {
+                                __m512 o = _mm512_mul_ps(_mm512_loadu_ps(oh + c * 16), _mm512_set1_ps(corr));
+                                for (int j = 0; j < nv; j++) o = _mm512_fmadd_ps(_mm512_set1_ps(pj[j]), _mm512_load_ps(VB[j] + c * 16), o);
+                                _mm512_storeu_ps(oh + c * 16, o);
+                            }
+                        }
+                    }
+                }
+                for (int i = 0; i < in; i++)
+                    for (int h = 0; h < gn; h++) {
+                        float *oh = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
+                        float inv = l_run[i * 16 + h] > 0 ? 1.0f / l_run[i * 16 + h] : 0.0f;
+                        for (int c = 0; c < nd; c++) _mm512_storeu_ps(oh + c * 16, _mm512_mul_ps(_mm512_loadu_ps(oh + c * 16), _mm512_set1_ps(inv)));
+                    }
+            }
+        }
+    }
+}
