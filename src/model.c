@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hf.h"
 #include "mapfile.h"
 #include "quant.h"
 
@@ -194,13 +195,14 @@ static int load_gguf(qe_model *m, const char *path, char *err) {
     return QE_OK;
 }
 
-/* Hugging Face folders are converted by hf.c (linked in when present). */
-int qe_hf_to_gguf(const char *dir, const char *out_path, int out_type, char *err) __attribute__((weak));
-
+/* A Hugging Face folder is converted once into a cached GGUF (hf.c), which is then mapped like any other. */
 static int hf_cached_gguf(const char *dir, int type, char *out, size_t cap, char *err) {
-    if (!qe_hf_to_gguf) return qe_errf(err, QE_EUNSUPPORTED, "is a folder; this build cannot read Hugging Face folders");
-    (void)type; (void)out; (void)cap;
-    return qe_errf(err, QE_EUNSUPPORTED, "Hugging Face folders: not wired yet");
+    int rc = qe_hf_cache_path(dir, type, out, cap, err);
+    if (rc) return rc;
+    struct stat st;
+    if (stat(out, &st) == 0 && st.st_size > 0) return QE_OK;
+    qe_log(QE_LOG_INFO, "converting the Hugging Face folder %s to %s (once)", dir, out);
+    return qe_hf_to_gguf(dir, out, type, err);
 }
 
 int qe_model_load(const char *path, qe_model **out, char *err) {
