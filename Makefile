@@ -52,27 +52,34 @@ deps-test:
 
 $(BUILD)/libqwen.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
-	ar rcs $@ $^
+	@echo "  AR $@"
+	@rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/qwen-edge: $(CLI_OBJ) $(BUILD)/libqwen.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(ISA_AVX2) -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) $(ISA_AVX2) -c -o $@ $<
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(ISA_AVX512) -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) $(ISA_AVX512) -c -o $@ $<
 $(BUILD)/%_neon.o: %_neon.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(ISA_NEON) -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) $(ISA_NEON) -c -o $@ $<
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqwen.a tests/unit/test.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libqwen.a $(LDLIBS)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libqwen.a $(LDLIBS)
 
 unit: all $(TEST_BIN)
 

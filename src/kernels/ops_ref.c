@@ -1,6 +1,8 @@
 /* ops_ref.c — reference versions of the per-token ops of ops.h, written to follow llama.cpp's CPU numerics
  * (ggml rms_norm sums squares in double; rope advances theta by repeated f32 multiplication; attention
- * rounds q to fp16 before the K dot product, as ggml converts it to K's type). SIMD versions must agree
+ * rounds q to fp16 before the K dot product, as ggml converts it to K's type, and rounds the softmax
+ * probabilities to fp16 before the V product, as ggml's kq·V matmul converts them to V's type: with both, the
+ * logits of a q8_0 model equal llama.cpp's (non-flash-attention path) bit for bit). SIMD versions must agree
  * with these within the tolerances of tests/unit/test_ops.c. */
 #include <math.h>
 
@@ -60,13 +62,13 @@ void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, co
                     scratch[j] = s * scale;
                     if (scratch[j] > mx) mx = scratch[j];
                 }
-                float sum = 0;
+                double sum = 0; /* ggml sums the exponentials in double */
                 for (int j = 0; j < n_vis; j++) { scratch[j] = expf(scratch[j] - mx); sum += scratch[j]; }
-                float inv = n_vis ? 1.0f / sum : 0.0f;
+                float inv = n_vis ? (float)(1.0 / sum) : 0.0f;
                 for (int d = 0; d < head_dim; d++) o[d] = 0;
                 for (int j = 0; j < n_vis; j++) {
                     const uint16_t *vj = v + (int64_t)j * kv_stride + (int64_t)hk * head_dim;
-                    float p = scratch[j] * inv;
+                    float p = qe_fp16_to_fp32(qe_fp32_to_fp16(scratch[j] * inv));
                     for (int d = 0; d < head_dim; d++) o[d] += p * qe_fp16_to_fp32(vj[d]);
                 }
             }
