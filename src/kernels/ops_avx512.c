@@ -99,6 +99,42 @@ static inline void transpose16(__m512 r[16]) {
 #define MAX_HD 256   /* head_dim bound for the stack blocks (Qwen2: 64 or 128) */
 #define QCHUNK 32    /* query tokens whose softmax state is kept at once */
 
+/* K block j0..j0+jn-1 of KV head hk -> KT[d][16] (f32, transposed); missing keys are zero. */
+static void load_kt(const uint16_t *k, int64_t kv_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
+    for (int c = 0; c < head_dim / 16; c++) {
+        __m512 r[16];
+        for (int j = 0; j < KB; j++)
+            r[j] = j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
+                          : _mm512_setzero_ps();
+        transpose16(r);
+        for (int d = 0; d < 16; d++) _mm512_store_ps(KT[c * 16 + d], r[d]);
+    }
+}
+
+/* Scores of one query (qr: fp16-rounded, f32) against the 16 keys of KT, times scale; keys outside mk = -inf. */
+static inline __m512 block_scores(const float *qr, const float (*KT)[KB], int head_dim, float scale, __mmask16 mk) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int d = 0; d < head_dim; d += 4) {
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d]), _mm512_load_ps(KT[d]), a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 1]), _mm512_load_ps(KT[d + 1]), a1);
+        a2 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 2]), _mm512_load_ps(KT[d + 2]), a2);
+        a3 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 3]), _mm512_load_ps(KT[d + 3]), a3);
+    }
+    __m512 sc = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_set1_ps(scale));
+    return _mm512_mask_blend_ps(mk, _mm512_set1_ps(-INFINITY), sc);
+}
+
+static inline double hsum_pd(__m512 e) {
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(e));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+}
+
+/* Same numerics as qe_attention_ref (q and the normalised probabilities rounded to fp16, the exponentials
+ * summed in double), computed over blocks of 16 keys shared by every query token and head of a chunk:
+ *   pass 1: scores, running max and running sum of exp (rescaled in double when the max grows);
+ *   pass 2: scores again, p = fp16(exp(s - max) / sum), out = sum_j p_j v_j.
+ * The scores are computed twice rather than stored: the caller's scratch holds one row, not a chunk's. */
 void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
                          int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                          float *scratch) {
@@ -109,79 +145,69 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
     const int group = n_head / n_head_kv, nd = head_dim / 16;
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int64_t ld = (int64_t)n_head * head_dim;
-    float KT[MAX_HD][KB] __attribute__((aligned(64))); /* KT[d][j] = K[j0 + j][d] */
+    float KT[MAX_HD][KB] __attribute__((aligned(64)));
     float VB[KB][MAX_HD] __attribute__((aligned(64)));
-    float qr[MAX_HD] __attribute__((aligned(64)));
     float pj[KB] __attribute__((aligned(64)));
-    float m_run[QCHUNK * 16], l_run[QCHUNK * 16];
-    for (int hk = kv_lo; hk < kv_hi; hk++) {
-        for (int gh0 = 0; gh0 < group; gh0 += 16) {
-            int gn = group - gh0 < 16 ? group - gh0 : 16;
+    enum { GMAX = 16 };
+    float qr[MAX_HD] __attribute__((aligned(64)));
+    float m_run[QCHUNK * GMAX], inv[QCHUNK * GMAX];
+    double l_run[QCHUNK * GMAX];
+    for (int hk = kv_lo; hk < kv_hi; hk++)
+        for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
+            int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
             for (int i0 = 0; i0 < n_q; i0 += QCHUNK) {
                 int in = n_q - i0 < QCHUNK ? n_q - i0 : QCHUNK;
                 int vis_max = q_pos0 + i0 + in < n_kv ? q_pos0 + i0 + in : n_kv;
-                for (int i = 0; i < in; i++)
-                    for (int h = 0; h < gn; h++) {
-                        m_run[i * 16 + h] = -INFINITY;
-                        l_run[i * 16 + h] = 0;
-                        memset(out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim, 0, sizeof(float) * head_dim);
-                    }
-                for (int j0 = 0; j0 < vis_max; j0 += KB) {
-                    int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
-                    /* K block -> KT (transposed f32), V block -> VB (f32); missing keys are zero */
-                    for (int c = 0; c < nd; c++) {
-                        __m512 r[16];
-                        for (int j = 0; j < KB; j++)
-                            r[j] = j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
-                                          : _mm512_setzero_ps();
-                        transpose16(r);
-                        for (int d = 0; d < 16; d++) _mm512_store_ps(KT[c * 16 + d], r[d]);
-                    }
-                    for (int j = 0; j < KB; j++)
-                        for (int c = 0; c < nd; c++)
-                            _mm512_store_ps(VB[j] + c * 16, j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
-                                                                   : _mm512_setzero_ps());
-                    for (int i = 0; i < in; i++) {
-                        int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
-                        if (vis <= j0) continue;
-                        int nv = vis - j0 < KB ? vis - j0 : KB;
-                        __mmask16 mk = (__mmask16)((1u << nv) - 1);
-                        for (int h = 0; h < gn; h++) {
-                            const float *qh = q + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
-                            float *oh = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
-                            for (int c = 0; c < nd; c++) /* q rounded through fp16, as ggml converts it to K's type */
-                                _mm512_store_ps(qr + c * 16, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qh + c * 16), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-                            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                            for (int d = 0; d < head_dim; d += 4) {
-                                a0 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d]), _mm512_load_ps(KT[d]), a0);
-                                a1 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 1]), _mm512_load_ps(KT[d + 1]), a1);
-                                a2 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 2]), _mm512_load_ps(KT[d + 2]), a2);
-                                a3 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 3]), _mm512_load_ps(KT[d + 3]), a3);
-                            }
-                            __m512 s = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_set1_ps(scale));
-                            s = _mm512_mask_blend_ps(mk, _mm512_set1_ps(-INFINITY), s);
-                            float *mr = &m_run[i * 16 + h], *lr = &l_run[i * 16 + h];
-                            float mnew = fmaxf(*mr, _mm512_reduce_max_ps(s));
-                            __m512 p = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(s, _mm512_set1_ps(mnew))));
-                            float corr = *mr == -INFINITY ? 0.0f : expf(*mr - mnew);
-                            *lr = *lr * corr + _mm512_reduce_add_ps(p);
-                            *mr = mnew;
-                            _mm512_store_ps(pj, p);
-                            for (int c = 0; c < nd; c++) {
-                                __m512 o = _mm512_mul_ps(_mm512_loadu_ps(oh + c * 16), _mm512_set1_ps(corr));
-                                for (int j = 0; j < nv; j++) o = _mm512_fmadd_ps(_mm512_set1_ps(pj[j]), _mm512_load_ps(VB[j] + c * 16), o);
-                                _mm512_storeu_ps(oh + c * 16, o);
+                for (int i = 0; i < in * GMAX; i++) { m_run[i] = -INFINITY; l_run[i] = 0; }
+                for (int pass = 0; pass < 2; pass++) {
+                    for (int j0 = 0; j0 < vis_max; j0 += KB) {
+                        int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
+                        load_kt(k, kv_stride, hk, head_dim, j0, jn, KT);
+                        if (pass == 1)
+                            for (int j = 0; j < KB; j++)
+                                for (int c = 0; c < nd; c++)
+                                    _mm512_store_ps(VB[j] + c * 16, j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
+                                                                           : _mm512_setzero_ps());
+                        for (int i = 0; i < in; i++) {
+                            int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
+                            if (vis <= j0) continue;
+                            int nv = vis - j0 < KB ? vis - j0 : KB;
+                            __mmask16 mk = (__mmask16)((1u << nv) - 1);
+                            for (int h = 0; h < gn; h++) {
+                                const float *qh = q + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
+                                for (int c = 0; c < nd; c++) /* q rounded through fp16, as ggml converts it to K's type */
+                                    _mm512_store_ps(qr + c * 16, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qh + c * 16), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                                __m512 sc = block_scores(qr, (const float (*)[KB])KT, head_dim, scale, mk);
+                                int si = i * GMAX + h;
+                                if (pass == 0) {
+                                    float bm = _mm512_reduce_max_ps(sc);
+                                    if (bm > m_run[si]) {
+                                        l_run[si] *= m_run[si] == -INFINITY ? 0.0 : exp((double)m_run[si] - (double)bm);
+                                        m_run[si] = bm;
+                                    }
+                                    l_run[si] += hsum_pd(_mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(sc, _mm512_set1_ps(m_run[si])))));
+                                    continue;
+                                }
+                                float *oh = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
+                                __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(sc, _mm512_set1_ps(m_run[si]))));
+                                __m512 p = _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(e, _mm512_set1_ps(inv[si])), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                                _mm512_store_ps(pj, p);
+                                for (int c = 0; c < nd; c++) {
+                                    __m512 o = j0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(oh + c * 16);
+                                    for (int j = 0; j < nv; j++) o = _mm512_fmadd_ps(_mm512_set1_ps(pj[j]), _mm512_load_ps(VB[j] + c * 16), o);
+                                    _mm512_storeu_ps(oh + c * 16, o);
+                                }
                             }
                         }
                     }
+                    if (pass == 0)
+                        for (int i = 0; i < in * GMAX; i++) inv[i] = l_run[i] > 0 ? (float)(1.0 / l_run[i]) : 0.0f;
                 }
+                /* a query that sees no key (n_kv == 0): zero output, as the reference */
                 for (int i = 0; i < in; i++)
-                    for (int h = 0; h < gn; h++) {
-                        float *oh = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
-                        float inv = l_run[i * 16 + h] > 0 ? 1.0f / l_run[i * 16 + h] : 0.0f;
-                        for (int c = 0; c < nd; c++) _mm512_storeu_ps(oh + c * 16, _mm512_mul_ps(_mm512_loadu_ps(oh + c * 16), _mm512_set1_ps(inv)));
-                    }
+                    if (q_pos0 + i0 + i + 1 > 0 && n_kv <= 0)
+                        for (int h = 0; h < gn; h++)
+                            memset(out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim, 0, sizeof(float) * head_dim);
             }
         }
-    }
 }

@@ -1,8 +1,8 @@
 /* test_ops.c — the per-token ops: reference against double-precision formulas, and every kernel set's SIMD
  * version (where it has one) against the reference on odd sizes, with guard values around outputs.
  * Thresholds: rmsnorm/rope vs double 1e-12 NMSE (f32 rounding only), swiglu 1e-13 and 5e-7 max relative
- * error per element (~4 ulp: a SIMD exp must be nearly exact; one 1e-6 off fails); attention vs double 1e-10 (q is
- * rounded to fp16 on both sides, so only f32 accumulation differs); SIMD vs reference 1e-11 (summation order,
+ * error per element (~4 ulp: a SIMD exp must be nearly exact; one 1e-6 off fails); attention vs double 1e-9 (q and p are
+ * rounded to fp16 on both sides; an f32 probability next to an fp16 rounding boundary may flip); SIMD vs reference 1e-11 (summation order,
  * exp approximation-free). f32->f16 conversion must be bit-identical. */
 #include <math.h>
 #include <stdint.h>
@@ -123,7 +123,9 @@ TEST(f32_to_f16) {
     }
 }
 
-/* Attention against a double-precision softmax(q k^T / sqrt(d)) v with q rounded to fp16. */
+/* Attention against a double-precision softmax(q k^T / sqrt(d)) v with q and the probabilities rounded to fp16
+ * (ggml's numerics). The implementations compute scores and exponentials in f32, so a probability close to a
+ * rounding boundary of fp16 may round the other way (an error of 2^-11 of that probability): NMSE 1e-9. */
 static void attn_double(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t st,
                         int n_kv, int nh, int nkv, int hd, double *out) {
     int group = nh / nkv;
@@ -140,9 +142,10 @@ static void attn_double(const float *q, int n_q, int q_pos0, const uint16_t *k, 
                 if (s[j] > mx) mx = s[j];
             }
             for (int j = 0; j < nv; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
+            for (int j = 0; j < nv; j++) s[j] = qe_fp16_to_fp32(qe_fp32_to_fp16((float)(s[j] / sum))); /* as ggml: p in fp16 */
             for (int c = 0; c < hd; c++) {
                 double o = 0;
-                for (int j = 0; j < nv; j++) o += s[j] / sum * qe_fp16_to_fp32(v[j * st + hk * hd + c]);
+                for (int j = 0; j < nv; j++) o += s[j] * qe_fp16_to_fp32(v[j * st + hk * hd + c]);
                 out[(i * nh + h) * hd + c] = o;
             }
         }
@@ -170,7 +173,7 @@ TEST(attention) {
                 else sets[si]->attention(q, n_q, pos0, k, v, st, n_kv, nh, nkv, hd, hk, hk + 1, o + G, scratch);
             }
             double err = nmse_d(o + G, e, n_q * nh * hd);
-            CHECKF(err < 1e-10, "set %d case %zu: %g", si, ci, err);
+            CHECKF(err < 1e-9, "set %d case %zu: %g", si, ci, err);
             for (int i = 0; i < G; i++) CHECK(o[i] == GV && o[n_q * nh * hd + G + i] == GV);
             for (int i = 0; i < n_q * nh * hd; i++) CHECK(isfinite(o[G + i]));
         }
