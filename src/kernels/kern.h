@@ -125,6 +125,13 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
                          int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                          float *scratch);
 
+void qe_avx2_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void qe_avx2_swiglu(float *out, const float *gate, const float *up, int n);
+void qe_avx2_f32_to_f16_row(const float *x, uint16_t *out, int n);
+void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                       int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                       float *scratch);
+
 /* Name of a weight type for messages. */
 const char *qe_kern_type_name(int type);
 

@@ -392,6 +392,10 @@ static const qe_kernel_set set_avx2 = {
     .mm = mm_avx2,
     .quant_tiled = quant_tiled_avx2,
     .row_f32 = row_f32_avx2,
+    .rmsnorm = qe_avx2_rmsnorm,
+    .swiglu = qe_avx2_swiglu,
+    .f32_to_f16_row = qe_avx2_f32_to_f16_row,
+    .attention = qe_avx2_attention,
 };
 
 const qe_kernel_set *qe_kernels_avx2(void) { return &set_avx2; }

@@ -83,6 +83,21 @@ TEST(swiglu) {
     }
 }
 
+/* silu at the ends of the exp range: large |g| must give g or 0, never NaN */
+TEST(swiglu_extremes) {
+    float g[24], u[24], o[24];
+    for (int i = 0; i < 24; i++) { g[i] = (float)(i - 12) * 12.5f; u[i] = 1.5f; }
+    for (int si = -1; si < n_sets; si++) {
+        if (si >= 0 && !sets[si]->swiglu) continue;
+        if (si < 0) qe_swiglu_ref(o, g, u, 24);
+        else sets[si]->swiglu(o, g, u, 24);
+        for (int i = 0; i < 24; i++) {
+            double e = (double)g[i] / (1.0 + exp(-(double)g[i])) * 1.5;
+            CHECKF(isfinite(o[i]) && fabs(o[i] - e) <= 1e-6 * fabs(e) + 1e-30, "set %d g %g: %g vs %g", si, g[i], o[i], e);
+        }
+    }
+}
+
 TEST(rope) {
     int heads = 3, hd = 64;
     float x[3 * 64], y[3 * 64];
@@ -195,6 +210,7 @@ int main(void) {
     if (f->neon && f->dotprod && qe_kernels_neon()) sets[n_sets++] = qe_kernels_neon();
     RUN(rmsnorm);
     RUN(swiglu);
+    RUN(swiglu_extremes);
     RUN(rope);
     RUN(f32_to_f16);
     RUN(attention);
