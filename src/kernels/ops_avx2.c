@@ -163,18 +163,18 @@ static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*V
 void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
                        int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                        float *scratch) {
-    if (head_dim % 16 || head_dim > MAX_HD || n_head % n_head_kv) {
+    enum { GMAX = 8, QC = 16, QR_HD = 128 }; /* QR_HD bounds the stack (~100 KB); Qwen2 heads are 64 or 128 */
+    if (head_dim % 16 || head_dim > QR_HD || n_head % n_head_kv) {
         qe_attention_ref(q, n_q, q_pos0, k, v, kv_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
         return;
     }
-    enum { GMAX = 8, QC = 16 };
     const int group = n_head / n_head_kv, nd = head_dim / 8;
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int64_t ld = (int64_t)n_head * head_dim;
     float KT[MAX_HD][KB] __attribute__((aligned(32)));
     float VB[KB][MAX_HD] __attribute__((aligned(32)));
     float pj[GMAX + 4][KB] __attribute__((aligned(32)));
-    float qr[QC][GMAX * MAX_HD] __attribute__((aligned(32)));
+    float qr[QC][GMAX * QR_HD] __attribute__((aligned(32)));
     float dummy[MAX_HD] __attribute__((aligned(32)));
     memset(pj, 0, sizeof pj);
     __m256 mvec[QC * GMAX], svec[QC * GMAX];
