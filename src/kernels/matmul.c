@@ -42,10 +42,20 @@ int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *dat
         if (rc < 0) return qe_errf(err, QE_ENOMEM, "matmul: out of memory repacking a %lld x %lld %s matrix",
                                    (long long)rows, (long long)cols, qe_kern_type_name(type));
     }
+    if (m->packed) qe_kern_release_source(data, qe_kern_row_bytes(type, cols) * (size_t)rows);
     return QE_OK;
 }
 
 #define HUGE_PAGE (2u << 20)
+
+void qe_kern_release_source(const void *p, size_t bytes) {
+#ifdef MADV_PAGEOUT
+    uintptr_t pg = 4096, lo = ((uintptr_t)p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)p + bytes) & ~(pg - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_PAGEOUT);
+#else
+    (void)p; (void)bytes;
+#endif
+}
 
 void *qe_kern_packed_alloc(size_t bytes) {
     if (bytes < (1u << 20)) return qe_aligned_alloc(64, bytes);

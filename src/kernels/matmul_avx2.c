@@ -65,7 +65,8 @@ static int pack_avx2(qe_mat *m) {
     const uint8_t *src = m->data;
     for (int64_t p = 0; p < np; p++) {
         uint8_t *P = dst + (size_t)p * pb;
-        memset(P, 0, pb);
+        if ((p + 1) * PR > rows || l == L_Q5_0 || l == L_Q5_1) memset(P, 0, pb); /* padding rows; OR-ed masks */
+        if ((p & 127) == 127) qe_kern_release_source(src + (size_t)(p - 127) * PR * rb, (size_t)128 * PR * rb);
         for (int rr = 0; rr < PR && p * PR + rr < rows; rr++) {
             const uint8_t *row = src + (size_t)(p * PR + rr) * rb;
             if (l >= L_F16) {
