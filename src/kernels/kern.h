@@ -139,10 +139,10 @@ const char *qe_kern_type_name(int type);
  * misses while decode streams them). Freed by qe_mat_free via qe_kern_packed_free. */
 void *qe_kern_packed_alloc(size_t bytes);
 void qe_kern_packed_free(void *p, size_t bytes);
-/* The packed copy replaces the source rows [p, p + bytes): lets the kernel reclaim the source pages wholly
- * inside that range (MADV_PAGEOUT), so RSS holds the weights once, and during packing not twice. A hint
- * that never changes contents: clean file pages are dropped (re-read if ever touched again); anonymous
- * memory without swap stays as it is. Packers call it as they go. */
+/* The packed copy replaces the source rows [p, p + bytes): if they lie in a private read-only file mapping
+ * (the model file), unmaps the pages wholly inside the range (MADV_DONTNEED; the page cache keeps them), so
+ * RSS holds the weights once, and during packing not twice. Anything else (malloc'd weights) is left alone.
+ * Packers call it as they go. */
 void qe_kern_release_source(const void *p, size_t bytes);
 
 /* Kernel sets compiled in (NULL-returning stubs where the ISA is not compiled). */
