@@ -15,7 +15,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: qwen-edge serve -m MODEL.gguf [options]\n"
+            "usage: qwen-edge serve [-m MODEL] [options]\n"
             "\n"
             "Serves a chat page at http://HOST:PORT/ and an OpenAI- and ollama-compatible API:\n"
             "  POST /v1/chat/completions  POST /v1/completions  GET /v1/models\n"
