@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -464,7 +465,8 @@ static void human(uint64_t b, char *out, size_t cap) {
 /* Downloads url to dest (through dest.part). rf gives the expected size / sha256 (either may be unknown). */
 static int download_one(const char *url, const char *dest, const remote_file *rf, const qe_pull_opts *o,
                         char *sha_out, char *err) {
-    char part[1100];
+    char part[PATH_MAX + 8];
+    if (strlen(dest) >= PATH_MAX) return qe_errf(err, QE_ERANGE, "path too long: %.60s…", dest);
     snprintf(part, sizeof part, "%s.part", dest);
     int rc = QE_OK;
     EVP_MD_CTX *sha = NULL;
