@@ -657,7 +657,8 @@ int qe_pull(const char *spec, const qe_pull_opts *opts, char *path_out, size_t c
         if ((rc = http_head(ref.url, &o, &files[0], err))) return rc;
     } else {
         rc = list_remote(&ref, endpoint, o.source, &o, files, &n_files, err);
-        if (rc == QE_EUNSUPPORTED) { /* no list API: take the plain file name and ask for its headers */
+        int no_list = rc == QE_EUNSUPPORTED;
+        if (no_list) { /* no list API: take the plain file name and ask for its headers */
             memset(files, 0, sizeof files);
             n_files = 1;
             snprintf(files[0].name, sizeof files[0].name, "%s", ref.file);
@@ -668,8 +669,10 @@ int qe_pull(const char *spec, const qe_pull_opts *opts, char *path_out, size_t c
             file_url(&ref, endpoint, o.source, files[0].name, url, sizeof url);
             if ((rc = http_head(url, &o, &files[0], err))) {
                 if (rc == QE_ENOTFOUND)
-                    qe_errf(err, rc, "not found: %s has no file %s, or the repository does not exist (%s)%s", ref.repo,
-                            ref.file, url, ref.official ? "; `qwen-edge pull --help` lists the known names" : "");
+                    qe_errf(err, rc, "not found: %s has no file %s, or the repository does not exist (%s)%s%s", ref.repo,
+                            ref.file, url, ref.official ? "; `qwen-edge pull --help` lists the known names" : "",
+                            no_list ? ". This server has no file-list API, so a model published in parts cannot be "
+                                      "found here: try without HF_ENDPOINT, or --source modelscope" : "");
                 return rc;
             }
         }
