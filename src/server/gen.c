@@ -239,8 +239,12 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
     if (!g->req.stream) {
         qe_buf text = {0};
         int r;
-        while ((r = step(g, &text, 500)) == 0 || r == 2)
-            if (r == 2 && !g->stop_hit && client_gone(c)) qe_job_cancel(g->job); /* DONE follows */
+        double next_check = qe_now() + 0.25;
+        while ((r = step(g, &text, 250)) == 0 || r == 2) {
+            if (qe_now() < next_check) continue;
+            next_check = qe_now() + 0.25;
+            if (!g->stop_hit && client_gone(c)) qe_job_cancel(g->job); /* QE_EV_DONE follows */
+        }
         enum MHD_Result ret;
         if (r < 0) {
             api_errf(&e, 500, "server_error", NULL, NULL, "%s", g->err);

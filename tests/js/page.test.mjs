@@ -73,7 +73,7 @@ test('send a message: tokens stream in, markdown renders, stats shown', async ()
 test('stop ends a long answer early and keeps what came', async () => {
   await page.evaluate(() => {
     const s = JSON.parse(localStorage.getItem('qe.settings') || '{}');
-    localStorage.setItem('qe.settings', JSON.stringify({ ...s, maxTokens: 300 }));
+    localStorage.setItem('qe.settings', JSON.stringify({ ...s, maxTokens: 1000 }));
   });
   await page.reload();
   await page.fill('#input', 'Write a very long story');
@@ -97,10 +97,13 @@ test('stop ends a long answer early and keeps what came', async () => {
 
 test('regenerate replaces the last answer', async () => {
   const before = await assistant().count();
+  assert.match(await assistant().last().locator('.stats').textContent(), /stopped/);
   await assistant().last().locator('.regenerate').click();
-  await page.waitForSelector('#stop:not([hidden])');
-  await page.click('#stop');
-  await page.waitForSelector('#send:not([hidden])');
+  await page.waitForFunction(() => {
+    const a = [...document.querySelectorAll('.msg.assistant')].pop();
+    return a && !a.classList.contains('streaming') && !/stopped/.test(a.querySelector('.stats').textContent) &&
+      /tokens/.test(a.querySelector('.stats').textContent);
+  }, null, { timeout: 60000 });
   assert.equal(await assistant().count(), before);
 });
 
