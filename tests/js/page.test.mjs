@@ -48,6 +48,8 @@ test('opens with the libraries from the binary and no outside requests', async (
 
 test('send a message: tokens stream in, markdown renders, stats shown', async () => {
   // record the answer's length at every DOM change: streaming shows it growing in several steps
+  await page.evaluate(() => localStorage.setItem('qe.settings', JSON.stringify({ maxTokens: 40 })));
+  await page.reload();
   await page.evaluate(() => {
     window.lengths = [];
     new MutationObserver(() => {
