@@ -408,6 +408,27 @@ describe('page assets', () => {
   });
 });
 
+describe('metrics', () => {
+  test('Prometheus text: types, monotonic histogram buckets, counters moving', async () => {
+    const r = await fetch(`${srv.base}/metrics`);
+    assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+    const text = await r.text();
+    for (const [name, type] of [['qwen_edge_http_requests_total', 'counter'], ['qwen_edge_time_to_first_token_seconds', 'histogram'],
+      ['qwen_edge_time_per_token_seconds', 'histogram'], ['qwen_edge_slots_busy', 'gauge'], ['qwen_edge_queue_length', 'gauge'],
+      ['qwen_edge_generated_tokens_total', 'counter'], ['qwen_edge_engine_cached_tokens_total', 'counter']])
+      assert.match(text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'));
+    const m = await metrics(srv.base);
+    const buckets = Object.entries(m).filter(([k]) => k.startsWith('qwen_edge_time_to_first_token_seconds_bucket'));
+    assert.ok(buckets.length >= 5);
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1]);
+    assert.equal(buckets.at(-1)[1], m.qwen_edge_time_to_first_token_seconds_count);
+    assert.ok(m.qwen_edge_time_to_first_token_seconds_count > 0);
+    assert.ok(m.qwen_edge_generated_tokens_total > 0 && m.qwen_edge_engine_generated_tokens_total >= m.qwen_edge_generated_tokens_total);
+    assert.ok(m['qwen_edge_http_requests_total{route="/v1/chat/completions",status="400"}'] >= 10);
+    assert.equal(m.qwen_edge_up, 1);
+  });
+});
+
 describe('memory window', () => {
   test('memory_rounds keeps the newest rounds; the default is --memory-rounds', async () => {
     const messages = [];
