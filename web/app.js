@@ -19,7 +19,7 @@ const I18N = {
     copy: 'Copy', copied: 'Copied', regenerate: 'Regenerate', del: 'Delete', untitled: 'New chat',
     stopped: 'stopped', ttft: 'first token', tokps: 'tok/s', tokens: 'tokens',
     needKey: 'This server needs an API key. Enter it below.', wrongKey: 'The API key was not accepted.',
-    error: 'Error', network: 'Cannot reach the server.', reset: 'Started over.', you: 'You', assistant: 'Assistant',
+    error: 'Error', network: 'Cannot reach the server.', loading: 'Loading the model…', reset: 'Started over.', you: 'You', assistant: 'Assistant',
   },
   zh: {
     newChat: '新对话', settings: '设置', welcome: '有什么可以帮你？',
@@ -31,7 +31,7 @@ const I18N = {
     copy: '复制', copied: '已复制', regenerate: '重新生成', del: '删除', untitled: '新对话',
     stopped: '已停止', ttft: '首字延迟', tokps: '词元/秒', tokens: '词元',
     needKey: '此服务器需要 API 密钥，请在下方输入。', wrongKey: 'API 密钥不正确。',
-    error: '错误', network: '无法连接服务器。', reset: '已重新开始。', you: '你', assistant: '助手',
+    error: '错误', network: '无法连接服务器。', loading: '正在加载模型…', reset: '已重新开始。', you: '你', assistant: '助手',
   },
 };
 const LANG = (navigator.languages && navigator.languages[0] || navigator.language || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
@@ -424,9 +424,14 @@ async function loadModelName() {
   try {
     const r = await fetch('/v1/models', { headers: headers() });
     if (r.status === 401) { $('#model-name').textContent = ''; if (!apiKey) openSettings(t('needKey')); return; }
+    if (r.status === 503) { // still loading the model: say so and look again
+      $('#model-name').textContent = t('loading');
+      setTimeout(loadModelName, 1000);
+      return;
+    }
     const j = await r.json();
     $('#model-name').textContent = j.data?.[0]?.id || '';
-  } catch { /* the server may still be loading */ }
+  } catch { setTimeout(loadModelName, 2000); }
 }
 
 applyI18n();

@@ -376,6 +376,10 @@ int qe_server_port(const qe_server *s) { return s->port; }
 void qe_server_set_ready(qe_server *s, const qe_model *model, qe_engine *engine, const char *model_id) {
     s->model = model;
     snprintf(s->model_id, sizeof s->model_id, "%s", model_id ? model_id : "qwen");
+    /* it goes into every JSON answer, and JSON strings must be UTF-8: a file name need not be */
+    if (!qe_utf8_valid(s->model_id, strlen(s->model_id)))
+        for (char *p = s->model_id; *p; p++)
+            if ((unsigned char)*p >= 0x80) *p = '_';
     atomic_store(&s->engine, engine);
 }
 
