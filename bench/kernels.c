@@ -14,6 +14,7 @@
 #include "base.h"
 #include "kernels/kern.h"
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 #include "quant.h"
 #include "threadpool.h"
 
@@ -85,6 +86,7 @@ int main(int argc, char **argv) {
     const char *types_arg = "q8_0,q4_0,q5_0,iq4_nl,q4_1,q5_1,f16,q4_K,q6_K";
     int threads[4] = {1, 2}, n_threads = 2, ns[4] = {1, 512}, n_ns = 2;
     double min_time = 0.3;
+    int attention_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--types") && i + 1 < argc) types_arg = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) n_threads = parse_list(argv[++i], threads, 4);
@@ -98,14 +100,36 @@ int main(int argc, char **argv) {
             shapes[0].name = name;
             n_shapes = 1;
         }
+        else if (!strcmp(argv[i], "--attention")) attention_only = 1;
         else if (!strcmp(argv[i], "--kernels") && i + 1 < argc) setenv("QE_KERNELS", argv[++i], 1);
         else {
             fprintf(stderr, "usage: %s [--types q8_0,q4_0,...] [--threads 1,2] [--n 1,512] [--kernels ref|avx2|avx512] "
-                            "[--min-time seconds] [--shape rows,cols]\n", argv[0]);
+                            "[--min-time seconds] [--shape rows,cols] [--attention]\n", argv[0]);
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
     printf("kernels: %s\n", qe_kernels_name());
+    {   /* attention, one thread, per layer: prefill of 512 tokens and one decode token at 512 cached */
+        int nh = 14, nkv = 2, hd = 64, n = 512;
+        float *q = malloc(sizeof(float) * n * nh * hd), *o = malloc(sizeof(float) * n * nh * hd), *scr = malloc(sizeof(float) * n);
+        uint16_t *kc = malloc(2 * (size_t)n * nkv * hd), *vc = malloc(2 * (size_t)n * nkv * hd);
+        for (int i = 0; i < n * nh * hd; i++) q[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
+        for (int i = 0; i < n * nkv * hd; i++) { kc[i] = qe_fp32_to_fp16((float)(rnd() % 2001) / 1000.0f - 1.0f); vc[i] = kc[(i * 7) % (n * nkv * hd)]; }
+        for (int dec = 0; dec < 2; dec++) {
+            double best = 1e9;
+            for (int r = 0; r < 5; r++) {
+                double t0 = thread_cpu();
+                if (dec) qe_attention(q, 1, n - 1, kc, vc, nkv * hd, n, nh, nkv, hd, 0, nkv, o, scr);
+                else qe_attention(q, n, 0, kc, vc, nkv * hd, n, nh, nkv, hd, 0, nkv, o, scr);
+                double dt = thread_cpu() - t0;
+                if (dt < best) best = dt;
+            }
+            printf("attention %s (14 q / 2 kv heads x 64), 1 thread: %.3f ms per layer\n",
+                   dec ? "decode, 1 token at 512 cached" : "prefill 512 tokens", best * 1e3);
+        }
+        free(q); free(o); free(scr); free(kc); free(vc);
+    }
+    if (attention_only) return 0;
     int max_n = 1;
     for (int i = 0; i < n_ns; i++) if (ns[i] > max_n) max_n = ns[i];
     qe_matmul_ws *ws = qe_matmul_ws_new(max_n, 4864);

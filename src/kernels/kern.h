@@ -125,6 +125,13 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
                          int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                          float *scratch);
 
+void qe_avx2_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void qe_avx2_swiglu(float *out, const float *gate, const float *up, int n);
+void qe_avx2_f32_to_f16_row(const float *x, uint16_t *out, int n);
+void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                       int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                       float *scratch);
+
 /* Name of a weight type for messages. */
 const char *qe_kern_type_name(int type);
 
@@ -132,6 +139,11 @@ const char *qe_kern_type_name(int type);
  * misses while decode streams them). Freed by qe_mat_free via qe_kern_packed_free. */
 void *qe_kern_packed_alloc(size_t bytes);
 void qe_kern_packed_free(void *p, size_t bytes);
+/* The packed copy replaces the source rows [p, p + bytes): if they lie in a private read-only file mapping
+ * (the model file), unmaps the pages wholly inside the range (MADV_DONTNEED; the page cache keeps them), so
+ * RSS holds the weights once, and during packing not twice. Anything else (malloc'd weights) is left alone.
+ * Packers call it as they go. */
+void qe_kern_release_source(const void *p, size_t bytes);
 
 /* Kernel sets compiled in (NULL-returning stubs where the ISA is not compiled). */
 const qe_kernel_set *qe_kernels_avx512(void);

@@ -3,6 +3,7 @@
  * activations once per call, splits the rows over the pool and dispatches by the matrix's layout. */
 #include "kernels/matmul.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -42,10 +43,45 @@ int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *dat
         if (rc < 0) return qe_errf(err, QE_ENOMEM, "matmul: out of memory repacking a %lld x %lld %s matrix",
                                    (long long)rows, (long long)cols, qe_kern_type_name(type));
     }
+    if (m->packed) qe_kern_release_source(data, qe_kern_row_bytes(type, cols) * (size_t)rows);
     return QE_OK;
 }
 
 #define HUGE_PAGE (2u << 20)
+
+/* Whether p lies in a private, read-only file mapping (the model file): only there is dropping pages safe and
+ * cheap — MADV_DONTNEED unmaps them from this process while the page cache keeps them (a later touch, or the
+ * next run, reads them back from memory). On anonymous memory it would zero the data, so it is never used
+ * there. The answer for the last mapping looked up is cached (packing asks once per 64 panels). */
+static int in_private_file_mapping(uintptr_t a, uintptr_t *vma_hi) {
+    static __thread uintptr_t c_lo, c_hi;
+    static __thread int c_ok;
+    if (a >= c_lo && a < c_hi) { *vma_hi = c_hi; return c_ok; }
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return 0;
+    char line[512];
+    int ok = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, off, inode;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %lu", &lo, &hi, perms, &off, &inode) != 5) continue;
+        if (a < lo || a >= hi) continue;
+        ok = inode != 0 && perms[1] == '-' && perms[3] == 'p';
+        c_lo = lo; c_hi = hi; c_ok = ok;
+        *vma_hi = hi;
+        break;
+    }
+    fclose(f);
+    return ok;
+}
+
+void qe_kern_release_source(const void *p, size_t bytes) {
+    if (getenv("QE_KEEP_SOURCE")) return; /* debugging knob: keep the mapped weights resident */
+    uintptr_t pg = 4096, lo = ((uintptr_t)p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)p + bytes) & ~(pg - 1), vma_hi;
+    if (hi <= lo || !in_private_file_mapping(lo, &vma_hi)) return;
+    if (hi > vma_hi) hi = vma_hi;
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
 
 void *qe_kern_packed_alloc(size_t bytes) {
     if (bytes < (1u << 20)) return qe_aligned_alloc(64, bytes);

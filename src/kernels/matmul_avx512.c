@@ -129,7 +129,10 @@ static int pack_avx512(qe_mat *m) {
     const uint8_t *src = m->data;
     for (int64_t p = 0; p < np; p++) {
         uint8_t *P = dst + (size_t)p * pb;
-        memset(P, 0, pb); /* padding rows: zero codes and zero scales contribute nothing */
+        /* padding rows of the last panel: zero codes and zero scales contribute nothing; the 5th/6th-bit masks
+         * are OR-ed together, so they start from zero */
+        if ((p + 1) * PR > rows || l == L_Q5_0 || l == L_Q5_1 || (l >= L_Q4_K && l < L_F16)) memset(P, 0, pb);
+        if ((p & 63) == 63) qe_kern_release_source(src + (size_t)(p - 63) * PR * rb, (size_t)64 * PR * rb);
         if (l >= L_Q4_K && l < L_F16) {
             pack_k_panel(l, m->type, src, rb, rows, p, cols, P);
             continue;
@@ -145,6 +148,33 @@ static int pack_avx512(qe_mat *m) {
         int64_t nb = cols / 32;
         int qb = lay_qbytes(l), hb = lay_hbytes(l);
         uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 32;
+        if (!hb) {
+            /* One gather per 64-byte output vector: lane r reads 4 bytes of row r (missing rows read as 0). */
+            int nr = rows - p * PR < PR ? (int)(rows - p * PR) : PR;
+            __mmask16 rm = (__mmask16)((1u << nr) - 1);
+            __m512i vidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32((int)rb));
+            const uint8_t *base = src + (size_t)p * PR * rb;
+            size_t bb = rb / (size_t)nb;
+            int qoff = l == L_Q4_1 ? 4 : 2;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = base + (size_t)b * bb;
+                if (l == L_Q8_0)
+                    for (int g = 0; g < 8; g++)
+                        _mm512_storeu_si512(Q + b * 512 + g * 64,
+                                            _mm512_xor_si512(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, vidx, blk + 2 + 4 * g, 1),
+                                                             _mm512_set1_epi32((int)0x80808080u)));
+                else
+                    for (int j = 0; j < 4; j++)
+                        _mm512_storeu_si512(Q + b * 256 + j * 64, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, vidx, blk + qoff + 4 * j, 1));
+                _mm256_storeu_si256((__m256i *)(D + b * 32),
+                                    _mm512_cvtepi32_epi16(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, vidx, blk, 1)));
+                if (l == L_Q4_1)
+                    _mm256_storeu_si256((__m256i *)(M + b * 32),
+                                        _mm512_cvtepi32_epi16(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rm, vidx, blk + 2, 1)));
+            }
+            continue;
+        }
         for (int rr = 0; rr < PR && p * PR + rr < rows; rr++) {
             const uint8_t *row = src + (size_t)(p * PR + rr) * rb;
             for (int64_t b = 0; b < nb; b++) {
@@ -152,8 +182,12 @@ static int pack_avx512(qe_mat *m) {
                 switch (l) {
                 case L_Q8_0: {
                     const block_q8_0 *x = (const block_q8_0 *)row + b;
-                    for (int g = 0; g < 8; g++)
-                        for (int k = 0; k < 4; k++) q[g * 64 + rr * 4 + k] = (uint8_t)(x->qs[4 * g + k] + 128);
+                    for (int g = 0; g < 8; g++) { /* 4 weights at a time, +128 = flip the sign bits */
+                        uint32_t w4;
+                        memcpy(&w4, x->qs + 4 * g, 4);
+                        w4 ^= 0x80808080u;
+                        memcpy(q + g * 64 + rr * 4, &w4, 4);
+                    }
                     memcpy(D + b * 32 + rr * 2, &x->d, 2);
                     break;
                 }

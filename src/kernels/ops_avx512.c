@@ -99,89 +99,182 @@ static inline void transpose16(__m512 r[16]) {
 #define MAX_HD 256   /* head_dim bound for the stack blocks (Qwen2: 64 or 128) */
 #define QCHUNK 32    /* query tokens whose softmax state is kept at once */
 
+/* K block j0..j0+jn-1 of KV head hk -> KT[d][16] (f32, transposed); missing keys are zero. */
+static void load_kt(const uint16_t *k, int64_t kv_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
+    for (int c = 0; c < head_dim / 16; c++) {
+        __m512 r[16];
+        for (int j = 0; j < KB; j++)
+            r[j] = j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
+                          : _mm512_setzero_ps();
+        transpose16(r);
+        for (int d = 0; d < 16; d++) _mm512_store_ps(KT[c * 16 + d], r[d]);
+    }
+}
+
+/* Scores of up to 8 heads of one query (qr[h][d]: fp16-rounded q) against the 16 keys of KT, times scale;
+ * keys outside mk are -inf. One KT load serves every head: GN independent FMA chains, ~1 load per FMA. */
+#define INLINE static inline __attribute__((always_inline))
+INLINE void scores_gn(const int GN, const float *qr, int hd, const float (*KT)[KB], float scale, __mmask16 mk, __m512 *s) {
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) acc[h] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        __m512 kt = _mm512_load_ps(KT[d]);
+#pragma GCC unroll 8
+        for (int h = 0; h < GN; h++) acc[h] = _mm512_fmadd_ps(_mm512_set1_ps(qr[h * hd + d]), kt, acc[h]);
+    }
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) s[h] = _mm512_mask_blend_ps(mk, _mm512_set1_ps(-INFINITY), _mm512_mul_ps(acc[h], _mm512_set1_ps(scale)));
+}
+
+static void scores(int gn, const float *qr, int hd, const float (*KT)[KB], float scale, __mmask16 mk, __m512 *s) {
+    switch (gn) {
+    case 1: scores_gn(1, qr, hd, KT, scale, mk, s); break;
+    case 2: scores_gn(2, qr, hd, KT, scale, mk, s); break;
+    case 3: scores_gn(3, qr, hd, KT, scale, mk, s); break;
+    case 4: scores_gn(4, qr, hd, KT, scale, mk, s); break;
+    case 5: scores_gn(5, qr, hd, KT, scale, mk, s); break;
+    case 6: scores_gn(6, qr, hd, KT, scale, mk, s); break;
+    case 7: scores_gn(7, qr, hd, KT, scale, mk, s); break;
+    default: scores_gn(8, qr, hd, KT, scale, mk, s); break;
+    }
+}
+
+/* out[h][c0 .. c0 + 16 CN) (+)= sum_j p[h][j] * VB[j][...] for 4 heads: 4 x CN accumulators in registers, each
+ * VB vector loaded once for the 4 heads. */
+INLINE void pv4(const int CN, const float (*pj)[KB], int nv, const float (*VB)[MAX_HD], int c0, float *const *oh, int first) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int h = 0; h < 4; h++)
+#pragma GCC unroll 4
+        for (int c = 0; c < CN; c++) acc[h][c] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(oh[h] + c0 + c * 16);
+    for (int j = 0; j < nv; j++) {
+        __m512 vv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < CN; c++) vv[c] = _mm512_load_ps(VB[j] + c0 + c * 16);
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; h++) {
+            __m512 p = _mm512_set1_ps(pj[h][j]);
+#pragma GCC unroll 4
+            for (int c = 0; c < CN; c++) acc[h][c] = _mm512_fmadd_ps(p, vv[c], acc[h][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < 4; h++)
+#pragma GCC unroll 4
+        for (int c = 0; c < CN; c++) _mm512_storeu_ps(oh[h] + c0 + c * 16, acc[h][c]);
+}
+
+/* All gn heads (pj rows beyond gn are zero, their oh point at a dummy row). */
+static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*VB)[MAX_HD], int hd, float *const *oh, int first) {
+    for (int h0 = 0; h0 < gn; h0 += 4)
+        for (int c0 = 0; c0 < hd; c0 += 64) {
+            int cn = (hd - c0 < 64 ? hd - c0 : 64) / 16;
+            switch (cn) {
+            case 1: pv4(1, pj + h0, nv, VB, c0, oh + h0, first); break;
+            case 2: pv4(2, pj + h0, nv, VB, c0, oh + h0, first); break;
+            case 3: pv4(3, pj + h0, nv, VB, c0, oh + h0, first); break;
+            default: pv4(4, pj + h0, nv, VB, c0, oh + h0, first); break;
+            }
+        }
+}
+
+/* Same numerics as qe_attention_ref (q and the normalised probabilities rounded to fp16, the exponentials
+ * summed in double), computed over blocks of 16 keys shared by every query token and head of a chunk (the
+ * caller's scratch holds one row of scores, not a chunk's, so the scores are computed twice):
+ *   pass 0: scores -> per-lane running max m and running sum of exp(s - m), rescaled when m grows (no
+ *           horizontal reduction or branch per block); at the end max = max(m), sum = sum exp(m - max) * lane sums
+ *           in double;
+ *   pass 1: scores -> p = fp16(exp(s - max) / sum), out = sum_j p_j v_j.
+ * The exponentials of pass 0 are computed against the lane maxima, so the sum can differ from the reference's
+ * in the last bits of f32 (the inverse is rounded to f32 either way). */
 void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
                          int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                          float *scratch) {
-    if (head_dim % 16 || head_dim > MAX_HD || n_head % n_head_kv) {
+    enum { GMAX = 8, QC = 16, QR_HD = 128 }; /* QR_HD bounds the stack (~100 KB); Qwen2 heads are 64 or 128 */
+    if (head_dim % 16 || head_dim > QR_HD || n_head % n_head_kv) {
         qe_attention_ref(q, n_q, q_pos0, k, v, kv_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
         return;
     }
     const int group = n_head / n_head_kv, nd = head_dim / 16;
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int64_t ld = (int64_t)n_head * head_dim;
-    float KT[MAX_HD][KB] __attribute__((aligned(64))); /* KT[d][j] = K[j0 + j][d] */
+    float KT[MAX_HD][KB] __attribute__((aligned(64)));
     float VB[KB][MAX_HD] __attribute__((aligned(64)));
-    float qr[MAX_HD] __attribute__((aligned(64)));
-    float pj[KB] __attribute__((aligned(64)));
-    float m_run[QCHUNK * 16], l_run[QCHUNK * 16];
-    for (int hk = kv_lo; hk < kv_hi; hk++) {
-        for (int gh0 = 0; gh0 < group; gh0 += 16) {
-            int gn = group - gh0 < 16 ? group - gh0 : 16;
-            for (int i0 = 0; i0 < n_q; i0 += QCHUNK) {
-                int in = n_q - i0 < QCHUNK ? n_q - i0 : QCHUNK;
+    float pj[GMAX][KB] __attribute__((aligned(64)));
+    float qr[QC][GMAX * QR_HD] __attribute__((aligned(64))); /* fp16-rounded q of the chunk */
+    float dummy[MAX_HD] __attribute__((aligned(64)));
+    memset(pj, 0, sizeof pj);
+    __m512 mvec[QC * GMAX], svec[QC * GMAX];
+    float m_run[QC * GMAX], inv[QC * GMAX];
+    for (int hk = kv_lo; hk < kv_hi; hk++)
+        for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
+            int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
+            for (int i0 = 0; i0 < n_q; i0 += QC) {
+                int in = n_q - i0 < QC ? n_q - i0 : QC;
                 int vis_max = q_pos0 + i0 + in < n_kv ? q_pos0 + i0 + in : n_kv;
-                for (int i = 0; i < in; i++)
-                    for (int h = 0; h < gn; h++) {
-                        m_run[i * 16 + h] = -INFINITY;
-                        l_run[i * 16 + h] = 0;
-                        memset(out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim, 0, sizeof(float) * head_dim);
-                    }
-                for (int j0 = 0; j0 < vis_max; j0 += KB) {
-                    int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
-                    /* K block -> KT (transposed f32), V block -> VB (f32); missing keys are zero */
-                    for (int c = 0; c < nd; c++) {
-                        __m512 r[16];
-                        for (int j = 0; j < KB; j++)
-                            r[j] = j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
-                                          : _mm512_setzero_ps();
-                        transpose16(r);
-                        for (int d = 0; d < 16; d++) _mm512_store_ps(KT[c * 16 + d], r[d]);
-                    }
-                    for (int j = 0; j < KB; j++)
-                        for (int c = 0; c < nd; c++)
-                            _mm512_store_ps(VB[j] + c * 16, j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
-                                                                   : _mm512_setzero_ps());
-                    for (int i = 0; i < in; i++) {
-                        int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
-                        if (vis <= j0) continue;
-                        int nv = vis - j0 < KB ? vis - j0 : KB;
-                        __mmask16 mk = (__mmask16)((1u << nv) - 1);
-                        for (int h = 0; h < gn; h++) {
-                            const float *qh = q + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
-                            float *oh = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
-                            for (int c = 0; c < nd; c++) /* q rounded through fp16, as ggml converts it to K's type */
-                                _mm512_store_ps(qr + c * 16, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qh + c * 16), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-                            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                            for (int d = 0; d < head_dim; d += 4) {
-                                a0 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d]), _mm512_load_ps(KT[d]), a0);
-                                a1 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 1]), _mm512_load_ps(KT[d + 1]), a1);
-                                a2 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 2]), _mm512_load_ps(KT[d + 2]), a2);
-                                a3 = _mm512_fmadd_ps(_mm512_set1_ps(qr[d + 3]), _mm512_load_ps(KT[d + 3]), a3);
+                for (int i = 0; i < in; i++) { /* q rounded through fp16, as ggml converts it to K's type */
+                    const float *qi = q + (i0 + i) * ld + (int64_t)(hk * group + gh0) * head_dim;
+                    for (int c = 0; c < gn * nd; c++)
+                        _mm512_store_ps(qr[i] + c * 16, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qi + c * 16), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                }
+                for (int i = 0; i < in * GMAX; i++) { mvec[i] = _mm512_set1_ps(-INFINITY); svec[i] = _mm512_setzero_ps(); }
+                for (int pass = 0; pass < 2; pass++) {
+                    for (int j0 = 0; j0 < vis_max; j0 += KB) {
+                        int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
+                        load_kt(k, kv_stride, hk, head_dim, j0, jn, KT);
+                        if (pass == 1)
+                            for (int j = 0; j < KB; j++)
+                                for (int c = 0; c < nd; c++)
+                                    _mm512_store_ps(VB[j] + c * 16, j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
+                                                                           : _mm512_setzero_ps());
+                        for (int i = 0; i < in; i++) {
+                            int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
+                            if (vis <= j0) continue;
+                            int nv = vis - j0 < KB ? vis - j0 : KB;
+                            __mmask16 mk = (__mmask16)((1u << nv) - 1);
+                            __m512 sc[GMAX];
+                            scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
+                            float *oh[GMAX];
+                            for (int h = gn; h < GMAX; h++) oh[h] = dummy; /* pj rows stay zero */
+                            for (int h = 0; h < gn; h++) {
+                                int si = i * GMAX + h;
+                                if (pass == 0) {
+                                    /* lanes that saw no key yet have m = -inf: their factor exp(-inf - x) is 0,
+                                     * masked lanes of this block contribute exp(-inf) = 0 */
+                                    __m512 mn = _mm512_max_ps(mvec[si], sc[h]);
+                                    __m512 f = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(mvec[si], mn, _CMP_EQ_OQ), _mm512_set1_ps(1.0f));
+                                    __mmask16 grew = _mm512_cmp_ps_mask(mvec[si], mn, _CMP_LT_OQ) & _mm512_cmp_ps_mask(mvec[si], _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+                                    f = _mm512_mask_mov_ps(f, grew, exp512(_mm512_sub_ps(mvec[si], mn)));
+                                    __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(sc[h], _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ), exp512(_mm512_sub_ps(sc[h], mn)));
+                                    svec[si] = _mm512_fmadd_ps(svec[si], f, e);
+                                    mvec[si] = mn;
+                                    continue;
+                                }
+                                __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(sc[h], _mm512_set1_ps(m_run[si]))));
+                                _mm512_store_ps(pj[h], _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(e, _mm512_set1_ps(inv[si])), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                                oh[h] = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
                             }
-                            __m512 s = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_set1_ps(scale));
-                            s = _mm512_mask_blend_ps(mk, _mm512_set1_ps(-INFINITY), s);
-                            float *mr = &m_run[i * 16 + h], *lr = &l_run[i * 16 + h];
-                            float mnew = fmaxf(*mr, _mm512_reduce_max_ps(s));
-                            __m512 p = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(s, _mm512_set1_ps(mnew))));
-                            float corr = *mr == -INFINITY ? 0.0f : expf(*mr - mnew);
-                            *lr = *lr * corr + _mm512_reduce_add_ps(p);
-                            *mr = mnew;
-                            _mm512_store_ps(pj, p);
-                            for (int c = 0; c < nd; c++) {
-                                __m512 o = _mm512_mul_ps(_mm512_loadu_ps(oh + c * 16), _mm512_set1_ps(corr));
-                                for (int j = 0; j < nv; j++) o = _mm512_fmadd_ps(_mm512_set1_ps(pj[j]), _mm512_load_ps(VB[j] + c * 16), o);
-                                _mm512_storeu_ps(oh + c * 16, o);
-                            }
+                            if (pass == 1) pv_accumulate(gn, (const float (*)[KB])pj, nv, (const float (*)[MAX_HD])VB, head_dim, oh, j0 == 0);
                         }
                     }
+                    if (pass == 0)
+                        for (int i = 0; i < in * GMAX; i++) {
+                            float M = _mm512_reduce_max_ps(mvec[i]), lm[16], ls[16];
+                            _mm512_storeu_ps(lm, mvec[i]);
+                            _mm512_storeu_ps(ls, svec[i]);
+                            double sum = 0;
+                            for (int l = 0; l < 16; l++)
+                                if (lm[l] != -INFINITY) sum += (double)ls[l] * exp((double)lm[l] - (double)M);
+                            m_run[i] = M;
+                            inv[i] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+                        }
                 }
-                for (int i = 0; i < in; i++)
-                    for (int h = 0; h < gn; h++) {
-                        float *oh = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
-                        float inv = l_run[i * 16 + h] > 0 ? 1.0f / l_run[i * 16 + h] : 0.0f;
-                        for (int c = 0; c < nd; c++) _mm512_storeu_ps(oh + c * 16, _mm512_mul_ps(_mm512_loadu_ps(oh + c * 16), _mm512_set1_ps(inv)));
-                    }
+                /* a query that sees no key (n_kv == 0): zero output, as the reference */
+                if (n_kv <= 0)
+                    for (int i = 0; i < in; i++)
+                        for (int h = 0; h < gn; h++)
+                            memset(out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim, 0, sizeof(float) * head_dim);
             }
         }
-    }
 }

@@ -18,15 +18,23 @@ void qe_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps
 
 void qe_rope_neox_ref(float *x, int n_heads, int head_dim, int pos, float base) {
     int half = head_dim / 2;
-    float theta_scale = powf(base, -2.0f / (float)head_dim);
+    float theta_scale = powf(base, -2.0f / (float)head_dim), theta = (float)pos;
+    /* the angles depend on the pair index only: one cosf/sinf per pair, shared by every head */
+    float cs[256], sn[256];
+    int cached = half <= 256 ? half : 0;
+    for (int i = 0; i < cached; i++) {
+        cs[i] = cosf(theta);
+        sn[i] = sinf(theta);
+        theta *= theta_scale;
+    }
     for (int h = 0; h < n_heads; h++) {
-        float *v = x + (int64_t)h * head_dim, theta = (float)pos;
+        float *v = x + (int64_t)h * head_dim, th = (float)pos;
         for (int i = 0; i < half; i++) {
-            float c = cosf(theta), s = sinf(theta);
+            float c = i < cached ? cs[i] : cosf(th), s = i < cached ? sn[i] : sinf(th);
             float x0 = v[i], x1 = v[i + half];
             v[i] = x0 * c - x1 * s;
             v[i + half] = x0 * s + x1 * c;
-            theta *= theta_scale;
+            th *= theta_scale;
         }
     }
 }

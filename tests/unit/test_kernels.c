@@ -11,8 +11,11 @@
  *   SIMD vs reference: 1e-10. Same integers, only the order of f32 additions differs, plus f32 vs double
  *     accumulation for f32/f16/bf16 weights (~1e-7 relative per row).
  *   Activation quantisers: bit-identical. */
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -368,6 +371,7 @@ TEST(row_f32_and_errors) {
             uint8_t *copy = malloc(bytes);
             memcpy(copy, w, bytes);
             CHECK(qe_mat_init(&m, type, rows, cols, w, err) == 0);
+            CHECKF(memcmp(w, copy, bytes) == 0, "malloc'd source changed by init"); /* never dropped: not a file */
             if (m.packed) memset(w, 0x55, bytes);
             float row[512], want[512];
             for (int64_t r = 0; r < rows; r += 19) {
@@ -380,6 +384,79 @@ TEST(row_f32_and_errors) {
             free(w); free(copy);
         }
     qe_kernels_force(NULL);
+}
+
+/* Resident kB of the mapping that starts at p (from /proc/self/smaps), -1 if not found. */
+static long mapping_rss_kb(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512], perms[8];
+    long rss = -1;
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        /* a mapping's header: "lo-hi perms offset dev inode path"; then "Key:   value kB" lines */
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && strlen(perms) == 4 && (perms[3] == 'p' || perms[3] == 's')) {
+            in = lo == (uintptr_t)p;
+            continue;
+        }
+        if (in && !strncmp(line, "Rss:", 4)) { rss = atol(line + 4); break; }
+    }
+    fclose(f);
+    return rss;
+}
+
+/* Weights in a private read-only file mapping (as the model loader maps GGUF files): packing drops the source
+ * pages from this process (RSS holds one copy), the results are those of the same weights from malloc, and the
+ * mapping still reads back the right bytes afterwards (the page cache refills it). */
+TEST(file_mapped_source) {
+    int64_t rows = 512, cols = 2048; /* 1.1 MB of q8_0: a few hundred pages */
+    size_t bytes = qe_kern_row_bytes(QE_TYPE_Q8_0, cols) * (size_t)rows;
+    uint8_t *w = random_weights(QE_TYPE_Q8_0, rows, cols);
+    char path[600];
+    snprintf(path, sizeof path, "%s/kern_weights.bin", test_tmpdir());
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(w, 1, bytes, f) == bytes);
+    if (f) fclose(f);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    uint8_t *map = fd >= 0 ? mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    CHECK(map != MAP_FAILED);
+    if (map == MAP_FAILED) { free(w); return; }
+    volatile uint8_t sink = 0;
+    for (size_t i = 0; i < bytes; i += 4096) sink ^= map[i]; /* fault everything in */
+    (void)sink;
+    for (int si = -1; si < n_sets; si++) {
+        qe_kernels_force(si < 0 ? NULL : sets[si]);
+        unsigned char vec[1024];
+        size_t npages = (bytes + 4095) / 4096, resident = 0;
+        qe_mat a, b;
+        for (size_t i = 0; i < bytes; i += 4096) sink ^= map[i];
+        long before = mapping_rss_kb(map);
+        CHECK(qe_mat_init(&a, QE_TYPE_Q8_0, rows, cols, map, NULL) == 0);
+        long after = mapping_rss_kb(map);
+        if (a.packed) CHECKF(before >= 1000 && after >= 0 && after <= 8, "mapping RSS %ld kB -> %ld kB", before, after);
+        else CHECKF(after >= 1000, "unpacked: the source stays in use (RSS %ld kB)", after);
+        CHECK(qe_mat_init(&b, QE_TYPE_Q8_0, rows, cols, w, NULL) == 0);
+        if (mincore(map, bytes, vec) == 0)
+            for (size_t i = 0; i < npages && i < sizeof vec; i++) resident += vec[i] & 1;
+        (void)resident; /* mincore reports the page cache, which may keep the pages (that is the point) */
+        float x[2048], ya[512], yb[512];
+        for (int i = 0; i < 2048; i++) x[i] = frand();
+        qe_matmul_ws *ws = qe_matmul_ws_new(1, cols);
+        qe_matmul(NULL, ws, &a, x, cols, 1, ya, rows, NULL, 0);
+        qe_matmul(NULL, ws, &b, x, cols, 1, yb, rows, NULL, 0);
+        CHECK(memcmp(ya, yb, sizeof ya) == 0);
+        CHECK(memcmp(map, w, bytes) == 0);
+        qe_matmul_ws_free(ws);
+        qe_mat_free(&a);
+        qe_mat_free(&b);
+    }
+    qe_kernels_force(NULL);
+    munmap(map, bytes);
+    close(fd);
+    unlink(path);
+    free(w);
 }
 
 int main(void) {
@@ -395,5 +472,6 @@ int main(void) {
     RUN(quantisers_bit_identical);
     RUN(dequant_matches_quant_c);
     RUN(row_f32_and_errors);
+    RUN(file_mapped_source);
     return TEST_DONE();
 }
