@@ -265,6 +265,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq->t_start = qe_now();
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
+        /* the path goes into the access log: no control characters or quotes from outside */
+        for (char *p = rq->path; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == '"' || *p == 0x7f) *p = '?';
         *con_cls = rq;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->o.max_body) rq->body_too_big = true;
@@ -352,7 +355,7 @@ int qe_server_start(const qe_server_opts *opts, qe_server **out, char *err) {
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, /* idle; a running stream is never idle */
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                               MHD_OPTION_END);
     freeaddrinfo(ai);

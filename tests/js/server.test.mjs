@@ -181,6 +181,20 @@ describe('wire format', () => {
     assert.equal(lines.at(-1).done, true);
   });
 
+  test('ollama /api/generate continues from a returned context; empty prompt answers "load"', async () => {
+    const a = await postJSON('/api/generate', { model: 'qwen', prompt: 'first', stream: false, options: { num_predict: 2 } });
+    const b = await postJSON('/api/generate', { model: 'qwen', prompt: 'second', context: a.json.context, stream: false, options: { num_predict: 2 } });
+    assert.equal(b.status, 200, b.text);
+    assert.ok(b.json.prompt_eval_count > a.json.context.length, `${b.json.prompt_eval_count} > ${a.json.context.length}`);
+    assert.deepEqual(b.json.context.slice(0, a.json.context.length), a.json.context);
+    const bad = await postJSON('/api/generate', { model: 'qwen', prompt: 'x', context: ['nope'], stream: false });
+    assert.equal(bad.status, 400);
+    const load = await postJSON('/api/generate', { model: 'qwen' });
+    assert.equal(load.status, 200);
+    assert.equal(load.json.done, true);
+    assert.equal(load.json.done_reason, 'load');
+  });
+
   test('ollama /api/tags, /api/version, /api/show', async () => {
     const tags = await (await fetch(`${srv.base}/api/tags`)).json();
     assert.equal(tags.models.length, 1);
