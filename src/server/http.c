@@ -107,7 +107,7 @@ enum MHD_Result send_error(struct MHD_Connection *c, qe_server *s, req_ctx *rq, 
         MHD_add_response_header(r, "Content-Type", "application/json");
         if (e->status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
         if (e->status == 429 || e->status == 503) MHD_add_response_header(r, "Retry-After", "1");
-        if (e->status == 405) MHD_add_response_header(r, "Allow", e->param);
+        if (e->status == 405 && e->allow) MHD_add_response_header(r, "Allow", e->allow);
         rq->status = e->status;
         rq->bytes_out += strlen(txt);
         enum MHD_Result ret = MHD_queue_response(c, e->status, r);
@@ -209,7 +209,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, qe_server *s, req_ctx 
     if (a) {
         rq->route = R_PAGE;
         if (!get) {
-            api_errf(&e, 405, "invalid_request_error", "method_not_allowed", "GET, HEAD", "use GET for %s", url);
+            api_errf(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "use GET for %s", url);
+            e.allow = "GET, HEAD";
             return send_error(c, s, rq, d, &e);
         }
         return send_asset(c, s, rq, a);
@@ -229,8 +230,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, qe_server *s, req_ctx 
     if (rt) rq->route = rt->route;
     const char *want = rt ? rt->method : "GET";
     if (strcmp(method, want) != 0 && !(get && !strcmp(want, "GET"))) {
-        api_errf(&e, 405, "invalid_request_error", "method_not_allowed",
-                 !strcmp(want, "GET") ? "GET, HEAD" : "POST", "%s needs %s, not %s", url, want, method);
+        api_errf(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s needs %s, not %s", url, want, method);
+        e.allow = !strcmp(want, "GET") ? "GET, HEAD" : "POST";
         return send_error(c, s, rq, d, &e);
     }
     if (!key_ok(s, c)) {
