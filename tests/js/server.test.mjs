@@ -484,18 +484,36 @@ describe('shutdown', () => {
 });
 
 describe('limits and start-up', () => {
-  test('more requests than slots + queue: 429 with a JSON error, the others complete', async () => {
+  test('more requests than slots + queue: 429 with a JSON error; the running ones are unaffected', async () => {
     const s = await startServer({ args: ['--parallel', '1', '--max-queue', '1'] });
+    const controller = new AbortController();
     try {
-      const go = () => fetch(`${s.base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ max_tokens: 3 })) })
-        .then(async (r) => ({ status: r.status, body: await r.json(), retry: r.headers.get('retry-after') }));
-      const res = await Promise.all([go(), go(), go(), go()]);
-      const limited = res.filter((r) => r.status === 429);
-      assert.ok(limited.length >= 1, `statuses: ${res.map((r) => r.status)}`);
-      assert.equal(limited[0].body.error.code, 'too_many_requests');
-      assert.equal(limited[0].retry, '1');
-      assert.ok(res.filter((r) => r.status === 200).length >= 2);
+      // one answering, one waiting for the slot: both in flight
+      const open = async () => {
+        const r = await fetch(`${s.base}/v1/chat/completions`, { method: 'POST', signal: controller.signal, body: JSON.stringify(chat({ stream: true, max_tokens: 400 })) });
+        const reader = r.body.getReader();
+        await reader.read(); // the role chunk is sent at once, even while waiting for the slot
+        return reader;
+      };
+      const readers = [await open(), await open()];
+      const r = await fetch(`${s.base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ max_tokens: 2 })) });
+      assert.equal(r.status, 429);
+      assert.equal(r.headers.get('retry-after'), '1');
+      assert.equal((await r.json()).error.code, 'too_many_requests');
+      const more = await readers[0].read();
+      assert.equal(more.done, false, 'the first stream still runs');
+      controller.abort();
+      // once they are gone the server takes requests again
+      let ok = false;
+      for (let i = 0; i < 100 && !ok; i++) {
+        await sleep(50);
+        const again = await fetch(`${s.base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ max_tokens: 2 })) });
+        ok = again.status === 200;
+        await again.arrayBuffer();
+      }
+      assert.ok(ok, 'serves again after the streams left');
     } finally {
+      controller.abort();
       await s.stop();
     }
   });
