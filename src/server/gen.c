@@ -122,13 +122,12 @@ static void produce(gen_state *g) {
         qe_buf_free(&text);
         return;
     }
-    if (text.n) {
-        if (is_openai(g)) openai_frame_delta(g, text.p, text.n, out);
-        else ollama_frame_delta(g, text.p, text.n, out);
-    }
+    int rc = 0;
+    if (text.n) rc = is_openai(g) ? openai_frame_delta(g, text.p, text.n, out) : ollama_frame_delta(g, text.p, text.n, out);
+    if (rc) qe_log(QE_LOG_WARN, "%s: could not write a stream frame (%d); %zu bytes of text lost", g->id, rc, text.n);
     if (r == 1) {
-        if (is_openai(g)) openai_frame_final(g, finish_name(g), out);
-        else ollama_frame_final(g, finish_name(g), out);
+        rc = is_openai(g) ? openai_frame_final(g, finish_name(g), out) : ollama_frame_final(g, finish_name(g), out);
+        if (rc) qe_log(QE_LOG_WARN, "%s: could not write the final stream frame (%d)", g->id, rc);
         g->phase = 2;
     } else if (r < 0) {
         frame_error(g, g->err, out);

@@ -145,6 +145,18 @@ describe('wire format', () => {
     }
   });
 
+  test('streamed text equals the non-streamed text (no chunk lost or split), greedy', async () => {
+    const body = chat({ temperature: 0, seed: 3, max_tokens: 48, messages: [{ role: 'user', content: '写一首诗 🌸 and some code' }] });
+    const whole = (await postJSON('/v1/chat/completions', body)).json.choices[0].message.content;
+    const { raw } = await rawSSE(srv.base, '/v1/chat/completions', { ...body, stream: true });
+    const pieces = parseSSE(raw).slice(0, -1).map((e) => JSON.parse(e).choices[0].delta.content).filter((p) => p !== undefined);
+    assert.equal(pieces.join(''), whole);
+    // the same through ollama's NDJSON
+    const o = await fetch(`${srv.base}/api/chat`, { method: 'POST', body: JSON.stringify({ model: 'q', messages: body.messages, options: { temperature: 0, seed: 3, num_predict: 48 } }) });
+    const text = (await o.text()).trim().split('\n').map((l) => JSON.parse(l).message.content).join('');
+    assert.equal(text, whole);
+  });
+
   test('ollama /api/chat streams NDJSON in ollama shapes', async () => {
     const r = await fetch(`${srv.base}/api/chat`, { method: 'POST', body: JSON.stringify({ model: 'qwen', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 6, temperature: 0 } }) });
     assert.equal(r.status, 200);
