@@ -351,6 +351,38 @@ describe('bad input', () => {
     assert.equal(r.headers.get('access-control-allow-origin'), null);
   });
 
+  test('200 random mutated requests: every answer is 200 or a JSON 4xx, never a crash', async () => {
+    let seed = 12345;
+    const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
+    const pick = (a) => a[Math.floor(rnd() * a.length)];
+    const values = [null, true, false, 0, -1, 1e308, -1e308, 3.5, 2 ** 53, '', 'x', '🦙', '\u0000', [], [1], ['a', 'b'], {}, { type: 'text' },
+      { type: 'text', text: 'hi' }, [{ type: 'text', text: 'hi' }], 'a'.repeat(3000), [[[[[]]]]]];
+    const fields = ['messages', 'model', 'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'stream', 'stream_options',
+      'presence_penalty', 'frequency_penalty', 'repetition_penalty', 'n', 'logprobs', 'memory_rounds', 'prompt', 'options', 'context'];
+    const routes = ['/v1/chat/completions', '/v1/completions', '/api/chat', '/api/generate', '/api/show'];
+    for (let i = 0; i < 200; i++) {
+      const body = { messages: [{ role: 'user', content: 'hi' }], prompt: 'hi' };
+      for (let k = 0, n = 1 + Math.floor(rnd() * 3); k < n; k++) {
+        const f = pick(fields);
+        if (rnd() < 0.3 && f === 'messages') body.messages = [{ role: pick(['user', 'system', 'assistant', 'tool', 7, null]), content: pick(values) }];
+        else body[f] = pick(values);
+      }
+      body.max_tokens = 1;
+      body.options = typeof body.options === 'object' && body.options && !Array.isArray(body.options) ? { ...body.options, num_predict: 1 } : { num_predict: 1 };
+      let text = JSON.stringify(body);
+      if (rnd() < 0.15) text = text.slice(0, Math.floor(rnd() * text.length)); // truncated JSON
+      if (rnd() < 0.05) text = '['.repeat(5000) + ']'.repeat(5000); // deep nesting
+      const route = pick(routes);
+      const r = await fetch(srv.base + route, { method: 'POST', body: text });
+      const out = await r.text();
+      assert.ok(r.status === 200 || (r.status >= 400 && r.status < 500), `${route} ${text.slice(0, 200)} -> ${r.status}`);
+      if (r.status !== 200) {
+        const j = JSON.parse(out);
+        assert.ok(j.error, out);
+      }
+    }
+  });
+
   test('still serving after all that', async () => {
     const r = await client.chat.completions.create(chat({ max_tokens: 3 }));
     assert.ok(r.choices[0].message.content !== undefined);
