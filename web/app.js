@@ -56,6 +56,7 @@ let convs = load(LS.convs, []);
 if (!Array.isArray(convs)) convs = [];
 let current = localStorage.getItem(LS.current);
 let busy = null; // { controller, conv, msg } while an answer streams
+let ctxLen = 0;   // the server's context per conversation (from /v1/models), 0 = unknown
 
 function persist() {
   // keep the 100 most recent conversations
@@ -290,7 +291,8 @@ async function ask(c) {
       method: 'POST', headers: headers(), signal: controller.signal,
       body: JSON.stringify({
         model: 'qwen-edge', messages: history, stream: true, stream_options: { include_usage: true },
-        temperature: Number(settings.temperature), max_tokens: Number(settings.maxTokens) || undefined,
+        temperature: Number(settings.temperature),
+        max_tokens: Math.min(Number(settings.maxTokens) || 1024, ctxLen || Infinity),
         memory_rounds: Number(settings.memoryRounds),
       }),
     });
@@ -431,6 +433,7 @@ async function loadModelName() {
     }
     const j = await r.json();
     $('#model-name').textContent = j.data?.[0]?.id || '';
+    ctxLen = Number(j.data?.[0]?.max_model_len) || 0;
   } catch { setTimeout(loadModelName, 2000); }
 }
 

@@ -185,9 +185,10 @@ fail:
     return send_error(c, s, rq, DIALECT_OPENAI, &e);
 }
 
+/* "max_model_len" (as vLLM names it) is the context per conversation: the page keeps max_tokens under it. */
 static json_t *model_obj(qe_server *s) {
-    return json_pack("{s:s,s:s,s:I,s:s}", "id", s->model_id, "object", "model", "created", (json_int_t)s->started,
-                     "owned_by", "qwen-edge");
+    return json_pack("{s:s,s:s,s:I,s:s,s:i}", "id", s->model_id, "object", "model", "created", (json_int_t)s->started,
+                     "owned_by", "qwen-edge", "max_model_len", qe_engine_n_ctx(atomic_load(&s->engine)));
 }
 
 enum MHD_Result openai_models(struct MHD_Connection *c, qe_server *s, req_ctx *rq, const char *id) {

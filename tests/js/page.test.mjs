@@ -75,9 +75,11 @@ test('send a message: tokens stream in, markdown renders, stats shown', async ()
 test('stop ends a long answer early and keeps what came', async () => {
   await page.evaluate(() => {
     const s = JSON.parse(localStorage.getItem('qe.settings') || '{}');
-    localStorage.setItem('qe.settings', JSON.stringify({ ...s, maxTokens: 1000 }));
+    localStorage.setItem('qe.settings', JSON.stringify({ ...s, maxTokens: 5000 }));
   });
   await page.reload();
+  // over the server's context (1024): the page keeps max_tokens under max_model_len from /v1/models
+  await page.waitForFunction(() => document.getElementById('model-name').textContent.length > 0);
   await page.fill('#input', 'Write a very long story');
   await page.click('#send');
   await page.waitForSelector('#stop:not([hidden])');
@@ -89,6 +91,7 @@ test('stop ends a long answer early and keeps what came', async () => {
   await page.waitForSelector('#send:not([hidden])');
   const stats = await assistant().last().locator('.stats').textContent();
   assert.match(stats, /stopped/);
+  assert.equal(await assistant().last().locator('.error-line').count(), 0);
   assert.ok((await assistant().last().locator('.body').textContent()).length > 0);
   await page.evaluate(() => {
     const s = JSON.parse(localStorage.getItem('qe.settings') || '{}');
