@@ -207,6 +207,19 @@ describe('wire format', () => {
     assert.equal(load.json.done_reason, 'load');
   });
 
+  test('ollama options.stop and ignore_eos', async () => {
+    const base = { model: 'q', prompt: 'Tell me a story', stream: false, raw: true, options: { temperature: 0, seed: 5, num_predict: 12 } };
+    const full = (await postJSON('/api/generate', base)).json.response;
+    const chars = [...full];
+    assert.ok(chars.length >= 5, JSON.stringify(full));
+    const stop = chars.slice(2, 4).join('');
+    const cut = await postJSON('/api/generate', { ...base, options: { ...base.options, stop: [stop] } });
+    assert.equal(cut.json.response, full.slice(0, full.indexOf(stop)));
+    assert.equal(cut.json.done_reason, 'stop');
+    const r = await postJSON('/v1/completions', { prompt: 'x', max_tokens: 7, ignore_eos: true });
+    assert.equal(r.json.usage.completion_tokens, 7);
+  });
+
   test('ollama /api/tags, /api/version, /api/show', async () => {
     const tags = await (await fetch(`${srv.base}/api/tags`)).json();
     assert.equal(tags.models.length, 1);
