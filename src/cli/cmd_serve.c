@@ -9,8 +9,8 @@
 
 #include "base.h"
 #include "engine.h"
-#include "pull.h"
 #include "model.h"
+#include "pull.h"
 #include "server/server.h"
 
 static void usage(FILE *f) {
@@ -23,8 +23,8 @@ static void usage(FILE *f) {
             "  GET /health  GET /metrics (Prometheus)\n"
             "\n"
             "options:\n"
-            "  -m, --model FILE       GGUF file, Hugging Face folder, model name or URL (default: qwen2.5-0.5b-instruct,\n"
-            "                         downloaded on first run into $QWEN_EDGE_HOME)\n"
+            "  -m, --model MODEL      a GGUF file, a Hugging Face folder, a model name or URL\n"
+            "                         (default: the default model, downloaded on the first run)\n"
             "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)\n"
             "      --port N           port (default 8080; 0 = any free port, printed at start)\n"
             "      --api-key KEY      require 'Authorization: Bearer KEY' on every API route\n"
@@ -114,13 +114,10 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "qwen-edge: listening on http://%s%s%s:%d/ (loading %s)\n", strchr(shown, ':') ? "[" : "", shown,
             strchr(shown, ':') ? "]" : "", qe_server_port(srv), model_path ? model_path : "the default model");
     double t0 = qe_now();
-    /* no -m: the default model, downloaded on first run while /health answers "loading" */
+    /* -m: a file, a Hugging Face folder, a model name or URL, or nothing (the default model, downloaded on the
+     * first run); /health says "loading" meanwhile */
     char resolved[4096];
-    if (qe_model_resolve(model_path, -1, so.quiet, resolved, sizeof resolved, err)) {
-        fprintf(stderr, "qwen-edge serve: %s\n", err);
-        goto out;
-    }
-    if (qe_model_load(resolved, &model, err)) {
+    if (qe_model_resolve(model_path, -1, 0, resolved, sizeof resolved, err) || qe_model_load(resolved, &model, err)) {
         fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
         goto out;
     }
@@ -130,7 +127,7 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "qwen-edge serve: cannot start the engine: %s\n", err);
         goto out;
     }
-    model_id = model_id_from_path(model_path ? model_path : resolved);
+    model_id = model_id_from_path(resolved);
     qe_server_set_ready(srv, model, eng, model_id);
     fprintf(stderr, "qwen-edge: ready in %.1fs — model %s, context %d, chat page http://%s%s%s:%d/%s\n", qe_now() - t0,
             model_id, qe_engine_n_ctx(eng), strchr(shown, ':') ? "[" : "", shown, strchr(shown, ':') ? "]" : "",
