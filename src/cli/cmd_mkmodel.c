@@ -127,7 +127,8 @@ typedef struct {
     kind k;
     int n_dims;
     int64_t ne[2];
-    int type;
+    int type;            /* as stored in the file */
+    int via;             /* --as-f32: the type whose encoder+decoder the values pass through, else -1 */
     float center, scale; /* values: center + scale * uniform(-1, 1) */
 } tensor_spec;
 
@@ -135,6 +136,7 @@ typedef struct {
     const shape *sh;
     const ftype_info *ft;
     bool official;
+    bool as_f32;
     float s_embd, s_out, s_bias; /* scales, see choose_scales */
     float g_mat;
     tensor_spec *t;
@@ -152,6 +154,11 @@ static int add(plan *p, kind k, const char *name, int64_t ne0, int64_t ne1, int 
     if (k == T_NORM || k == T_BIAS) t->type = QE_TYPE_F32;
     else if (p->official) t->type = official_type(p->ft, k, il, p->sh->n_layer, ne0, p->sh->n_head / p->sh->n_head_kv);
     else t->type = p->ft->type;
+    t->via = -1;
+    if (p->as_f32 && t->type != QE_TYPE_F32) {
+        t->via = t->type;
+        t->type = QE_TYPE_F32;
+    }
     const shape *s = p->sh;
     /* Scales. The embedding is strong and the biases tiny (llama.cpp measurements in the issue: larger
      * biases make every prompt collapse onto one repeated token). Matrices get ~unit output per unit
@@ -200,7 +207,7 @@ static void build_plan(plan *p) {
 #define CHUNK_ELEMS (1 << 20)
 
 static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec *t, uint64_t seed, float *buf, void *qbuf, char *err) {
-    const qe_type_traits *tt = qe_type_traits_get(t->type);
+    const qe_type_traits *tt = qe_type_traits_get(t->type), *via = t->via >= 0 ? qe_type_traits_get(t->via) : NULL;
     if (!tt->from_float)
         return qe_errf(err, QE_EUNSUPPORTED, "%s: writing %s is not implemented yet", t->name, tt->name);
     uint64_t st = seed * 0x2545f4914f6cdd1dull + (uint64_t)index * 0x9e3779b97f4a7c15ull;
@@ -216,6 +223,11 @@ static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec 
             if (signed_norm) buf[i] = u < 0 ? -0.5f + 0.5f * u : 0.5f + 0.5f * u; /* |w| in [0.5, 1], random sign */
             else buf[i] = t->center + t->scale * u;
         }
+        if (via) /* values as a `via` file would decode them; qbuf is large enough for any type's rows */
+            for (int64_t r = 0; r < nr; r++) {
+                via->from_float(buf + r * cols, qbuf, cols);
+                via->to_float(qbuf, buf + r * cols, cols);
+            }
         for (int64_t r = 0; r < nr; r++) tt->from_float(buf + r * cols, (uint8_t *)qbuf + r * row_bytes, cols);
         int rc = gguf_writer_write_tensor_data(w, out, index, qbuf, (uint64_t)nr * row_bytes, err);
         if (rc) return rc;
@@ -259,16 +271,20 @@ static void usage(FILE *out) {
             "                   llama.cpp's k-quant mixes and fallbacks for rows not a multiple of 256)\n"
             "  --vocab FILE     Hugging Face tokenizer.json (default: %s\n"
             "                   in the current directory or next to the binary's parent directory)\n"
-            "  --seed N         random seed (default 1); the same seed gives the same file\n",
+            "  --seed N         random seed (default 1); the same seed gives the same file\n"
+            "  --as-f32         test aid: pass every matrix through its type's encoder and decoder and store the\n"
+            "                   result as f32 (the values a quantised file holds, without quantisation)\n",
             DEFAULT_VOCAB);
 }
 
 int cmd_mkmodel(int argc, char **argv) {
+    plan p = {0};
     const char *out_path = NULL, *shape_name = "0.5b", *type_name = "f16", *layout = "pure", *vocab_path = NULL;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--as-f32")) { p.as_f32 = true; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "qwen-edge mkmodel: unknown option or missing value: '%s'\n", a); return 2; }
         if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = argv[++i];
         else if (!strcmp(a, "--shape")) shape_name = argv[++i];
@@ -283,7 +299,6 @@ int cmd_mkmodel(int argc, char **argv) {
         } else { fprintf(stderr, "qwen-edge mkmodel: unknown option '%s'\n", a); return 2; }
     }
     if (!out_path) { usage(stderr); return 2; }
-    plan p = {0};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (!strcmp(shapes[i].name, shape_name)) p.sh = &shapes[i];
     if (!p.sh) { fprintf(stderr, "qwen-edge mkmodel: unknown --shape '%s' (0.5b or tiny)\n", shape_name); return 2; }
@@ -311,7 +326,7 @@ int cmd_mkmodel(int argc, char **argv) {
     build_plan(&p);
     /* Pure layout: the type must fit every row. */
     for (int i = 0; i < p.n; i++) {
-        const qe_type_traits *tt = qe_type_traits_get(p.t[i].type);
+        const qe_type_traits *tt = qe_type_traits_get(p.t[i].via >= 0 ? p.t[i].via : p.t[i].type);
         if (p.t[i].ne[0] % tt->block_size) {
             fprintf(stderr, "qwen-edge mkmodel: %s has rows of %lld weights, not a multiple of %s's block of %d; "
                             "use --layout official for llama.cpp's fallback types\n",
@@ -358,7 +373,7 @@ int cmd_mkmodel(int argc, char **argv) {
     gguf_writer_set_u32(w, "qwen2.attention.head_count_kv", (uint32_t)s->n_head_kv);
     gguf_writer_set_f32(w, "qwen2.rope.freq_base", 1000000.0f);
     gguf_writer_set_f32(w, "qwen2.attention.layer_norm_rms_epsilon", 1e-6f);
-    gguf_writer_set_u32(w, "general.file_type", (uint32_t)p.ft->ftype);
+    gguf_writer_set_u32(w, "general.file_type", p.as_f32 ? FT_F32 : (uint32_t)p.ft->ftype);
     gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
     gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
     gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)vocab->tokens, (uint64_t)vocab->n_tokens);
