@@ -59,6 +59,12 @@ static const ftype_info ftypes[] = {
 };
 #define N_FTYPES (int)(sizeof ftypes / sizeof ftypes[0])
 
+/* --layout mixed: the matrices take these types in turn, so one tiny file holds every type (tests). */
+static const int mixed_types[] = {QE_TYPE_Q8_0, QE_TYPE_F16, QE_TYPE_BF16, QE_TYPE_Q4_0, QE_TYPE_Q4_1, QE_TYPE_Q5_0,
+                                  QE_TYPE_Q5_1, QE_TYPE_IQ4_NL, QE_TYPE_Q2_K, QE_TYPE_Q3_K, QE_TYPE_Q4_K, QE_TYPE_Q5_K,
+                                  QE_TYPE_Q6_K, QE_TYPE_F32};
+#define N_MIXED (int)(sizeof mixed_types / sizeof mixed_types[0])
+
 typedef enum { T_EMBD, T_OUTPUT, T_ATTN_Q, T_ATTN_K, T_ATTN_V, T_ATTN_O, T_FFN_GATE, T_FFN_UP, T_FFN_DOWN, T_NORM, T_BIAS } kind;
 
 /* ---- llama.cpp's type choice (llama_tensor_get_type) for the ftypes we offer ------------------------ */
@@ -136,9 +142,11 @@ typedef struct {
     const shape *sh;
     const ftype_info *ft;
     bool official;
+    bool mixed;          /* test aid: every matrix a different type */
+    int n_mat;
     bool as_f32;
     float s_embd, s_out, s_bias; /* scales, see choose_scales */
-    float g_mat;
+    float g_qk, g_v, g_o, g_ffn, g_down; /* matrix gains */
     tensor_spec *t;
     int n;
 } plan;
@@ -153,6 +161,7 @@ static int add(plan *p, kind k, const char *name, int64_t ne0, int64_t ne1, int 
     t->n_dims = ne1 > 0 ? 2 : 1;
     if (k == T_NORM || k == T_BIAS) t->type = QE_TYPE_F32;
     else if (p->official) t->type = official_type(p->ft, k, il, p->sh->n_layer, ne0, p->sh->n_head / p->sh->n_head_kv);
+    else if (p->mixed) t->type = mixed_types[p->n_mat++ % N_MIXED];
     else t->type = p->ft->type;
     t->via = -1;
     if (p->as_f32 && t->type != QE_TYPE_F32) {
@@ -163,14 +172,25 @@ static int add(plan *p, kind k, const char *name, int64_t ne0, int64_t ne1, int 
     /* Scales. The embedding is strong and the biases tiny (llama.cpp measurements in the issue: larger
      * biases make every prompt collapse onto one repeated token). Matrices get ~unit output per unit
      * input (uniform(-a, a) has variance a^2/3, so a = g * sqrt(3 / row length)). Norm weights vary around
-     * 1; the final norm's weights get random signs, which keeps a tied output head from simply
-     * predicting the current token again (its own embedding would otherwise dominate the logits). */
+     * 1, except the final norm's (see write_tensor).
+     *
+     * With a tied output head, token t's logit contains c * sum_i w_i e_ti^2 (c: the share of t's own
+     * embedding left in the final hidden state, w: final norm weights). For random embeddings some tokens
+     * have a large sum and become attractors that repeat forever once generated (measured: 26379 in
+     * 0.5b-shaped files). Embedding entries of equal magnitude (+-s_embd, random sign) and final norm
+     * weights of +-1 with exactly as many of each sign make that sum zero for every token. Equal
+     * magnitudes also give every row of the output head the same norm; with uniform entries the rows with
+     * the largest norms (+13 % at 4.5 sigma over 151936 rows) win in every context. */
     switch (k) {
-    case T_EMBD: t->scale = p->s_embd; break;
-    case T_OUTPUT: t->scale = p->s_out; break;
+    case T_EMBD: t->scale = p->s_embd; t->center = NAN; break; /* NAN: random sign, fixed magnitude */
+    case T_OUTPUT: t->scale = p->s_out; t->center = NAN; break; /* equal row norms: no "hub" tokens */
     case T_NORM: t->center = 1.0f; t->scale = 0.2f; break;
     case T_BIAS: t->scale = p->s_bias; break;
-    default: t->scale = p->g_mat * sqrtf(3.0f / (float)ne0); break;
+    case T_ATTN_Q: case T_ATTN_K: t->scale = p->g_qk * sqrtf(3.0f / (float)ne0); break;
+    case T_ATTN_V: t->scale = p->g_v * sqrtf(3.0f / (float)ne0); break;
+    case T_ATTN_O: t->scale = p->g_o * sqrtf(3.0f / (float)ne0); break;
+    case T_FFN_DOWN: t->scale = p->g_down * sqrtf(3.0f / (float)ne0); break;
+    default: t->scale = p->g_ffn * sqrtf(3.0f / (float)ne0); break;
     }
     (void)s;
     return p->n - 1;
@@ -198,7 +218,7 @@ static void build_plan(plan *p) {
 #undef NAME
     }
     int on = add(p, T_NORM, "output_norm.weight", s->n_embd, 0, 0);
-    p->t[on].center = 0.0f; /* random signs, magnitudes ~1: see add() */
+    p->t[on].center = 0.0f; /* balanced signs: see add() and write_tensor() */
     p->t[on].scale = 1.0f;
     if (p->official) add(p, T_OUTPUT, "output.weight", s->n_embd, QWEN25_VOCAB, 0);
 }
@@ -215,13 +235,20 @@ static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec 
     int64_t chunk = CHUNK_ELEMS / cols;
     if (chunk < 1) chunk = 1;
     size_t row_bytes = qe_row_size(t->type, cols);
-    bool signed_norm = t->k == T_NORM && t->center == 0.0f;
+    bool balanced = t->k == T_NORM && t->center == 0.0f, binary = isnan(t->center);
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
         int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
-        for (int64_t i = 0; i < nr * cols; i++) {
-            float u = uniform_pm1(&st);
-            if (signed_norm) buf[i] = u < 0 ? -0.5f + 0.5f * u : 0.5f + 0.5f * u; /* |w| in [0.5, 1], random sign */
-            else buf[i] = t->center + t->scale * u;
+        if (balanced) { /* +1 and -1, exactly half each, in random order (Fisher-Yates) */
+            for (int64_t i = 0; i < cols; i++) buf[i] = i < cols / 2 ? 1.0f : -1.0f;
+            for (int64_t i = cols - 1; i > 0; i--) {
+                int64_t j = (int64_t)(splitmix64(&st) % (uint64_t)(i + 1));
+                float tmp = buf[i]; buf[i] = buf[j]; buf[j] = tmp;
+            }
+        } else {
+            for (int64_t i = 0; i < nr * cols; i++) {
+                float u = uniform_pm1(&st);
+                buf[i] = binary ? (u < 0 ? -t->scale : t->scale) : t->center + t->scale * u;
+            }
         }
         if (via) /* values as a `via` file would decode them; qbuf is large enough for any type's rows */
             for (int64_t r = 0; r < nr; r++) {
@@ -268,7 +295,8 @@ static void usage(FILE *out) {
             "                   (default f16)\n"
             "  --layout L       pure: every matrix in T, output tied to token_embd (default);\n"
             "                   official: the published Qwen2.5-0.5B-Instruct-GGUF type mix (separate output.weight,\n"
-            "                   llama.cpp's k-quant mixes and fallbacks for rows not a multiple of 256)\n"
+            "                   llama.cpp's k-quant mixes and fallbacks for rows not a multiple of 256);\n"
+            "                   mixed (test aid): the matrices take every type in turn, --type is ignored\n"
             "  --vocab FILE     Hugging Face tokenizer.json (default: %s\n"
             "                   in the current directory or next to the binary's parent directory)\n"
             "  --seed N         random seed (default 1); the same seed gives the same file\n"
@@ -305,21 +333,38 @@ int cmd_mkmodel(int argc, char **argv) {
     for (int i = 0; i < N_FTYPES; i++)
         if (!strcasecmp(ftypes[i].name, type_name)) p.ft = &ftypes[i];
     if (!p.ft) { fprintf(stderr, "qwen-edge mkmodel: unknown --type '%s' (see --help)\n", type_name); return 2; }
-    if (strcmp(layout, "pure") && strcmp(layout, "official")) {
-        fprintf(stderr, "qwen-edge mkmodel: unknown --layout '%s' (pure or official)\n", layout);
+    if (strcmp(layout, "pure") && strcmp(layout, "official") && strcmp(layout, "mixed")) {
+        fprintf(stderr, "qwen-edge mkmodel: unknown --layout '%s' (pure, official or mixed)\n", layout);
         return 2;
     }
     p.official = !strcmp(layout, "official");
+    p.mixed = !strcmp(layout, "mixed");
     p.s_embd = 0.5f;
     p.s_out = 0.5f;
     p.s_bias = 0.001f;
-    p.g_mat = 1.0f;
+    /* Matrix gains (see add()): sharp attention (q/k x4) whose output dominates the residual (o x3) makes
+     * each step depend on earlier tokens picked by position, not only on the current token; a weak FFN
+     * (down x0.1) keeps the token -> token map it adds from looping. Measured with llama.cpp: see
+     * tests/js/mkmodel.test.mjs and the report in the commit history. */
+    p.g_qk = 4.0f;
+    p.g_v = 1.0f;
+    p.g_o = 3.0f;
+    p.g_ffn = 1.0f;
+    p.g_down = 0.1f;
     const char *e;
+    int tune_layers = 0;
     if ((e = getenv("QE_MKMODEL_EMBD"))) p.s_embd = strtof(e, NULL); /* tuning knobs, undocumented */
     if ((e = getenv("QE_MKMODEL_OUT"))) p.s_out = strtof(e, NULL);
     if ((e = getenv("QE_MKMODEL_BIAS"))) p.s_bias = strtof(e, NULL);
-    if ((e = getenv("QE_MKMODEL_GAIN"))) p.g_mat = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GQK"))) p.g_qk = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GV"))) p.g_v = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GO"))) p.g_o = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GFFN"))) p.g_ffn = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GDOWN"))) p.g_down = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_LAYERS"))) tune_layers = atoi(e);
 
+    shape tuned = *p.sh;
+    if (tune_layers > 0) { tuned.n_layer = tune_layers; p.sh = &tuned; }
     int n_max = 2 + 12 * p.sh->n_layer + 2;
     p.t = calloc((size_t)n_max, sizeof *p.t);
     if (!p.t) { fprintf(stderr, "qwen-edge mkmodel: out of memory\n"); return 1; }

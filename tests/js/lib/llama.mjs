@@ -56,6 +56,14 @@ export async function greedy(modelPath, prompt, n, { contextSize = 512, stopAtEo
   }
 }
 
+/** Frees one model (loaded models keep their weights in memory until unloaded). */
+export async function unload(modelPath) {
+  const m = models.get(modelPath);
+  if (!m) return;
+  models.delete(modelPath);
+  await (await m).dispose();
+}
+
 /** Disposes every model and the llama instance (call at the end of a test file). */
 export async function dispose() {
   for (const m of models.values()) (await m).dispose();
