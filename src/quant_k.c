@@ -8,7 +8,7 @@
  * Two fits do the work:
  *   fit_affine     x ~ s * L - m with L in [0, nmax], s, m >= 0    (q2_K, q4_K, q5_K: "scale + min")
  *   fit_symmetric  x ~ s * L with L in [-nmax, nmax - 1]           (q3_K, q6_K)
- * Both try 20-40 candidate inverse scales around the naive one, fit s (and m) by weighted least squares for
+ * Both try 10-20 candidate inverse scales around the naive one, fit s (and m) by weighted least squares for
  * the codes each candidate gives, and keep the one with the least weighted squared error. Weights favour
  * large-magnitude values (they matter most in a dot product) but never vanish. */
 #include "quant_k.h"
@@ -45,18 +45,22 @@ static float fit_affine(int n, int nmax, const float *x, const float *w, uint8_t
     }
     float best_err = INFINITY, best_s = 0, best_b = mn;
     uint8_t Lc[32];
-    for (int step = -10; step <= 10; step++) {
-        float is = (nmax + 0.1f * step) / (mx - mn);
+    float sw = 0, sx = 0, sx2 = 0;
+    for (int i = 0; i < n; i++) {
+        sw += w[i];
+        sx += w[i] * x[i];
+        sx2 += w[i] * x[i] * x[i];
+    }
+    for (int step = -5; step <= 5; step++) {
+        float is = (nmax + 0.2f * step) / (mx - mn);
         if (is <= 0) continue;
         /* codes for this candidate, then the least-squares (s, b) of x ~ s*L + b */
-        float sw = 0, sl = 0, sl2 = 0, sx = 0, sxl = 0;
+        float sl = 0, sl2 = 0, sxl = 0;
         for (int i = 0; i < n; i++) {
             int l = clampi(nearest(is * (x[i] - mn)), 0, nmax);
             Lc[i] = (uint8_t)l;
-            sw += w[i];
             sl += w[i] * l;
             sl2 += w[i] * l * l;
-            sx += w[i] * x[i];
             sxl += w[i] * x[i] * l;
         }
         float D = sw * sl2 - sl * sl, s, b;
@@ -65,11 +69,8 @@ static float fit_affine(int n, int nmax, const float *x, const float *w, uint8_t
         b = (sl2 * sx - sl * sxl) / D;
         if (b > 0) { b = 0; s = sxl / sl2; }
         if (s <= 0) continue;
-        float err = 0;
-        for (int i = 0; i < n; i++) {
-            float d = s * Lc[i] + b - x[i];
-            err += w[i] * d * d;
-        }
+        /* sum w (s L + b - x)^2 expanded, so no second pass over the values */
+        float err = s * s * sl2 + 2 * s * b * sl + b * b * sw - 2 * s * sxl - 2 * b * sx + sx2;
         if (err < best_err) {
             best_err = err;
             best_s = s;
@@ -98,9 +99,9 @@ static float fit_symmetric(int n, int nmax, const float *x, const float *w, int8
      * (the other orientation, which fits blocks whose extremes are on the other side). */
     float best = -1, best_s = 0;
     int8_t Lc[32];
-    for (int cand = 0; cand < 42; cand++) {
-        int step = cand % 21 - 10;
-        float is = cand < 21 ? -(nmax + 0.1f * step) / max : (nmax - 1 + 0.1f * step) / max;
+    for (int cand = 0; cand < 18; cand++) {
+        int step = cand % 9 - 4;
+        float is = cand < 9 ? -(nmax + 0.25f * step) / max : (nmax - 1 + 0.25f * step) / max;
         float sxl = 0, sl2 = 0;
         for (int i = 0; i < n; i++) {
             int l = clampi(nearest(is * x[i]), -nmax, nmax - 1);
@@ -298,9 +299,11 @@ void qe_q6_K_from_float(const float *x, void *dst, int64_t n) {
 /* ---- iq4_nl: blocks of 32, each weight one of 16 non-uniform levels times the block scale ---------------- */
 
 static int best_level(float v) {
-    /* the levels are sorted: pick the nearest by scanning the midpoints */
+    /* the levels are sorted: binary search over the midpoints between neighbours (doubled to stay integer) */
+    float v2 = v + v;
     int k = 0;
-    while (k < 15 && v > 0.5f * (qe_kvalues_iq4nl[k] + qe_kvalues_iq4nl[k + 1])) k++;
+    for (int step = 8; step > 0; step >>= 1)
+        if (v2 > (float)(qe_kvalues_iq4nl[k + step - 1] + qe_kvalues_iq4nl[k + step])) k += step;
     return k;
 }
 
@@ -320,7 +323,7 @@ void qe_iq4_nl_from_float(const float *x, void *dst, int64_t n) {
          * the least-squares d for the chosen levels; keep the best. */
         float best = -1, best_d = 0;
         for (int side = 0; side < 2; side++)
-            for (int step = -7; step <= 7; step++) {
+            for (int step = -6; step <= 6; step += 2) {
                 float id = ((side ? qe_kvalues_iq4nl[15] : qe_kvalues_iq4nl[0]) + step) / max;
                 float sqx = 0, sq2 = 0;
                 for (int j = 0; j < QK4_NL; j++) {

@@ -22,6 +22,7 @@
 #include "gguf.h"
 #include "quant.h"
 #include "qwen_template.h"
+#include "threadpool.h"
 #include "vocab_json.h"
 
 #define QWEN25_VOCAB 151936
@@ -226,7 +227,32 @@ static void build_plan(plan *p) {
 /* Generates one tensor in chunks of rows, converts, streams. buf/qbuf are sized for CHUNK_ROWS rows. */
 #define CHUNK_ELEMS (1 << 20)
 
-static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec *t, uint64_t seed, float *buf, void *qbuf, char *err) {
+typedef struct {
+    const qe_type_traits *tt, *via;
+    float *buf;
+    void *qbuf;
+    int64_t nr, cols;
+    size_t row_bytes;
+} encode_job;
+
+/* Thread ith of nth converts its share of the chunk's rows (each row independent). */
+static void encode_rows(void *ctx, int ith, int nth) {
+    encode_job *j = ctx;
+    int64_t r0, r1;
+    qe_split(j->nr, 1, ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        float *row = j->buf + r * j->cols;
+        uint8_t *q = (uint8_t *)j->qbuf + r * j->row_bytes;
+        if (j->via) { /* values as a `via` file would decode them: round-trip through q (big enough for any type) */
+            j->via->from_float(row, q, j->cols);
+            j->via->to_float(q, row, j->cols);
+        }
+        j->tt->from_float(row, q, j->cols);
+    }
+}
+
+static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec *t, uint64_t seed, float *buf, void *qbuf,
+                        qe_pool *pool, char *err) {
     const qe_type_traits *tt = qe_type_traits_get(t->type), *via = t->via >= 0 ? qe_type_traits_get(t->via) : NULL;
     if (!tt->from_float)
         return qe_errf(err, QE_EUNSUPPORTED, "%s: writing %s is not implemented yet", t->name, tt->name);
@@ -250,12 +276,8 @@ static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec 
                 buf[i] = binary ? (u < 0 ? -t->scale : t->scale) : t->center + t->scale * u;
             }
         }
-        if (via) /* values as a `via` file would decode them; qbuf is large enough for any type's rows */
-            for (int64_t r = 0; r < nr; r++) {
-                via->from_float(buf + r * cols, qbuf, cols);
-                via->to_float(qbuf, buf + r * cols, cols);
-            }
-        for (int64_t r = 0; r < nr; r++) tt->from_float(buf + r * cols, (uint8_t *)qbuf + r * row_bytes, cols);
+        encode_job job = {tt, via, buf, qbuf, nr, cols, row_bytes};
+        qe_pool_run(pool, encode_rows, &job); /* the searched encoders are slow: use every core */
         int rc = gguf_writer_write_tensor_data(w, out, index, qbuf, (uint64_t)nr * row_bytes, err);
         if (rc) return rc;
     }
@@ -300,6 +322,7 @@ static void usage(FILE *out) {
             "  --vocab FILE     Hugging Face tokenizer.json (default: %s\n"
             "                   in the current directory or next to the binary's parent directory)\n"
             "  --seed N         random seed (default 1); the same seed gives the same file\n"
+            "  --plan           print the tensor table (name, type, shape) that would be written, and exit\n"
             "  --as-f32         test aid: pass every matrix through its type's encoder and decoder and store the\n"
             "                   result as f32 (the values a quantised file holds, without quantisation)\n",
             DEFAULT_VOCAB);
@@ -307,12 +330,14 @@ static void usage(FILE *out) {
 
 int cmd_mkmodel(int argc, char **argv) {
     plan p = {0};
+    bool plan_only = false;
     const char *out_path = NULL, *shape_name = "0.5b", *type_name = "f16", *layout = "pure", *vocab_path = NULL;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--as-f32")) { p.as_f32 = true; continue; }
+        if (!strcmp(a, "--plan")) { plan_only = true; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "qwen-edge mkmodel: unknown option or missing value: '%s'\n", a); return 2; }
         if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = argv[++i];
         else if (!strcmp(a, "--shape")) shape_name = argv[++i];
@@ -326,7 +351,7 @@ int cmd_mkmodel(int argc, char **argv) {
             if (errno || *end || !*argv[i]) { fprintf(stderr, "qwen-edge mkmodel: bad --seed '%s'\n", argv[i]); return 2; }
         } else { fprintf(stderr, "qwen-edge mkmodel: unknown option '%s'\n", a); return 2; }
     }
-    if (!out_path) { usage(stderr); return 2; }
+    if (!out_path && !plan_only) { usage(stderr); return 2; }
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (!strcmp(shapes[i].name, shape_name)) p.sh = &shapes[i];
     if (!p.sh) { fprintf(stderr, "qwen-edge mkmodel: unknown --shape '%s' (0.5b or tiny)\n", shape_name); return 2; }
@@ -386,6 +411,16 @@ int cmd_mkmodel(int argc, char **argv) {
         }
     }
 
+    if (plan_only) { /* the tensor table only: name, type, shape */
+        for (int i = 0; i < p.n; i++) {
+            printf("%-28s %-7s [%lld", p.t[i].name, qe_type_name(p.t[i].type), (long long)p.t[i].ne[0]);
+            if (p.t[i].n_dims == 2) printf(", %lld", (long long)p.t[i].ne[1]);
+            printf("]\n");
+        }
+        free(p.t);
+        return 0;
+    }
+
     char err[QE_ERR_LEN], vbuf[PATH_MAX + 64], part[PATH_MAX + 8] = "";
     int rc = 1;
     qe_vocab *vocab = NULL;
@@ -393,6 +428,7 @@ int cmd_mkmodel(int argc, char **argv) {
     FILE *out = NULL;
     float *buf = NULL;
     void *qbuf = NULL;
+    qe_pool *pool = NULL;
     if (!vocab_path && !(vocab_path = find_vocab(vbuf, sizeof vbuf))) {
         fprintf(stderr, "qwen-edge mkmodel: no tokenizer.json found at %s (run scripts/deps.sh test, or pass --vocab FILE)\n", DEFAULT_VOCAB);
         goto done;
@@ -443,10 +479,12 @@ int cmd_mkmodel(int argc, char **argv) {
     setvbuf(out, NULL, _IOFBF, 1 << 22);
     buf = malloc(sizeof(float) * (CHUNK_ELEMS + QWEN25_VOCAB));
     qbuf = malloc(sizeof(float) * (CHUNK_ELEMS + QWEN25_VOCAB));
-    if (!buf || !qbuf) goto oom;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN); /* encoding is compute-bound: hyperthreads help a little */
+    pool = qe_pool_new(ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1);
+    if (!buf || !qbuf || !pool) goto oom;
     if (gguf_writer_write_header(w, out, err) != QE_OK) goto fail;
     for (int i = 0; i < p.n; i++)
-        if (write_tensor(w, out, i, &p.t[i], seed, buf, qbuf, err) != QE_OK) goto fail;
+        if (write_tensor(w, out, i, &p.t[i], seed, buf, qbuf, pool, err) != QE_OK) goto fail;
     if (fclose(out) != 0) { out = NULL; snprintf(err, sizeof err, "write failed (disk full?)"); goto fail; }
     out = NULL;
     if (rename(part, out_path) != 0) {
@@ -469,6 +507,7 @@ done:
     gguf_writer_free(w);
     free(buf);
     free(qbuf);
+    qe_pool_free(pool);
     free(p.t);
     return rc;
 }

@@ -64,10 +64,6 @@ const cases = [
   { type: 'q4_0', layout: 'pure', expect: { 'blk.1.attn_v.weight': 'q4_0' } },
   { type: 'q5_0', layout: 'pure', expect: { 'blk.0.attn_output.weight': 'q5_0' } },
   { type: 'iq4_nl', layout: 'pure', expect: { 'blk.0.ffn_gate.weight': 'iq4_nl' } },
-  { type: 'q2_k', layout: 'official', expect: { 'blk.0.ffn_gate.weight': 'q2_K', 'blk.0.attn_v.weight': 'q3_K',
-      'blk.0.ffn_down.weight': 'q3_K', 'blk.0.attn_output.weight': 'q3_K', 'output.weight': 'q6_K' } },
-  { type: 'q3_k_m', layout: 'official', expect: { 'blk.0.ffn_up.weight': 'q3_K', 'blk.1.attn_v.weight': 'q5_K',
-      'blk.1.ffn_down.weight': 'q4_K', 'blk.0.attn_output.weight': 'q4_K' } },
   { type: 'q4_k_m', layout: 'official', expect: { 'token_embd.weight': 'q4_K', 'blk.0.attn_v.weight': 'q4_K',
       'blk.1.attn_v.weight': 'q6_K', 'blk.0.ffn_down.weight': 'q4_K', 'blk.1.ffn_down.weight': 'q6_K', 'output.weight': 'q6_K',
       'blk.0.attn_q.bias': 'f32', 'output_norm.weight': 'f32' } },
@@ -90,6 +86,65 @@ for (const c of cases) {
     }
   });
 }
+
+/** tensor name -> type from `mkmodel --plan` (no file written). */
+function planTypes(args) {
+  const r = run(['mkmodel', '--plan', ...args]);
+  assert.equal(r.code, 0, r.err);
+  return Object.fromEntries(r.out.trim().split('\n').map((l) => l.split(/\s+/).slice(0, 2)));
+}
+
+// The official Qwen2.5-0.5B-Instruct-GGUF mixes: llama.cpp's llama_tensor_get_type rules, and its fallbacks
+// for the 896-wide rows that do not split into 256-weight super-blocks (q2_K/q3_K -> iq4_nl, q4_K -> q5_0,
+// q5_K -> q5_1, q6_K -> q8_0); ffn_down rows (4864) do split. use_more_bits(i, 24): i < 3, i >= 21,
+// (i - 3) % 3 == 2.
+test('official layout reproduces llama.cpp type mixes on the 0.5b shape', () => {
+  const more = (i) => i < 3 || i >= 21 || (i - 3) % 3 === 2;
+  const q4km = planTypes(['--shape', '0.5b', '--type', 'q4_k_m', '--layout', 'official']);
+  assert.equal(q4km['token_embd.weight'], 'q5_0');
+  assert.equal(q4km['output.weight'], 'q8_0');
+  for (let i = 0; i < 24; i++) {
+    assert.equal(q4km[`blk.${i}.attn_v.weight`], more(i) ? 'q8_0' : 'q5_0', `q4_k_m attn_v ${i}`);
+    assert.equal(q4km[`blk.${i}.ffn_down.weight`], more(i) ? 'q6_K' : 'q4_K', `q4_k_m ffn_down ${i}`);
+    for (const m of ['attn_q', 'attn_k', 'attn_output', 'ffn_gate', 'ffn_up']) assert.equal(q4km[`blk.${i}.${m}.weight`], 'q5_0');
+    for (const m of ['attn_norm.weight', 'ffn_norm.weight', 'attn_q.bias', 'attn_k.bias', 'attn_v.bias']) assert.equal(q4km[`blk.${i}.${m}`], 'f32');
+  }
+  const q5km = planTypes(['--shape', '0.5b', '--type', 'q5_k_m', '--layout', 'official']);
+  assert.equal(q5km['token_embd.weight'], 'q5_1');
+  assert.equal(q5km['blk.0.attn_v.weight'], 'q8_0');
+  assert.equal(q5km['blk.3.attn_v.weight'], 'q5_1');
+  assert.equal(q5km['blk.3.ffn_down.weight'], 'q5_K');
+  assert.equal(q5km['blk.5.ffn_down.weight'], 'q6_K');
+  const q3km = planTypes(['--shape', '0.5b', '--type', 'q3_k_m', '--layout', 'official']);
+  assert.equal(q3km['blk.0.attn_v.weight'], 'q5_1');     // q5_K for the first two layers
+  assert.equal(q3km['blk.2.attn_v.weight'], 'q5_0');     // q4_K after
+  assert.equal(q3km['blk.0.ffn_down.weight'], 'q5_K');   // i < n/16
+  assert.equal(q3km['blk.1.ffn_down.weight'], 'q4_K');
+  assert.equal(q3km['blk.7.attn_output.weight'], 'q5_0');
+  assert.equal(q3km['blk.7.ffn_up.weight'], 'iq4_nl');
+  const q2k = planTypes(['--shape', '0.5b', '--type', 'q2_k', '--layout', 'official']);
+  assert.equal(q2k['blk.4.attn_v.weight'], 'q5_0');       // n_gqa 7 >= 4: q4_K
+  assert.equal(q2k['blk.4.ffn_down.weight'], 'q3_K');
+  assert.equal(q2k['blk.4.ffn_gate.weight'], 'iq4_nl');
+  assert.equal(q2k['token_embd.weight'], 'iq4_nl');
+  const q6k = planTypes(['--shape', '0.5b', '--type', 'q6_k', '--layout', 'official']);
+  assert.equal(q6k['blk.9.ffn_down.weight'], 'q6_K');
+  assert.equal(q6k['blk.9.ffn_up.weight'], 'q8_0');
+  assert.equal(q6k['output.weight'], 'q8_0');
+  for (const t of ['q8_0', 'q4_0', 'q5_0']) {
+    const p = planTypes(['--shape', '0.5b', '--type', t, '--layout', 'official']);
+    assert.equal(p['output.weight'], 'q8_0');
+    assert.equal(p['token_embd.weight'], t);
+  }
+  assert.equal(planTypes(['--shape', '0.5b', '--type', 'f16', '--layout', 'official'])['output.weight'], 'f16');
+  const pure = planTypes(['--shape', '0.5b', '--type', 'q8_0']);
+  assert.ok(!('output.weight' in pure), 'pure layout ties the output head');
+  assert.equal(Object.keys(pure).length, 2 + 24 * 12);
+  // tiny: all rows split into super-blocks, so k-quants are used directly
+  const tq2 = planTypes(['--shape', 'tiny', '--type', 'q2_k', '--layout', 'official']);
+  assert.deepEqual([tq2['blk.0.ffn_gate.weight'], tq2['blk.0.attn_v.weight'], tq2['blk.0.attn_output.weight'], tq2['output.weight']],
+    ['q2_K', 'q3_K', 'q3_K', 'q6_K']);
+});
 
 // llama.cpp reads our blocks as the numbers our decoders give: a file with every type (--layout mixed) vs. the
 // same weights passed through our encoder+decoder and stored as f32. llama.cpp quantises activations for
