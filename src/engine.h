@@ -40,7 +40,6 @@ typedef struct {
     int max_tokens;        /* <= 0: until the context is full */
     qe_sample_params sample;
     bool ignore_eos;       /* benchmarks: do not stop on <|im_end|> / <|endoftext|> */
-    int n_probs;           /* parity tests: > 0 also returns the logits of every prompt position (see qe_event) */
 } qe_job_params;
 
 typedef enum { QE_EV_TOKEN = 1, QE_EV_DONE = 2, QE_EV_ERROR = 3 } qe_event_kind;

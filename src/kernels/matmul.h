@@ -25,7 +25,10 @@ typedef struct qe_mat {
     int layout;             /* kernel-private tag for `packed` */
 } qe_mat;
 
-/* Prepares m (may repack). QE_EUNSUPPORTED with err if the type or shape is not supported. */
+/* Prepares m (may repack). QE_EUNSUPPORTED with err if the type or shape is not supported.
+ * When m->packed != NULL after this, nothing (matmul, qe_mat_row_f32) reads `data` again: a loader can drop
+ * those pages of a file mapping (madvise MADV_DONTNEED) so RSS holds one copy of the weights. A tied
+ * embedding/lm_head should be one qe_mat used for both, or it is repacked twice. */
 int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *data, char *err);
 void qe_mat_free(qe_mat *m);
 /* Dequantises one row into out[cols] (e.g. the token embedding lookup). */

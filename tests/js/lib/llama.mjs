@@ -41,7 +41,8 @@ export async function detokenize(modelPath, ids) {
 export async function greedy(modelPath, prompt, n, { contextSize = 512, stopAtEog = false, threads = 1 } = {}) {
   const model = await loadModel(modelPath);
   const tokens = typeof prompt === 'string' ? model.tokenize(prompt, true) : prompt;
-  const ctx = await model.createContext({ contextSize, threads, sequences: 1 });
+  // flash attention off: its fp16 accumulation of V is lossier than the plain path we compare against
+  const ctx = await model.createContext({ contextSize, threads, sequences: 1, flashAttention: false });
   try {
     const seq = ctx.getSequence();
     const out = [];

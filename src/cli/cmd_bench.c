@@ -1,0 +1,148 @@
+/* cmd_bench.c — `qwen-edge bench`: prefill and decode speed of a model on this machine, measured the way
+ * llama-bench does (pp: one batch of P prompt tokens; tg: N tokens generated one at a time), plus effective
+ * weight bandwidth (decode reads every weight once per token), peak RSS and load time. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "kernels/matmul.h"
+#include "quant.h"
+#include "qwen2.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: qwen-edge bench -m MODEL [-t N] [-p 512] [-n 128] [-r 3] [--parallel B] [--depth D] [--json]\n\n"
+            "  -p N          prompt tokens processed in one batch (prefill test; 0 skips it)\n"
+            "  -n N          tokens generated one by one (decode test; 0 skips it)\n"
+            "  -r N          repetitions; the median is reported (default 3)\n"
+            "  --parallel B  decode B sequences at once and report the aggregate tok/s (default 1)\n"
+            "  --depth D     tokens already in the context before the decode test (default 0)\n"
+            "  --json        one JSON object: pp_tok_s, tg_tok_s, threads, model_bytes, ...\n");
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static uint64_t mat_bytes(const qe_mat *w) { return qe_row_size(w->type, w->cols) * (uint64_t)w->rows; }
+
+/* Bytes of weights one decode step reads: every layer matrix and the output head. */
+static uint64_t weight_bytes_per_token(const qe_model *m) {
+    uint64_t b = mat_bytes(&m->output);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const qe_layer *L = &m->layers[l];
+        b += mat_bytes(&L->wq) + mat_bytes(&L->wk) + mat_bytes(&L->wv) + mat_bytes(&L->wo) + mat_bytes(&L->w_gate) +
+             mat_bytes(&L->w_up) + mat_bytes(&L->w_down);
+    }
+    return b;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *model_path = NULL;
+    int n_threads = 0, n_prompt = 512, n_gen = 128, reps = 3, parallel = 1, depth = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool ok = true;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) ok = cli_str(argc, argv, &i, &model_path);
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = cli_int(argc, argv, &i, &n_threads);
+        else if (!strcmp(a, "-p")) ok = cli_int(argc, argv, &i, &n_prompt);
+        else if (!strcmp(a, "-n")) ok = cli_int(argc, argv, &i, &n_gen);
+        else if (!strcmp(a, "-r")) ok = cli_int(argc, argv, &i, &reps);
+        else if (!strcmp(a, "--parallel")) ok = cli_int(argc, argv, &i, &parallel);
+        else if (!strcmp(a, "--depth")) ok = cli_int(argc, argv, &i, &depth);
+        else if (!strcmp(a, "--json")) json = true;
+        else { fprintf(stderr, "qwen-edge bench: unknown option '%s' (see --help)\n", a); return 2; }
+        if (!ok) return 2;
+    }
+    if (n_prompt < 0 || n_gen < 0 || reps < 1 || reps > 100 || parallel < 1 || parallel > 64 || depth < 0) {
+        fprintf(stderr, "qwen-edge bench: bad -p/-n/-r/--parallel/--depth value\n");
+        return 2;
+    }
+    double t0 = qe_now();
+    qe_model *m = cli_open_model(model_path, true);
+    if (!m) return 1;
+    double t_load = qe_now() - t0;
+    if (n_threads <= 0) n_threads = qe_physical_cores();
+    int n_ctx = (n_prompt > depth ? n_prompt : depth) + n_gen + 1;
+    int n_batch = n_prompt > parallel ? n_prompt : parallel;
+    if (n_batch > 512) n_batch = 512;
+    if (n_batch < 1) n_batch = 1;
+    qe_fwd *f;
+    char err[QE_ERR_LEN];
+    if (qe_fwd_new(m, n_threads, parallel, n_ctx, n_batch, parallel, &f, err)) {
+        fprintf(stderr, "qwen-edge: %s\n", err);
+        qe_model_free(m);
+        return 1;
+    }
+    int n_tok_buf = n_prompt > depth ? n_prompt : depth;
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(n_tok_buf + parallel + 1));
+    uint64_t rng = 1234567;
+    for (int i = 0; i < n_tok_buf + parallel + 1; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        toks[i] = (int32_t)((rng >> 33) % 150000);
+    }
+    double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
+    float *logits;
+    int rows, rc = 0;
+    qe_seq_batch seqs[64];
+    for (int r = 0; r < reps && !rc; r++) {
+        if (n_prompt > 0) { /* prefill: n_prompt tokens in chunks of n_batch, logits of the last only */
+            double s = qe_now();
+            for (int p = 0; p < n_prompt && !rc; p += n_batch) {
+                int n = n_prompt - p < n_batch ? n_prompt - p : n_batch;
+                qe_seq_batch sq = {.slot = 0, .pos0 = p, .n_tok = n, .tokens = toks + p,
+                                   .logits_from = p + n == n_prompt ? n - 1 : n};
+                rc = qe_forward(f, &sq, 1, &logits, &rows, err);
+            }
+            pp[r] = n_prompt / (qe_now() - s);
+        }
+        if (n_gen > 0 && !rc) { /* decode: `parallel` sequences, one token each per pass */
+            for (int b = 0; b < parallel && depth > 0 && !rc; b++)
+                for (int p = 0; p < depth && !rc; p += n_batch) {
+                    int n = depth - p < n_batch ? depth - p : n_batch;
+                    qe_seq_batch sq = {.slot = b, .pos0 = p, .n_tok = n, .tokens = toks + p, .logits_from = n};
+                    rc = qe_forward(f, &sq, 1, &logits, &rows, err);
+                }
+            double s = qe_now();
+            for (int g = 0; g < n_gen && !rc; g++) {
+                for (int b = 0; b < parallel; b++)
+                    seqs[b] = (qe_seq_batch){.slot = b, .pos0 = depth + g, .n_tok = 1, .tokens = toks + b + (g % 7),
+                                             .logits_from = 0};
+                rc = qe_forward(f, seqs, parallel, &logits, &rows, err);
+            }
+            tg[r] = (double)n_gen * parallel / (qe_now() - s);
+        }
+    }
+    if (rc) { fprintf(stderr, "qwen-edge: %s\n", err); }
+    else {
+        qsort(pp, (size_t)reps, sizeof(double), cmp_double);
+        qsort(tg, (size_t)reps, sizeof(double), cmp_double);
+        double pp_med = pp[reps / 2], tg_med = tg[reps / 2];
+        uint64_t wbytes = weight_bytes_per_token(m);
+        double gbs = parallel == 1 ? tg_med * (double)wbytes / 1e9 : tg_med / parallel * (double)wbytes / 1e9;
+        if (json) {
+            printf("{\"model\":\"%s\",\"weight_types\":\"%s\",\"kernels\":\"%s\",\"threads\":%d,\"n_prompt\":%d,"
+                   "\"n_gen\":%d,\"parallel\":%d,\"depth\":%d,\"pp_tok_s\":%.2f,\"tg_tok_s\":%.2f,\"model_bytes\":%llu,"
+                   "\"weight_bytes_per_token\":%llu,\"tg_gb_s\":%.2f,\"load_s\":%.3f,\"peak_rss_mb\":%.1f}\n",
+                   m->path, m->weight_types, qe_kernels_name(), n_threads, n_prompt, n_gen, parallel, depth, pp_med,
+                   tg_med, (unsigned long long)m->file_bytes, (unsigned long long)wbytes, gbs, t_load,
+                   cli_peak_rss_mb());
+        } else {
+            printf("model      %s (%s, %.0f MB)\nkernels    %s, %d threads\n", m->path, m->weight_types,
+                   m->file_bytes / 1e6, qe_kernels_name(), n_threads);
+            if (n_prompt) printf("prefill    %8.1f tok/s  (%d tokens, median of %d)\n", pp_med, n_prompt, reps);
+            if (n_gen)
+                printf("decode     %8.1f tok/s  (%d tokens x %d sequences, depth %d; %.1f GB/s of weights)\n", tg_med,
+                       n_gen, parallel, depth, gbs);
+            printf("load %.2f s, peak RSS %.0f MB\n", t_load, cli_peak_rss_mb());
+        }
+    }
+    free(pp); free(tg); free(toks);
+    qe_fwd_free(f);
+    qe_model_free(m);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,155 @@
+/* kern.h — private to src/kernels: the quantised-activation layout every matmul kernel reads, and the
+ * per-ISA entry points that matmul.c dispatches to. Nothing outside src/kernels and its tests includes this.
+ *
+ * Activations are converted once per call into one of three formats, chosen by the weight type so that the
+ * numerics are those of llama.cpp's vec_dot_type for that weight type:
+ *   QE_ACT_F32  f32 rows, optionally rounded through fp16 (F16 weights) or bf16 (BF16 weights) first —
+ *               ggml converts activations to the weight's half type before the dot product;
+ *   QE_ACT_Q8   32-element blocks as ggml's block_q8_0 / block_q8_1 (their qs and d are identical; q8_1
+ *               adds s = fp16(d * sum(qs))): for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL weights;
+ *   QE_ACT_Q8K  256-element blocks as ggml's block_q8_K (f32 d, bsums per 16): for the k-quants.
+ * Unlike ggml's interleaved structs, one token row is stored as separate arrays (all qs first, then the
+ * per-block scalars) so SIMD kernels can broadcast 4 activation bytes straight from memory. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/matmul.h"
+
+enum { QE_ACT_F32 = 0, QE_ACT_Q8 = 1, QE_ACT_Q8K = 2 };
+enum { QE_ROUND_NONE = 0, QE_ROUND_F16 = 1, QE_ROUND_BF16 = 2 };
+
+/* One token row in QE_ACT_Q8:  int8 qs[cols_pad] | float d[nb] | float s[nb] | int32 sum[nb]     (nb = cols/32)
+ *                  QE_ACT_Q8K: int8 qs[cols_pad] | float d[nb] | int32 bsum[cols/16]             (nb = cols/256)
+ *                  QE_ACT_F32: float x[cols_pad]
+ * d is ggml's scale as the dot product sees it (fp16-rounded for Q8, f32 for Q8K); s = fp16(d * sum) (q8_1);
+ * sum = sum of the block's qs (used to correct for the unsigned offset of packed weights). */
+typedef struct {
+    int fmt;
+    int64_t cols, cols_pad; /* cols_pad: cols rounded up to 64 */
+    size_t stride;          /* bytes from one token row to the next (multiple of 64) */
+    uint8_t *base;
+    int tiled;              /* 1: the kernel set's tiled layout (below) instead of rows */
+    size_t tile_bytes;      /* tiled: bytes of one group of QE_ACT_TILE tokens */
+} qe_act;
+
+/* Tiled layout, for kernel sets whose register tiles hold QE_ACT_TILE tokens: tokens are grouped by 8 and,
+ * within a group, stored block-major, so one tile finds all its tokens' bytes at fixed offsets from one
+ * pointer (no per-token pointers to keep in registers). Group k starts at base + k * tile_bytes:
+ *   Q8:  int8 qs[nb][8][32] | float d[nb][8] | float s[nb][8] | int32 negsum[3][nb][8]
+ *        negsum[i] = -offset_i * sum(qs of the block), offsets 128, 8, 16 (the unsigned-weight corrections)
+ *   Q8K: the Q8 group layout over 32-column sub-blocks (nsb = cols/32), from the q8_K quantisation:
+ *        int8 qs[nsb][8][32] | float d[nsb][8] (the 256-block's d, repeated) | float s[nsb][8] = d * sum(32 qs)
+ *        | int32 negsum[2][nsb][8] = -32 * sum of the first / second 16 qs (q6_K's offset)
+ *   F32: float x[cols][8]   (rounded like QE_ACT_F32 rows)
+ * Slots of a partial last group are unused and left as they are. */
+#define QE_ACT_TILE 8
+size_t qe_act_tile_bytes(int fmt, int64_t cols);
+/* Writes token x (cols values) into slot `slot` of the group at `group` (reference, portable). */
+void qe_quant_tiled_ref(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot);
+
+static inline const int8_t *qe_act_qs(const qe_act *a, int t) { return (const int8_t *)(a->base + (size_t)t * a->stride); }
+static inline const float *qe_act_f32(const qe_act *a, int t) { return (const float *)(a->base + (size_t)t * a->stride); }
+static inline const float *qe_act_d(const qe_act *a, int t) { return (const float *)(a->base + (size_t)t * a->stride + a->cols_pad); }
+static inline const float *qe_act_s(const qe_act *a, int t) { return qe_act_d(a, t) + a->cols / 32; }
+static inline const int32_t *qe_act_sum(const qe_act *a, int t) { return (const int32_t *)(qe_act_d(a, t) + 2 * (a->cols / 32)); }
+static inline const int32_t *qe_act_bsum(const qe_act *a, int t) { return (const int32_t *)(qe_act_d(a, t) + a->cols / 256); }
+
+/* Bytes of one token row of `cols` in any format (the workspace sizes for the largest). */
+size_t qe_act_row_bytes(int fmt, int64_t cols);
+/* Activation format and rounding llama.cpp uses for a weight type; -1 if unsupported. */
+int qe_act_fmt_for(int type, int *rounding);
+
+/* Reference quantisers of one token row (exactly ggml's x86 semantics; see matmul_ref.c). */
+void qe_quant_row_f32_ref(const float *x, int64_t cols, int rounding, uint8_t *row);
+void qe_quant_row_q8_ref(const float *x, int64_t cols, uint8_t *row);
+void qe_quant_row_q8k_ref(const float *x, int64_t cols, uint8_t *row);
+
+/* Reference dot product of weight row `w` (stored layout of `type`) with token t of a. */
+float qe_dot_ref(int type, const void *w, const qe_act *a, int t);
+/* Reference dequantisation of n weights (a multiple of the block size). Returns 0, or -1 if unsupported. */
+int qe_dequant_ref(int type, const void *src, float *dst, int64_t n);
+/* Unpacks one 256-block of a k-quant into unsigned codes q[256] (q6_K: 0..63 before its -32; q3_K: before
+ * its -4) and per-16 scales/mins, weight = d * sc[i/16] * (q[i] - off) - dmin * mn[i/16]. */
+void qe_unpack_k_codes(int type, const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin);
+/* Block size of a supported weight type, 0 otherwise. Bytes per row via qe_row_size-like logic. */
+int qe_kern_block_size(int type);
+size_t qe_kern_row_bytes(int type, int64_t cols);
+
+/* The result of one (row, token) pair goes through the same epilogue in every kernel. */
+static inline float qe_epilogue(float v, float *y, const float *bias, int64_t r, int accumulate) {
+    if (bias) v += bias[r];
+    if (accumulate) v += *y;
+    return v;
+}
+
+/* A kernel set. pack may set m->packed/m->layout (returns 0, or <0 on allocation failure); mm computes
+ * rows [r0, r1) of y for tokens [0, n) of a matrix packed by this set (layout != 0). r0 is a multiple of
+ * row_align. quant_q8 (optional) replaces the reference Q8 quantiser with a bit-identical fast one. */
+typedef struct {
+    const char *name;
+    int row_align;
+    int (*pack)(qe_mat *m);
+    void (*mm)(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias, int accumulate,
+               int64_t r0, int64_t r1);
+    void (*quant_q8)(const float *x, int64_t cols, uint8_t *row);
+    void (*quant_f32)(const float *x, int64_t cols, int rounding, uint8_t *row);
+    /* Set when mm reads tiled activations (Q8 and F32 formats) for packed matrices; must equal
+     * qe_quant_tiled_ref bit for bit. */
+    void (*quant_tiled)(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot);
+    /* Dequantises one row of a matrix this set packed, from the packed copy only (so the original mapped
+     * bytes are never touched after qe_mat_init); must equal qe_dequant_ref of the original row exactly. */
+    void (*row_f32)(const qe_mat *m, int64_t row, float *out);
+    /* ops.h entry points (NULL = reference), same contracts as there. */
+    void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
+    void (*swiglu)(float *out, const float *gate, const float *up, int n);
+    void (*f32_to_f16_row)(const float *x, uint16_t *out, int n);
+    void (*attention)(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                      int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                      float *scratch);
+} qe_kernel_set;
+
+/* Reference ops (ops_ref.c), used where a set has no SIMD version and by the tests. */
+void qe_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps);
+void qe_rope_neox_ref(float *x, int n_heads, int head_dim, int pos, float base);
+void qe_swiglu_ref(float *out, const float *gate, const float *up, int n);
+void qe_f32_to_f16_row_ref(const float *x, uint16_t *out, int n);
+void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                      int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                      float *scratch);
+/* SIMD ops (ops_<isa>.c), referenced by that ISA's kernel-set table. */
+void qe_avx512_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void qe_avx512_swiglu(float *out, const float *gate, const float *up, int n);
+void qe_avx512_f32_to_f16_row(const float *x, uint16_t *out, int n);
+void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                         int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                         float *scratch);
+
+void qe_avx2_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void qe_avx2_swiglu(float *out, const float *gate, const float *up, int n);
+void qe_avx2_f32_to_f16_row(const float *x, uint16_t *out, int n);
+void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                       int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                       float *scratch);
+
+/* Name of a weight type for messages. */
+const char *qe_kern_type_name(int type);
+
+/* Packed weight buffers: 64-byte aligned; >= 1 MiB ones are 2 MiB aligned with MADV_HUGEPAGE (fewer TLB
+ * misses while decode streams them). Freed by qe_mat_free via qe_kern_packed_free. */
+void *qe_kern_packed_alloc(size_t bytes);
+void qe_kern_packed_free(void *p, size_t bytes);
+/* The packed copy replaces the source rows [p, p + bytes): if they lie in a private read-only file mapping
+ * (the model file), unmaps the pages wholly inside the range (MADV_DONTNEED; the page cache keeps them), so
+ * RSS holds the weights once, and during packing not twice. Anything else (malloc'd weights) is left alone.
+ * Packers call it as they go. */
+void qe_kern_release_source(const void *p, size_t bytes);
+
+/* Kernel sets compiled in (NULL-returning stubs where the ISA is not compiled). */
+const qe_kernel_set *qe_kernels_avx512(void);
+const qe_kernel_set *qe_kernels_avx2(void);
+const qe_kernel_set *qe_kernels_neon(void);
+/* The set in use (chosen once from cpuid and QE_KERNELS). */
+const qe_kernel_set *qe_kernels_active(void);
+/* Testing hook: use this set from now on (NULL = reference). Not thread-safe against running matmuls. */
+void qe_kernels_force(const qe_kernel_set *ks);

@@ -1,0 +1,252 @@
+/* ops_avx2.c — AVX2 + FMA + F16C versions of the per-token ops (ops.h), for CPUs without AVX-512: rmsnorm,
+ * swiglu, f32->f16 rows and attention. The attention follows ops_avx512.c with 8-key blocks (see there for the
+ * two-pass scheme); every function is held to ops_ref.c by tests/unit/test_ops.c. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "base.h"
+#include "kernels/kern.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* exp(x): x = n ln2 + r, degree-6 polynomial (Cephes expf), 2^n built in the exponent field. Inputs above
+ * 88.72 give +inf and below -87.33 give 0, as expf (to within its subnormal range). */
+INLINE __m256 exp256(__m256 x) {
+    __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps(88.72283f), _CMP_GT_OQ);
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.3762626647949f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* n in [-126, 127]: 2^n is a normal float */
+    __m256 pow2n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+    __m256 e = _mm256_mul_ps(p, pow2n);
+    e = _mm256_blendv_ps(e, _mm256_set1_ps(INFINITY), big);
+    return _mm256_blendv_ps(e, _mm256_setzero_ps(), tiny);
+}
+
+void qe_avx2_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 sq = _mm256_mul_ps(v, v);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+    }
+    double t[4];
+    _mm256_storeu_pd(t, _mm256_add_pd(s0, s1));
+    double sum = t[0] + t[1] + t[2] + t[3];
+    for (; i < n; i++) sum += (double)(x[i] * x[i]);
+    float scale = 1.0f / sqrtf((float)(sum / n) + eps);
+    __m256 vs = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+    for (; i < n; i++) out[i] = (x[i] * scale) * w[i];
+}
+
+void qe_avx2_swiglu(float *out, const float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i), u = _mm256_loadu_ps(up + i);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u));
+    }
+    for (; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void qe_avx2_f32_to_f16_row(const float *x, uint16_t *out, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) out[i] = qe_fp32_to_fp16(x[i]);
+}
+
+/* --- attention ---------------------------------------------------------------------------------------------- */
+
+#define KB 8
+#define MAX_HD 256
+
+INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    __m256 u[8];
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+static void load_kt8(const uint16_t *k, int64_t kv_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
+    for (int c = 0; c < head_dim / 8; c++) {
+        __m256 r[8];
+        for (int j = 0; j < KB; j++)
+            r[j] = j < jn ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 8)))
+                          : _mm256_setzero_ps();
+        transpose8(r);
+        for (int d = 0; d < 8; d++) _mm256_store_ps(KT[c * 8 + d], r[d]);
+    }
+}
+
+INLINE __m256 lane_mask(int nv) {
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nv), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+}
+
+INLINE void scores_gn(const int GN, const float *qr, int hd, const float (*KT)[KB], float scale, __m256 mk, __m256 *s) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) acc[h] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        __m256 kt = _mm256_load_ps(KT[d]);
+#pragma GCC unroll 8
+        for (int h = 0; h < GN; h++) acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(qr + h * hd + d), kt, acc[h]);
+    }
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) s[h] = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_mul_ps(acc[h], _mm256_set1_ps(scale)), mk);
+}
+
+static void scores(int gn, const float *qr, int hd, const float (*KT)[KB], float scale, __m256 mk, __m256 *s) {
+    switch (gn) {
+    case 1: scores_gn(1, qr, hd, KT, scale, mk, s); break;
+    case 2: scores_gn(2, qr, hd, KT, scale, mk, s); break;
+    case 3: scores_gn(3, qr, hd, KT, scale, mk, s); break;
+    case 4: scores_gn(4, qr, hd, KT, scale, mk, s); break;
+    case 5: scores_gn(5, qr, hd, KT, scale, mk, s); break;
+    case 6: scores_gn(6, qr, hd, KT, scale, mk, s); break;
+    case 7: scores_gn(7, qr, hd, KT, scale, mk, s); break;
+    default: scores_gn(8, qr, hd, KT, scale, mk, s); break;
+    }
+}
+
+/* out[h][c0 .. c0 + 16) (+)= sum_j p[h][j] * VB[j][...] for 4 heads: 8 accumulators. */
+static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*VB)[MAX_HD], int hd, float *const *oh, int first) {
+    for (int h0 = 0; h0 < gn; h0 += 4)
+        for (int c0 = 0; c0 < hd; c0 += 16) {
+            __m256 acc[4][2];
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++)
+#pragma GCC unroll 2
+                for (int c = 0; c < 2; c++) acc[h][c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(oh[h0 + h] + c0 + c * 8);
+            for (int j = 0; j < nv; j++) {
+                __m256 v0 = _mm256_load_ps(VB[j] + c0), v1 = _mm256_load_ps(VB[j] + c0 + 8);
+#pragma GCC unroll 4
+                for (int h = 0; h < 4; h++) {
+                    __m256 p = _mm256_broadcast_ss(&pj[h0 + h][j]);
+                    acc[h][0] = _mm256_fmadd_ps(p, v0, acc[h][0]);
+                    acc[h][1] = _mm256_fmadd_ps(p, v1, acc[h][1]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++)
+#pragma GCC unroll 2
+                for (int c = 0; c < 2; c++) _mm256_storeu_ps(oh[h0 + h] + c0 + c * 8, acc[h][c]);
+        }
+}
+
+void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+                       int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                       float *scratch) {
+    enum { GMAX = 8, QC = 16, QR_HD = 128 }; /* QR_HD bounds the stack (~100 KB); Qwen2 heads are 64 or 128 */
+    if (head_dim % 16 || head_dim > QR_HD || n_head % n_head_kv) {
+        qe_attention_ref(q, n_q, q_pos0, k, v, kv_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
+        return;
+    }
+    const int group = n_head / n_head_kv, nd = head_dim / 8;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int64_t ld = (int64_t)n_head * head_dim;
+    float KT[MAX_HD][KB] __attribute__((aligned(32)));
+    float VB[KB][MAX_HD] __attribute__((aligned(32)));
+    float pj[GMAX + 4][KB] __attribute__((aligned(32)));
+    float qr[QC][GMAX * QR_HD] __attribute__((aligned(32)));
+    float dummy[MAX_HD] __attribute__((aligned(32)));
+    memset(pj, 0, sizeof pj);
+    __m256 mvec[QC * GMAX], svec[QC * GMAX];
+    float m_run[QC * GMAX], inv[QC * GMAX];
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    for (int hk = kv_lo; hk < kv_hi; hk++)
+        for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
+            int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
+            for (int i0 = 0; i0 < n_q; i0 += QC) {
+                int in = n_q - i0 < QC ? n_q - i0 : QC;
+                int vis_max = q_pos0 + i0 + in < n_kv ? q_pos0 + i0 + in : n_kv;
+                for (int i = 0; i < in; i++) {
+                    const float *qi = q + (i0 + i) * ld + (int64_t)(hk * group + gh0) * head_dim;
+                    for (int c = 0; c < gn * nd; c++)
+                        _mm256_store_ps(qr[i] + c * 8, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(qi + c * 8), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                }
+                for (int i = 0; i < in * GMAX; i++) { mvec[i] = ninf; svec[i] = _mm256_setzero_ps(); }
+                for (int pass = 0; pass < 2; pass++) {
+                    for (int j0 = 0; j0 < vis_max; j0 += KB) {
+                        int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
+                        load_kt8(k, kv_stride, hk, head_dim, j0, jn, KT);
+                        if (pass == 1)
+                            for (int j = 0; j < KB; j++)
+                                for (int c = 0; c < nd; c++)
+                                    _mm256_store_ps(VB[j] + c * 8, j < jn ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 8)))
+                                                                          : _mm256_setzero_ps());
+                        for (int i = 0; i < in; i++) {
+                            int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
+                            if (vis <= j0) continue;
+                            int nv = vis - j0 < KB ? vis - j0 : KB;
+                            __m256 mk = lane_mask(nv);
+                            __m256 sc[GMAX];
+                            scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
+                            float *oh[GMAX + 4];
+                            for (int h = gn; h < GMAX + 4; h++) oh[h] = dummy;
+                            for (int h = 0; h < gn; h++) {
+                                int si = i * GMAX + h;
+                                if (pass == 0) {
+                                    __m256 mo = mvec[si], mn = _mm256_max_ps(mo, sc[h]);
+                                    /* factor for the old lane sum: 1 if the max did not grow, exp(old - new) if it
+                                     * grew from a finite value, 0 from -inf (the sum is 0 then anyway) */
+                                    __m256 grew = _mm256_and_ps(_mm256_cmp_ps(mo, mn, _CMP_LT_OQ), _mm256_cmp_ps(mo, ninf, _CMP_NEQ_OQ));
+                                    __m256 f = _mm256_blendv_ps(_mm256_set1_ps(1.0f), exp256(_mm256_sub_ps(mo, mn)), grew);
+                                    __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(sc[h], mn)), _mm256_cmp_ps(sc[h], ninf, _CMP_NEQ_OQ));
+                                    svec[si] = _mm256_fmadd_ps(svec[si], f, e);
+                                    mvec[si] = mn;
+                                    continue;
+                                }
+                                __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(sc[h], _mm256_set1_ps(m_run[si]))), mk);
+                                _mm256_store_ps(pj[h], _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(e, _mm256_set1_ps(inv[si])), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                                oh[h] = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
+                            }
+                            if (pass == 1) pv_accumulate(gn, (const float (*)[KB])pj, nv, (const float (*)[MAX_HD])VB, head_dim, oh, j0 == 0);
+                        }
+                    }
+                    if (pass == 0)
+                        for (int i = 0; i < in * GMAX; i++) {
+                            float lm[8], ls[8], M = -INFINITY;
+                            _mm256_storeu_ps(lm, mvec[i]);
+                            _mm256_storeu_ps(ls, svec[i]);
+                            for (int l = 0; l < 8; l++) M = lm[l] > M ? lm[l] : M;
+                            double sum = 0;
+                            for (int l = 0; l < 8; l++)
+                                if (lm[l] != -INFINITY) sum += (double)ls[l] * exp((double)lm[l] - (double)M);
+                            m_run[i] = M;
+                            inv[i] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+                        }
+                }
+                if (n_kv <= 0)
+                    for (int i = 0; i < in; i++)
+                        for (int h = 0; h < gn; h++)
+                            memset(out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim, 0, sizeof(float) * head_dim);
+            }
+        }
+}

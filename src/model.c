@@ -1,0 +1,256 @@
+/* model.c — loads a Qwen2 GGUF: checks the architecture and hyper-parameters, looks every tensor up by name
+ * with its exact expected shape, prepares the weight matrices for the kernels and builds the tokenizer.
+ * What lives elsewhere: parsing (gguf.c), mapping (mapfile.c), the forward pass (qwen2.c). */
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hf.h"
+#include "mapfile.h"
+#include "quant.h"
+
+typedef struct {
+    float *block; /* one allocation for every f32 copy (norms, biases) */
+    size_t used, cap;
+    qe_mapfile map;
+} model_private;
+
+static int get_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t *out, bool required, char *err) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int rc = gguf_get_u32(f, key, out, err);
+    if (rc == QE_ENOTFOUND && required) return qe_errf(err, QE_EFORMAT, "metadata key %s is missing", key);
+    return rc == QE_ENOTFOUND ? QE_OK : rc;
+}
+
+/* Finds a tensor and checks its type is usable and its shape is exactly {ne0, ne1} (ne1 = 0 for vectors). */
+static int find_tensor(const qe_model *m, const char *name, int64_t ne0, int64_t ne1, const gguf_tensor **out,
+                       bool required, char *err) {
+    *out = NULL;
+    const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
+    if (!t) return required ? qe_errf(err, QE_EFORMAT, "tensor %s is missing", name) : QE_OK;
+    int dims = ne1 ? 2 : 1;
+    bool ok = t->ne[0] == ne0 && (dims == 1 ? (t->n_dims == 1 || t->ne[1] == 1) : t->ne[1] == ne1) &&
+              t->ne[2] == 1 && t->ne[3] == 1;
+    if (!ok)
+        return qe_errf(err, QE_EFORMAT, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld] from the metadata",
+                       name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                       (long long)ne0, (long long)(ne1 ? ne1 : 1));
+    *out = t;
+    return QE_OK;
+}
+
+/* An f32 copy of a vector tensor (norm weight or bias) in any float type. */
+static int load_vector(qe_model *m, const char *name, int64_t n, const float **out, bool required, char *err) {
+    const gguf_tensor *t;
+    int rc = find_tensor(m, name, n, 0, &t, required, err);
+    if (rc || !t) { *out = NULL; return rc; }
+    const qe_type_traits *tr = qe_type_traits_get((int)t->type);
+    if (!tr || !tr->to_float || tr->block_size != 1)
+        return qe_errf(err, QE_EFORMAT, "tensor %s has type %s; norms and biases must be f32, f16 or bf16", name,
+                       qe_type_name((int)t->type));
+    model_private *pv = m->owned;
+    if (pv->used + (size_t)n > pv->cap) return qe_errf(err, QE_ERR, "internal: vector arena too small");
+    float *dst = pv->block + pv->used;
+    pv->used += (size_t)n;
+    tr->to_float(t->data, dst, n);
+    *out = dst;
+    return QE_OK;
+}
+
+static int load_matrix(qe_model *m, const char *name, int64_t cols, int64_t rows, qe_mat *out, bool required, char *err) {
+    const gguf_tensor *t;
+    int rc = find_tensor(m, name, cols, rows, &t, required, err);
+    if (rc || !t) return rc;
+    rc = qe_mat_init(out, (int)t->type, rows, cols, t->data, err);
+    if (rc) qe_err_prefix(err, "tensor %s", name);
+    return rc;
+}
+
+static int load_config(qe_model *m, char *err) {
+    const gguf_file *f = m->gguf;
+    qe_str arch;
+    if (gguf_get_str(f, "general.architecture", &arch, err) != QE_OK)
+        return qe_errf(err, QE_EFORMAT, "metadata key general.architecture is missing: not a model file");
+    if (!qe_str_eq(arch, "qwen2"))
+        return qe_errf(err, QE_EUNSUPPORTED, "model architecture '%.*s' is not supported: qwen-edge runs Qwen2 / Qwen2.5 "
+                       "models (general.architecture = qwen2)", (int)(arch.n > 64 ? 64 : arch.n), arch.p);
+    qe_config *c = &m->cfg;
+    uint32_t n_layer = 0, n_embd = 0, n_head = 0, n_head_kv = 0, n_ff = 0, n_ctx = 32768, key_len = 0;
+    int rc;
+    if ((rc = get_u32(f, "qwen2", "block_count", &n_layer, true, err)) ||
+        (rc = get_u32(f, "qwen2", "embedding_length", &n_embd, true, err)) ||
+        (rc = get_u32(f, "qwen2", "attention.head_count", &n_head, true, err)) ||
+        (rc = get_u32(f, "qwen2", "feed_forward_length", &n_ff, true, err)) ||
+        (rc = get_u32(f, "qwen2", "context_length", &n_ctx, false, err)) ||
+        (rc = get_u32(f, "qwen2", "attention.key_length", &key_len, false, err)))
+        return rc;
+    n_head_kv = n_head;
+    if ((rc = get_u32(f, "qwen2", "attention.head_count_kv", &n_head_kv, false, err))) return rc;
+    float rope = 1e6f, eps = 1e-6f;
+    if ((rc = gguf_get_f32(f, "qwen2.rope.freq_base", &rope, err)) && rc != QE_ENOTFOUND) return rc;
+    if ((rc = gguf_get_f32(f, "qwen2.attention.layer_norm_rms_epsilon", &eps, err)) && rc != QE_ENOTFOUND) return rc;
+    if (n_layer < 1 || n_layer > 512 || n_embd < 32 || n_embd > 65536 || n_head < 1 || n_head > 1024 ||
+        n_head_kv < 1 || n_head % n_head_kv || n_embd % n_head || n_ff < 1 || n_ff > 1 << 20 || n_ctx < 16)
+        return qe_errf(err, QE_EFORMAT, "hyper-parameters do not make a model: %u layers, hidden %u, %u heads, %u kv heads, "
+                       "ffn %u, context %u", n_layer, n_embd, n_head, n_head_kv, n_ff, n_ctx);
+    uint32_t hd = key_len ? key_len : n_embd / n_head;
+    if (hd % 2 || hd > 512 || hd * n_head != n_embd)
+        return qe_errf(err, QE_EUNSUPPORTED, "head dimension %u with %u heads and hidden %u is not supported", hd, n_head, n_embd);
+    if (!(rope > 0) || !(eps > 0) || eps > 0.1f)
+        return qe_errf(err, QE_EFORMAT, "bad rope.freq_base %g or rms epsilon %g", rope, eps);
+    const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
+    if (!emb) return qe_errf(err, QE_EFORMAT, "tensor token_embd.weight is missing");
+    *c = (qe_config){.n_layer = (int)n_layer, .n_embd = (int)n_embd, .n_head = (int)n_head, .n_head_kv = (int)n_head_kv,
+                     .head_dim = (int)hd, .n_ff = (int)n_ff, .n_vocab = (int)emb->ne[1], .n_ctx_train = (int)n_ctx,
+                     .rope_base = rope, .norm_eps = eps};
+    return QE_OK;
+}
+
+static void summarize_types(qe_model *m) {
+    static char buf[160];
+    int counts[QE_TYPE_COUNT] = {0};
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
+        const gguf_tensor *t = &m->gguf->tensors[i];
+        if (t->n_dims >= 2 && t->type < QE_TYPE_COUNT) counts[t->type]++;
+    }
+    int n = 0;
+    buf[0] = 0;
+    for (int t = 0; t < QE_TYPE_COUNT; t++) {
+        if (!counts[t]) continue;
+        size_t len = strlen(buf);
+        snprintf(buf + len, sizeof buf - len, "%s%s", n ? ", " : "", qe_type_name(t));
+        n++;
+    }
+    m->weight_types = buf;
+}
+
+static int load_weights(qe_model *m, char *err) {
+    const qe_config *c = &m->cfg;
+    int64_t E = c->n_embd, Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
+    model_private *pv = m->owned;
+    pv->cap = (size_t)(E + (size_t)c->n_layer * (2 * E + Q + 2 * KV));
+    pv->block = malloc(pv->cap * sizeof(float));
+    m->layers = calloc((size_t)c->n_layer, sizeof(qe_layer));
+    if (!pv->block || !m->layers) return qe_errf(err, QE_ENOMEM, "out of memory");
+    int rc;
+    const gguf_tensor *emb;
+    if ((rc = find_tensor(m, "token_embd.weight", E, c->n_vocab, &emb, true, err)) ||
+        (rc = load_vector(m, "output_norm.weight", E, &m->out_norm, true, err)) ||
+        (rc = load_matrix(m, "output.weight", E, c->n_vocab, &m->output, false, err)))
+        return rc;
+    if (!qe_type_traits_get((int)emb->type) || !qe_type_traits_get((int)emb->type)->to_float)
+        return qe_errf(err, QE_EUNSUPPORTED, "tensor token_embd.weight has unsupported type %s", qe_type_name((int)emb->type));
+    if (!m->output.data) {
+        /* tied: the output head is the embedding matrix, prepared once for the kernels; lookups read it too */
+        m->cfg.tied_output = true;
+        if ((rc = load_matrix(m, "token_embd.weight", E, c->n_vocab, &m->output, true, err))) return rc;
+        m->tok_embd = m->output;
+    } else {
+        /* separate head: the embedding is only looked up row by row, straight from the mapped file (only the
+         * rows of tokens actually seen become resident) */
+        m->tok_embd = (qe_mat){.type = (int)emb->type, .rows = c->n_vocab, .cols = E, .data = emb->data};
+    }
+    for (int l = 0; l < c->n_layer; l++) {
+        qe_layer *L = &m->layers[l];
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+        if ((rc = load_vector(m, NAME("attn_norm.weight"), E, &L->attn_norm, true, err)) ||
+            (rc = load_matrix(m, NAME("attn_q.weight"), E, Q, &L->wq, true, err)) ||
+            (rc = load_matrix(m, NAME("attn_k.weight"), E, KV, &L->wk, true, err)) ||
+            (rc = load_matrix(m, NAME("attn_v.weight"), E, KV, &L->wv, true, err)) ||
+            (rc = load_vector(m, NAME("attn_q.bias"), Q, &L->bq, false, err)) ||
+            (rc = load_vector(m, NAME("attn_k.bias"), KV, &L->bk, false, err)) ||
+            (rc = load_vector(m, NAME("attn_v.bias"), KV, &L->bv, false, err)) ||
+            (rc = load_matrix(m, NAME("attn_output.weight"), Q, E, &L->wo, true, err)) ||
+            (rc = load_vector(m, NAME("ffn_norm.weight"), E, &L->ffn_norm, true, err)) ||
+            (rc = load_matrix(m, NAME("ffn_gate.weight"), E, c->n_ff, &L->w_gate, true, err)) ||
+            (rc = load_matrix(m, NAME("ffn_up.weight"), E, c->n_ff, &L->w_up, true, err)) ||
+            (rc = load_matrix(m, NAME("ffn_down.weight"), c->n_ff, E, &L->w_down, true, err)))
+            return rc;
+#undef NAME
+    }
+    summarize_types(m);
+    return QE_OK;
+}
+
+static int load_gguf(qe_model *m, const char *path, char *err) {
+    model_private *pv = m->owned;
+    int rc = qe_mapfile_open(path, &pv->map, err);
+    if (rc) return rc;
+    m->file_bytes = pv->map.size;
+    if ((rc = gguf_parse(pv->map.data, pv->map.size, &m->gguf, err))) return rc;
+    if ((rc = load_config(m, err))) return rc;
+    if ((rc = load_weights(m, err))) return rc;
+    if ((rc = qe_tokenizer_from_gguf(m->gguf, &m->tok, err))) return rc;
+    if (qe_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
+        return qe_errf(err, QE_EFORMAT, "the vocabulary has %d tokens but token_embd.weight only %d rows",
+                       qe_tokenizer_n_vocab(m->tok), m->cfg.n_vocab);
+    qe_str s;
+    if (gguf_get_str(m->gguf, "tokenizer.chat_template", &s, NULL) == QE_OK) m->chat_template = strndup(s.p, s.n);
+    if (gguf_get_str(m->gguf, "general.name", &s, NULL) == QE_OK) m->name = strndup(s.p, s.n);
+    return QE_OK;
+}
+
+/* A Hugging Face folder is converted once into a cached GGUF (hf.c), which is then mapped like any other. */
+static int hf_cached_gguf(const char *dir, int type, char *out, size_t cap, char *err) {
+    int rc = qe_hf_cache_path(dir, type, out, cap, err);
+    if (rc) return rc;
+    struct stat st;
+    if (stat(out, &st) == 0 && st.st_size > 0) return QE_OK;
+    qe_log(QE_LOG_INFO, "converting the Hugging Face folder %s to %s (once)", dir, out);
+    return qe_hf_to_gguf(dir, out, type, err);
+}
+
+int qe_model_load(const char *path, qe_model **out, char *err) {
+    *out = NULL;
+    qe_model *m = calloc(1, sizeof *m);
+    model_private *pv = calloc(1, sizeof *pv);
+    if (!m || !pv) { free(m); free(pv); return qe_errf(err, QE_ENOMEM, "out of memory"); }
+    m->owned = pv;
+    m->path = strdup(path);
+    int rc;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* A Hugging Face folder: converted once into a cached GGUF (zero-copy after that). */
+        char gguf_path[4096];
+        rc = hf_cached_gguf(path, -1, gguf_path, sizeof gguf_path, err);
+        if (rc == QE_OK) rc = load_gguf(m, gguf_path, err);
+    } else {
+        rc = load_gguf(m, path, err);
+    }
+    if (rc) {
+        if (err && strncmp(err, path, strlen(path)) != 0) qe_err_prefix(err, "%s", path); /* name the file once */
+        qe_model_free(m);
+        return rc;
+    }
+    if (!m->name) {
+        const char *slash = strrchr(path, '/');
+        m->name = strdup(slash ? slash + 1 : path);
+    }
+    *out = m;
+    return QE_OK;
+}
+
+void qe_model_free(qe_model *m) {
+    if (!m) return;
+    if (m->layers) {
+        for (int l = 0; l < m->cfg.n_layer; l++) {
+            qe_layer *L = &m->layers[l];
+            qe_mat_free(&L->wq); qe_mat_free(&L->wk); qe_mat_free(&L->wv); qe_mat_free(&L->wo);
+            qe_mat_free(&L->w_gate); qe_mat_free(&L->w_up); qe_mat_free(&L->w_down);
+        }
+        free(m->layers);
+    }
+    if (!m->cfg.tied_output) qe_mat_free(&m->tok_embd); /* when tied it is the output head's view */
+    qe_mat_free(&m->output);
+    qe_tokenizer_free(m->tok);
+    gguf_free(m->gguf);
+    model_private *pv = m->owned;
+    if (pv) { free(pv->block); qe_mapfile_close(&pv->map); free(pv); }
+    free(m->chat_template); free(m->name); free(m->path);
+    free(m);
+}
