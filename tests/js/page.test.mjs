@@ -63,7 +63,7 @@ test('send a message: tokens stream in, markdown renders, stats shown', async ()
   assert.equal(await page.locator('.msg.user .body').first().textContent(), 'Hello there');
   await page.waitForFunction(() => document.querySelector('.msg.assistant') && !document.querySelector('.msg.assistant.streaming'), null, { timeout: 60000 });
   const lengths = [...new Set(await page.evaluate(() => window.lengths))].filter((n) => n > 0);
-  assert.ok(lengths.length >= 3, `the answer grew in steps: ${lengths.slice(0, 10)}`);
+  assert.ok(lengths.length >= 2, `the answer grew in steps: ${lengths.slice(0, 10)}`);
   const stats = await assistant().last().locator('.stats').textContent();
   assert.match(stats, /first token \d+\.\d\d s/);
   assert.match(stats, /tokens/);
