@@ -475,6 +475,45 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     }
 }
 
+/* Two panels (32 rows) x T tokens of a float layout, for prefill: each broadcast activation feeds two FMAs,
+ * so 16 accumulators run at the FMA ports' rate instead of the load ports'. P2 = the second panel. */
+INLINE void tile_f2(const int L, const int T, const uint8_t *P, const uint8_t *P2, int64_t cols, const uint8_t *G,
+                    float *y, int64_t ldy, const float *bias, int accumulate, __mmask16 mk, __mmask16 mk2) {
+    const float *X = (const float *)G;
+    __m512 acc0[TT], acc1[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) { acc0[t] = _mm512_setzero_ps(); acc1[t] = _mm512_setzero_ps(); }
+    for (int64_t c = 0; c < cols; c++) {
+        __m512 w0 = load_wcol(L, P, c), w1 = load_wcol(L, P2, c);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512 xb = _mm512_set1_ps(X[c * QE_ACT_TILE + t]);
+            acc0[t] = _mm512_fmadd_ps(w0, xb, acc0[t]);
+            acc1[t] = _mm512_fmadd_ps(w1, xb, acc1[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        store_tile(acc0[t], y + (int64_t)t * ldy, bias, accumulate, mk);
+        store_tile(acc1[t], y + (int64_t)t * ldy + PR, bias ? bias + PR : NULL, accumulate, mk2);
+    }
+}
+
+#define TILE2_FN(name, L)                                                                                           \
+    static void name(int T, const uint8_t *P, const uint8_t *P2, int64_t k, const uint8_t *G, float *y, int64_t ldy, \
+                     const float *bias, int acc, __mmask16 mk, __mmask16 mk2) {                                     \
+        switch (T) {                                                                                               \
+        case 4: tile_f2(L, 4, P, P2, k, G, y, ldy, bias, acc, mk, mk2); break;                                     \
+        case 5: tile_f2(L, 5, P, P2, k, G, y, ldy, bias, acc, mk, mk2); break;                                     \
+        case 6: tile_f2(L, 6, P, P2, k, G, y, ldy, bias, acc, mk, mk2); break;                                     \
+        case 7: tile_f2(L, 7, P, P2, k, G, y, ldy, bias, acc, mk, mk2); break;                                     \
+        default: tile_f2(L, 8, P, P2, k, G, y, ldy, bias, acc, mk, mk2); break;                                    \
+        }                                                                                                          \
+    }
+TILE2_FN(tiles2_f16, L_F16)
+TILE2_FN(tiles2_bf16, L_BF16)
+TILE2_FN(tiles2_f32, L_F32)
+
 /* One function per layout with the token count dispatched to compile-time constants. */
 #define TILE_FN(name, KIND, L)                                                                                      \
     static void name(int T, const uint8_t *P, int64_t k, const uint8_t *G, float *y, int64_t ldy,                   \
@@ -533,6 +572,8 @@ static void mm_avx512(const qe_mat *m, const qe_act *a, int n, float *y, int64_t
     pb = (pb + 63) & ~(size_t)63;
     const uint8_t *packed = m->packed;
     QE_ASSERT(a->tiled && TT == QE_ACT_TILE);
+    void (*fn2)(int, const uint8_t *, const uint8_t *, int64_t, const uint8_t *, float *, int64_t, const float *, int,
+                __mmask16, __mmask16) = l == L_F16 ? tiles2_f16 : l == L_BF16 ? tiles2_bf16 : l == L_F32 ? tiles2_f32 : NULL;
     int64_t p0 = r0 / PR, p1 = (r1 + PR - 1) / PR;
     for (int tc = 0; tc < n; tc += TCHUNK) {
         int tn = n - tc < TCHUNK ? n - tc : TCHUNK;
@@ -540,11 +581,22 @@ static void mm_avx512(const qe_mat *m, const qe_act *a, int n, float *y, int64_t
             int64_t rlo = p * PR, rhi = rlo + PR < r1 ? rlo + PR : r1;
             __mmask16 mk = (__mmask16)((1u << (rhi - rlo)) - 1);
             const float *bp = bias ? bias + rlo : NULL;
+            int pair = fn2 && p + 1 < p1; /* float layouts: two panels per tile where there are two */
+            int64_t rhi2 = rhi + PR < r1 ? rhi + PR : r1;
+            __mmask16 mk2 = pair ? (__mmask16)((1u << (rhi2 - rhi)) - 1) : 0;
             for (int t = tc; t < tc + tn; t += TT) {
                 int T = tc + tn - t < TT ? tc + tn - t : TT;
                 const uint8_t *G = a->base + (size_t)(t / QE_ACT_TILE) * a->tile_bytes;
-                fn(T, packed + (size_t)p * pb, k, G, y + (int64_t)t * ldy + rlo, ldy, bp, accumulate, mk);
+                if (pair && T >= 4)
+                    fn2(T, packed + (size_t)p * pb, packed + (size_t)(p + 1) * pb, k, G, y + (int64_t)t * ldy + rlo, ldy,
+                        bp, accumulate, mk, mk2);
+                else {
+                    fn(T, packed + (size_t)p * pb, k, G, y + (int64_t)t * ldy + rlo, ldy, bp, accumulate, mk);
+                    if (pair) fn(T, packed + (size_t)(p + 1) * pb, k, G, y + (int64_t)t * ldy + rhi, ldy,
+                                 bias ? bias + rhi : NULL, accumulate, mk2);
+                }
             }
+            p += pair;
         }
     }
 }
