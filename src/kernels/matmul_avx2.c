@@ -11,6 +11,7 @@
  * (see k_panel_bytes); q2_K/q3_K use the reference path. Activations: the tiled layouts of kern.h, shared with
  * the AVX-512 set. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "base.h"
@@ -496,8 +497,70 @@ static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
+/* f32 rows into the tiled layout (x[c][8]); fp16 rounding through F16C (bf16 stays portable). */
+static void quant_f32_tiled(const float *x, int64_t cols, int rounding, uint8_t *group, int slot) {
+    float *o = (float *)group + slot, tmp[8];
+    int64_t c = 0;
+    if (rounding != QE_ROUND_BF16)
+        for (; c + 8 <= cols; c += 8) {
+            __m256 v = _mm256_loadu_ps(x + c);
+            if (rounding == QE_ROUND_F16) v = _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            _mm256_storeu_ps(tmp, v);
+            for (int i = 0; i < 8; i++) o[(c + i) * QE_ACT_TILE] = tmp[i];
+        }
+    for (; c < cols; c++)
+        o[c * QE_ACT_TILE] = rounding == QE_ROUND_F16 ? qe_fp16_to_fp32(qe_fp32_to_fp16(x[c]))
+                           : rounding == QE_ROUND_BF16 ? qe_bf16_to_fp32(qe_fp32_to_bf16(x[c])) : x[c];
+}
+
+/* q8_K into the tiled layout, as qe_quant_row_q8k_ref: scale from the first element of largest magnitude
+ * (sign kept), iscale = -127/max, q = min(127, round-to-nearest-even(iscale * x)), d = 1/iscale. */
+static void quant_q8k_tiled(const float *x, int64_t cols, uint8_t *group, int slot) {
+    int64_t nsb = cols / 32;
+    int8_t *qs = (int8_t *)group;
+    float *gd = (float *)(group + nsb * QE_ACT_TILE * 32), *gs = gd + nsb * QE_ACT_TILE;
+    int32_t *ns = (int32_t *)(gs + nsb * QE_ACT_TILE);
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < cols / 256; b++) {
+        const float *xb = x + b * 256;
+        __m256 mx = _mm256_setzero_ps();
+        for (int i = 0; i < 32; i++) mx = _mm256_max_ps(mx, _mm256_andnot_ps(signbit, _mm256_loadu_ps(xb + i * 8)));
+        float amax = hmax8(mx), d = 0;
+        int32_t bs[16] = {0};
+        if (amax == 0) {
+            for (int sb = 0; sb < 8; sb++) memset(qs + ((b * 8 + sb) * QE_ACT_TILE + slot) * 32, 0, 32);
+        } else {
+            float max = 0;
+            for (int j = 0; j < 256; j++) if (fabsf(xb[j]) == amax) { max = xb[j]; break; }
+            float iscale = -127.f / max;
+            __m256 vs = _mm256_set1_ps(iscale);
+            for (int sb = 0; sb < 8; sb++) {
+                __m256i q[4];
+                for (int i = 0; i < 4; i++) {
+                    q[i] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(xb + sb * 32 + i * 8))), _mm256_set1_epi32(127));
+                    int32_t t[8];
+                    _mm256_storeu_si256((__m256i *)t, q[i]);
+                    bs[2 * sb + i / 2] += t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+                }
+                __m256i p01 = _mm256_packs_epi32(q[0], q[1]), p23 = _mm256_packs_epi32(q[2], q[3]);
+                __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256((__m256i *)(qs + ((b * 8 + sb) * QE_ACT_TILE + slot) * 32), p);
+            }
+            d = 1 / iscale;
+        }
+        for (int sb = 0; sb < 8; sb++) {
+            int64_t i = (b * 8 + sb) * QE_ACT_TILE + slot;
+            gd[i] = d;
+            gs[i] = d * (float)(bs[2 * sb] + bs[2 * sb + 1]);
+            ns[i] = -32 * bs[2 * sb];
+            ns[nsb * QE_ACT_TILE + i] = -32 * bs[2 * sb + 1];
+        }
+    }
+}
+
 static void quant_tiled_avx2(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot) {
-    if (fmt != QE_ACT_Q8) { qe_quant_tiled_ref(x, cols, fmt, rounding, group, slot); return; }
+    if (fmt == QE_ACT_F32) { quant_f32_tiled(x, cols, rounding, group, slot); return; }
+    if (fmt == QE_ACT_Q8K) { quant_q8k_tiled(x, cols, group, slot); return; }
     int64_t nb = cols / 32;
     int8_t *qs = (int8_t *)group;
     float *gd = (float *)(group + nb * QE_ACT_TILE * 32), *gs = gd + nb * QE_ACT_TILE;
