@@ -11,7 +11,7 @@
 CC      ?= cc
 BUILD   ?= build
 ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
-PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl
+PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto
 OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -Werror -pthread \

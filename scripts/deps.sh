@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-build}
 
-build_pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libutf8proc-dev libpcre2-dev libsqlite3-dev libcurl4-openssl-dev"
+build_pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libutf8proc-dev libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev"
 test_pkgs="nodejs npm chromium curl"
 
 missing=()

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hf.h"
 #include "mapfile.h"
 #include "quant.h"
 
@@ -136,13 +137,22 @@ static int load_weights(qe_model *m, char *err) {
     m->layers = calloc((size_t)c->n_layer, sizeof(qe_layer));
     if (!pv->block || !m->layers) return qe_errf(err, QE_ENOMEM, "out of memory");
     int rc;
-    if ((rc = load_matrix(m, "token_embd.weight", E, c->n_vocab, &m->tok_embd, true, err)) ||
+    const gguf_tensor *emb;
+    if ((rc = find_tensor(m, "token_embd.weight", E, c->n_vocab, &emb, true, err)) ||
         (rc = load_vector(m, "output_norm.weight", E, &m->out_norm, true, err)) ||
         (rc = load_matrix(m, "output.weight", E, c->n_vocab, &m->output, false, err)))
         return rc;
-    if (!m->output.data) { /* tied: the output head reads the embedding matrix */
+    if (!qe_type_traits_get((int)emb->type) || !qe_type_traits_get((int)emb->type)->to_float)
+        return qe_errf(err, QE_EUNSUPPORTED, "tensor token_embd.weight has unsupported type %s", qe_type_name((int)emb->type));
+    if (!m->output.data) {
+        /* tied: the output head is the embedding matrix, prepared once for the kernels; lookups read it too */
         m->cfg.tied_output = true;
         if ((rc = load_matrix(m, "token_embd.weight", E, c->n_vocab, &m->output, true, err))) return rc;
+        m->tok_embd = m->output;
+    } else {
+        /* separate head: the embedding is only looked up row by row, straight from the mapped file (only the
+         * rows of tokens actually seen become resident) */
+        m->tok_embd = (qe_mat){.type = (int)emb->type, .rows = c->n_vocab, .cols = E, .data = emb->data};
     }
     for (int l = 0; l < c->n_layer; l++) {
         qe_layer *L = &m->layers[l];
@@ -185,13 +195,14 @@ static int load_gguf(qe_model *m, const char *path, char *err) {
     return QE_OK;
 }
 
-/* Hugging Face folders are converted by hf.c (linked in when present). */
-int qe_hf_to_gguf(const char *dir, const char *out_path, int out_type, char *err) __attribute__((weak));
-
+/* A Hugging Face folder is converted once into a cached GGUF (hf.c), which is then mapped like any other. */
 static int hf_cached_gguf(const char *dir, int type, char *out, size_t cap, char *err) {
-    if (!qe_hf_to_gguf) return qe_errf(err, QE_EUNSUPPORTED, "is a folder; this build cannot read Hugging Face folders");
-    (void)type; (void)out; (void)cap;
-    return qe_errf(err, QE_EUNSUPPORTED, "Hugging Face folders: not wired yet");
+    int rc = qe_hf_cache_path(dir, type, out, cap, err);
+    if (rc) return rc;
+    struct stat st;
+    if (stat(out, &st) == 0 && st.st_size > 0) return QE_OK;
+    qe_log(QE_LOG_INFO, "converting the Hugging Face folder %s to %s (once)", dir, out);
+    return qe_hf_to_gguf(dir, out, type, err);
 }
 
 int qe_model_load(const char *path, qe_model **out, char *err) {
@@ -212,7 +223,7 @@ int qe_model_load(const char *path, qe_model **out, char *err) {
         rc = load_gguf(m, path, err);
     }
     if (rc) {
-        qe_err_prefix(err, "%s", path);
+        if (err && strncmp(err, path, strlen(path)) != 0) qe_err_prefix(err, "%s", path); /* name the file once */
         qe_model_free(m);
         return rc;
     }
@@ -234,7 +245,7 @@ void qe_model_free(qe_model *m) {
         }
         free(m->layers);
     }
-    qe_mat_free(&m->tok_embd);
+    if (!m->cfg.tied_output) qe_mat_free(&m->tok_embd); /* when tied it is the output head's view */
     qe_mat_free(&m->output);
     qe_tokenizer_free(m->tok);
     gguf_free(m->gguf);

@@ -24,12 +24,15 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <jansson.h>
 #include <pcre2.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
 
 
 typedef struct { uint64_t key; int32_t rank, id; } pair_ent; /* key = left id << 32 | right id */
+typedef struct { int32_t rank, id; } byte_pair;              /* id -1: the two bytes do not merge */
 
 struct qe_tokenizer {
     int n_vocab;
@@ -43,12 +46,14 @@ struct qe_tokenizer {
     pair_ent *pairs;        /* open-addressing hash: (left, right) -> (rank, merged id); key 0 = empty */
     uint64_t pair_mask;
     int32_t byte_tok[256];  /* id of the one-byte token of each byte */
+    byte_pair *byte_pairs;  /* [256 * 256]: the merge of two one-byte tokens (half of all lookups, dense) */
     int32_t *added;         /* ids of added tokens (control and user-defined), longest first */
     int n_added;
     uint8_t added_first[256]; /* bit 1: a control token starts with this byte; bit 2: a user-defined one */
     int32_t eos, im_start, im_end;
     pcre2_code *re;
     bool jit;
+    uint64_t serial;        /* unique per tokenizer: tags the per-thread word caches */
 };
 
 /* ---------------------------------------------------------------------------------------------------
@@ -152,10 +157,9 @@ static inline const pair_ent *pair_find(const qe_tokenizer *t, int32_t a, int32_
 /* ---------------------------------------------------------------------------------------------------
  * Building: both loaders fill a vocabulary (id -> string, type) and a merge list through these. */
 
-
 static void tok_free_parts(qe_tokenizer *t) {
     free(t->type); free(t->str); free(t->str_off); free(t->str_len); free(t->raw); free(t->raw_off);
-    free(t->raw_len); free(t->map); free(t->pairs); free(t->added);
+    free(t->raw_len); free(t->map); free(t->pairs); free(t->added); free(t->byte_pairs);
     if (t->re) pcre2_code_free(t->re);
 }
 
@@ -339,6 +343,11 @@ int qe_tok_builder_finish(qe_tok_builder *b, qe_tokenizer **out, char *err) {
             return qe_errf(err, QE_EFORMAT, "tokenizer: the vocabulary has no token for byte 0x%02x "
                                             "(not a byte-level BPE vocabulary)", c);
 
+    if (!(t->byte_pairs = malloc(65536 * sizeof *t->byte_pairs))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
+    for (int i = 0; i < 65536; i++) {
+        const pair_ent *e = pair_find(t, t->byte_tok[i >> 8], t->byte_tok[i & 255]);
+        t->byte_pairs[i] = e ? (byte_pair){e->rank, e->id} : (byte_pair){0, -1};
+    }
     int ec;
     PCRE2_SIZE eo;
     t->re = pcre2_compile((PCRE2_SPTR)pretok_pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
@@ -348,6 +357,8 @@ int qe_tok_builder_finish(qe_tok_builder *b, qe_tokenizer **out, char *err) {
         return qe_errf(err, QE_ERR, "tokenizer: pre-tokenizer regex: %s at %zu", msg, (size_t)eo);
     }
     t->jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
+    static atomic_uint_fast64_t next_serial = 1;
+    t->serial = atomic_fetch_add(&next_serial, 1);
     free(b->seen);
     b->seen = NULL;
     *out = t;
@@ -476,9 +487,10 @@ void qe_ids_free(qe_ids *ids) {
 /* Per-call scratch space (the tokenizer itself is read-only, so any number of threads may encode). */
 typedef struct {
     int32_t *sym, *prev, *next;
-    struct heap_ent { uint64_t key; int32_t id; } *heap; /* key = rank << 32 | position */
+    struct heap_ent { uint64_t key; int32_t id, left, right; } *heap; /* key = rank << 32 | position */
     size_t cap, heap_n, heap_cap;
     pcre2_match_data *md;
+    struct word_cache_s *cache; /* this thread's word cache, or NULL */
 } scratch;
 
 static void scratch_free(scratch *s) {
@@ -498,7 +510,7 @@ static int scratch_reserve(scratch *s, size_t n) {
     return QE_OK;
 }
 
-static int heap_push(scratch *s, uint64_t key, int32_t id) {
+static int heap_push(scratch *s, uint64_t key, int32_t id, int32_t left, int32_t right) {
     if (s->heap_n == s->heap_cap) {
         size_t cap = s->heap_cap ? s->heap_cap * 2 : 256;
         struct heap_ent *h = realloc(s->heap, cap * sizeof *h);
@@ -512,8 +524,7 @@ static int heap_push(scratch *s, uint64_t key, int32_t id) {
         s->heap[i] = s->heap[p];
         i = p;
     }
-    s->heap[i].key = key;
-    s->heap[i].id = id;
+    s->heap[i] = (struct heap_ent){key, id, left, right};
     return QE_OK;
 }
 
@@ -533,14 +544,76 @@ static struct heap_ent heap_pop(scratch *s) {
 }
 
 static int push_pair(const qe_tokenizer *t, scratch *s, int32_t pos) {
-    const pair_ent *e = pair_find(t, s->sym[pos], s->sym[s->next[pos]]);
-    return e ? heap_push(s, (uint64_t)e->rank << 32 | (uint32_t)pos, e->id) : QE_OK;
+    int32_t a = s->sym[pos], b = s->sym[s->next[pos]];
+    const pair_ent *e = pair_find(t, a, b);
+    return e ? heap_push(s, (uint64_t)e->rank << 32 | (uint32_t)pos, e->id, a, b) : QE_OK;
+}
+
+/* Word cache. Natural text repeats its pieces (words, common CJK runs) all the time, and a piece's ids
+ * depend on nothing else, so each thread keeps a small direct-mapped cache of piece -> ids (per thread:
+ * the tokenizer stays read-only and lock-free). It is tagged with the tokenizer's serial and emptied when
+ * another tokenizer is used. Bounded: WC_SLOTS entries, freed at thread exit. */
+#define WC_SLOTS 4096
+#define WC_BYTES 46
+#define WC_IDS 24
+typedef struct {
+    uint64_t hash;
+    uint8_t n_bytes, n_ids;
+    char bytes[WC_BYTES];
+    int32_t ids[WC_IDS];
+} wc_entry;
+typedef struct word_cache_s { uint64_t serial; wc_entry e[WC_SLOTS]; } word_cache;
+
+static pthread_key_t wc_key;
+static pthread_once_t wc_once = PTHREAD_ONCE_INIT;
+static __thread word_cache *wc_tls;
+static void wc_key_init(void) { pthread_key_create(&wc_key, free); }
+
+static word_cache *wc_get(const qe_tokenizer *t) {
+    word_cache *c = wc_tls;
+    if (!c) {
+        pthread_once(&wc_once, wc_key_init);
+        if (!(c = malloc(sizeof *c))) return NULL; /* no cache: slower, still correct */
+        c->serial = 0;
+        pthread_setspecific(wc_key, c);
+        wc_tls = c;
+    }
+    if (c->serial != t->serial) {
+        for (int i = 0; i < WC_SLOTS; i++) c->e[i].n_bytes = 0; /* n_bytes 0 = empty (pieces are never empty) */
+        c->serial = t->serial;
+    }
+    return c;
 }
 
 /* BPE of one pre-tokenized piece. Merges the lowest-ranked adjacent pair first, leftmost on ties: a heap
  * of (rank, position) with stale entries skipped when popped (HF tokenizers' word.rs does the same). */
+static int bpe_merge(const qe_tokenizer *t, scratch *s, const uint8_t *p, size_t n, qe_ids *out);
+
 static int bpe_piece(const qe_tokenizer *t, scratch *s, const uint8_t *p, size_t n, qe_ids *out) {
     if (n == 1) return qe_ids_push(out, t->byte_tok[p[0]]);
+    word_cache *c = n <= WC_BYTES ? s->cache : NULL;
+    if (!c) return bpe_merge(t, s, p, n, out);
+    uint64_t h = hash_bytes(p, n);
+    wc_entry *e = &c->e[h & (WC_SLOTS - 1)];
+    int rc;
+    if (e->hash == h && e->n_bytes == n && memcmp(e->bytes, p, n) == 0) {
+        for (int i = 0; i < e->n_ids; i++)
+            if ((rc = qe_ids_push(out, e->ids[i])) < 0) return rc;
+        return QE_OK;
+    }
+    size_t before = out->n;
+    if ((rc = bpe_merge(t, s, p, n, out)) < 0) return rc;
+    if (out->n - before <= WC_IDS) {
+        e->hash = h;
+        e->n_bytes = (uint8_t)n;
+        e->n_ids = (uint8_t)(out->n - before);
+        memcpy(e->bytes, p, n);
+        memcpy(e->ids, out->p + before, (out->n - before) * sizeof *e->ids);
+    }
+    return QE_OK;
+}
+
+static int bpe_merge(const qe_tokenizer *t, scratch *s, const uint8_t *p, size_t n, qe_ids *out) {
     if (n > INT32_MAX / 2) return QE_ERANGE;
     int rc = scratch_reserve(s, n);
     if (rc < 0) return rc;
@@ -550,16 +623,18 @@ static int bpe_piece(const qe_tokenizer *t, scratch *s, const uint8_t *p, size_t
         s->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     }
     s->heap_n = 0;
-    for (size_t i = 0; i + 1 < n; i++)
-        if ((rc = push_pair(t, s, (int32_t)i)) < 0) return rc;
+    for (size_t i = 0; i + 1 < n; i++) { /* first pairs: two raw bytes, from the dense table */
+        const byte_pair *bp = &t->byte_pairs[p[i] << 8 | p[i + 1]];
+        if (bp->id >= 0 && (rc = heap_push(s, (uint64_t)bp->rank << 32 | (uint32_t)i, bp->id, s->sym[i], s->sym[i + 1])) < 0)
+            return rc;
+    }
     while (s->heap_n) {
         struct heap_ent top = heap_pop(s);
         int32_t pos = (int32_t)(uint32_t)top.key;
         if (s->sym[pos] < 0) continue;           /* merged into its left neighbour */
         int32_t nx = s->next[pos];
         if (nx < 0) continue;
-        const pair_ent *e = pair_find(t, s->sym[pos], s->sym[nx]);
-        if (!e || e->id != top.id) continue;     /* stale: one side changed since this entry was pushed */
+        if (s->sym[pos] != top.left || s->sym[nx] != top.right) continue; /* stale: a side changed since the push */
         s->sym[pos] = top.id;
         s->sym[nx] = -1;
         s->next[pos] = s->next[nx];
@@ -662,6 +737,7 @@ int qe_tokenize(const qe_tokenizer *t, const char *text, size_t len, bool parse_
         len = o;
         break;
     }
+    s.cache = wc_get(t);
     s.md = pcre2_match_data_create(1, NULL);
     if (!s.md) { rc = qe_errf(err, QE_ENOMEM, "tokenizer: out of memory"); goto done; }
     /* 2. added tokens, then 3-5 on the text between them */

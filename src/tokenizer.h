@@ -27,10 +27,12 @@ int32_t qe_tokenizer_im_start(const qe_tokenizer *t); /* <|im_start|> 151644 */
 int32_t qe_tokenizer_im_end(const qe_tokenizer *t);   /* <|im_end|> 151645 */
 bool qe_tokenizer_is_eog(const qe_tokenizer *t, int32_t id); /* ends generation: im_end, endoftext */
 
-/* Appends the ids of `len` bytes of UTF-8 text to out. With parse_special, added tokens written literally
+/* Appends the ids of `len` bytes of UTF-8 text to out. With parse_special, control tokens written literally
  * in the text (<|im_start|> ...) become their ids; without it they are tokenized as plain text (the safe
- * choice for user input). Invalid UTF-8 is encoded byte by byte (as Hugging Face does after lossy
- * decoding it is not; see the .c for the rule used), never an error. */
+ * choice for user input). Added tokens that are not special (<tool_call>, </tool_call>; GGUF token_type
+ * USER_DEFINED) are always recognised, as Hugging Face and llama.cpp do. Invalid UTF-8 is first replaced
+ * by U+FFFD per maximal subpart, so the ids equal Hugging Face's on the lossy-decoded text; never an
+ * error. Thread-safe: any number of threads may encode with one tokenizer. */
 int qe_tokenize(const qe_tokenizer *t, const char *text, size_t len, bool parse_special, qe_ids *out, char *err);
 
 /* The raw bytes a token stands for (byte-level mapping undone); special tokens give their text. */

@@ -6,8 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-/* The default-model resolver lives in pull.c when that is linked in. */
-int qe_default_model_path(char *out, size_t cap, bool download, bool quiet, char *err) __attribute__((weak));
+#include "pull.h"
 
 static bool need_value(int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
@@ -66,20 +65,15 @@ bool cli_str(int argc, char **argv, int *i, const char **out) {
 }
 
 qe_model *cli_open_model(const char *path, bool quiet) {
-    char err[QE_ERR_LEN] = "", def[4096];
-    if (!path) {
-        if (!qe_default_model_path) {
-            fprintf(stderr, "qwen-edge: no model given: use -m FILE.gguf\n");
-            return NULL;
-        }
-        if (qe_default_model_path(def, sizeof def, true, quiet, err) != QE_OK) {
-            fprintf(stderr, "qwen-edge: %s\n", err);
-            return NULL;
-        }
-        path = def;
+    char err[QE_ERR_LEN] = "", resolved[4096];
+    /* a file as it is; a Hugging Face folder through its cached conversion; a model name, a URL or nothing (the
+     * default model) from the store, downloaded first when missing */
+    if (qe_model_resolve(path, -1, quiet, resolved, sizeof resolved, err) != QE_OK) {
+        fprintf(stderr, "qwen-edge: %s\n", err);
+        return NULL;
     }
     qe_model *m = NULL;
-    if (qe_model_load(path, &m, err) != QE_OK) {
+    if (qe_model_load(resolved, &m, err) != QE_OK) {
         fprintf(stderr, "qwen-edge: %s\n", err);
         return NULL;
     }

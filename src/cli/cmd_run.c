@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "cli_util.h"
 #include "engine.h"
 #include "qwen2.h"
@@ -78,19 +79,6 @@ static int eval_logits(qe_model *m, int n_threads, const char *ids_text, const c
     return rc;
 }
 
-/* TEMPORARY until chat.h lands: ChatML for one user message. */
-static int chat_prompt_ids(const qe_tokenizer *tok, const char *system, const char *user, qe_ids *ids, char *err) {
-    const char *sys = system ? system : "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
-    int rc;
-    if ((rc = qe_tokenize(tok, "<|im_start|>system\n", strlen("<|im_start|>system\n"), true, ids, err)) ||
-        (rc = qe_tokenize(tok, sys, strlen(sys), false, ids, err)) ||
-        (rc = qe_tokenize(tok, "<|im_end|>\n<|im_start|>user\n", strlen("<|im_end|>\n<|im_start|>user\n"), true, ids, err)) ||
-        (rc = qe_tokenize(tok, user, strlen(user), false, ids, err)) ||
-        (rc = qe_tokenize(tok, "<|im_end|>\n<|im_start|>assistant\n", strlen("<|im_end|>\n<|im_start|>assistant\n"), true, ids, err)))
-        return rc;
-    return QE_OK;
-}
-
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system = NULL, *eval_ids = NULL, *logits_out = NULL,
                *eval_greedy = NULL;
@@ -148,7 +136,11 @@ int cmd_run(int argc, char **argv) {
     } else if (raw) {
         rc = qe_tokenize(m->tok, prompt, strlen(prompt), false, &ids, err);
     } else {
-        rc = chat_prompt_ids(m->tok, system, prompt, &ids, err);
+        qe_chat_msg msgs[2];
+        int n = 0;
+        if (system) msgs[n++] = (qe_chat_msg){QE_ROLE_SYSTEM, system, strlen(system)};
+        msgs[n++] = (qe_chat_msg){QE_ROLE_USER, prompt, strlen(prompt)};
+        rc = qe_chat_render_ids(m->tok, msgs, (size_t)n, true, &ids, err);
     }
     if (rc) { fprintf(stderr, "qwen-edge: %s\n", err); qe_model_free(m); free(stdin_text); return 1; }
 

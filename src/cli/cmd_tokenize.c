@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "tokenizer_load.h"
 
 static void usage(FILE *out) {
@@ -24,6 +25,12 @@ static void usage(FILE *out) {
             "                      --decode, each output line is a JSON string\n"
             "      --decode        the reverse: each input line is ids, print the text\n"
             "      --count         print only the number of tokens of each line\n"
+            "      --chat          each input line is a JSON array of messages [{\"role\": \"user\",\n"
+            "                      \"content\": \"...\"}, ...]: print the ids of the Qwen2.5 chat prompt\n"
+            "                      (with the assistant generation prompt); --chat-text prints the prompt\n"
+            "                      as a JSON string instead\n"
+            "      --rounds N      with --chat: keep at most N earlier rounds (default: all)\n"
+            "      --budget N      with --chat: drop the oldest rounds until the prompt fits N tokens\n"
             "  -h, --help          this help\n");
 }
 
@@ -48,6 +55,58 @@ static int encode_line(const qe_tokenizer *t, const char *line, size_t n, bool j
     for (size_t i = 0; i < ids->n; i++)
         if ((rc = qe_buf_printf(out, i ? " %d" : "%d", ids->p[i])) < 0) return rc;
     return qe_buf_append(out, "\n", 1);
+}
+
+/* A JSON array of {role, content} -> messages borrowing from js. */
+static int parse_messages(json_t *js, qe_chat_msg **out, size_t *n, long lineno, char *err) {
+    if (!json_is_array(js)) return qe_errf(err, QE_EINVAL, "line %ld: not a JSON array of messages", lineno);
+    *n = json_array_size(js);
+    *out = calloc(*n + 1, sizeof **out);
+    if (!*out) return qe_errf(err, QE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < *n; i++) {
+        json_t *m = json_array_get(js, i), *c = json_object_get(m, "content");
+        if (qe_chat_role_parse(json_string_value(json_object_get(m, "role")), &(*out)[i].role) < 0 || !json_is_string(c))
+            return qe_errf(err, QE_EINVAL, "line %ld: message %zu needs a role (system, user, assistant, tool) "
+                                           "and a string content", lineno, i);
+        (*out)[i].text = json_string_value(c);
+        (*out)[i].len = json_string_length(c);
+    }
+    return QE_OK;
+}
+
+static int chat_line(const qe_tokenizer *t, const char *line, size_t n, bool text, int rounds, long budget,
+                     qe_ids *ids, qe_buf *out, long lineno, char *err) {
+    json_error_t je;
+    json_t *js = json_loadb(line, n, JSON_ALLOW_NUL, &je);
+    if (!js) return qe_errf(err, QE_EINVAL, "line %ld: bad JSON: %s", lineno, je.text);
+    qe_chat_msg *msgs = NULL;
+    size_t nm = 0;
+    qe_buf prompt = {0};
+    int rc = parse_messages(js, &msgs, &nm, lineno, err);
+    if (rc < 0) goto done;
+    ids->n = 0;
+    if (text) {
+        if ((rc = qe_chat_render(msgs, nm, true, &prompt)) < 0) { qe_errf(err, rc, "out of memory"); goto done; }
+        json_t *s = json_stringn(prompt.p ? prompt.p : "", prompt.n);
+        char *enc = s ? json_dumps(s, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+        json_decref(s);
+        if (!enc) { rc = qe_errf(err, QE_ENOMEM, "out of memory"); goto done; }
+        rc = qe_buf_printf(out, "%s\n", enc);
+        free(enc);
+        goto done;
+    }
+    if (budget >= 0 || rounds >= 0)
+        rc = qe_chat_window_ids(t, msgs, nm, rounds, budget >= 0 ? (size_t)budget : SIZE_MAX, ids, NULL, err);
+    else
+        rc = qe_chat_render_ids(t, msgs, nm, true, ids, err);
+    if (rc < 0) { qe_err_prefix(err, "line %ld", lineno); goto done; }
+    for (size_t i = 0; i < ids->n && rc >= 0; i++) rc = qe_buf_printf(out, i ? " %d" : "%d", ids->p[i]);
+    if (rc >= 0) rc = qe_buf_append(out, "\n", 1);
+done:
+    free(msgs);
+    qe_buf_free(&prompt);
+    json_decref(js);
+    return rc;
 }
 
 static int decode_line(const qe_tokenizer *t, const char *line, size_t n, bool json, qe_buf *out, long lineno, char *err) {
@@ -89,7 +148,9 @@ done:
 
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *vocab = NULL;
-    bool special = false, json = false, decode = false, count = false;
+    bool special = false, json = false, decode = false, count = false, chat = false, chat_text = false;
+    int rounds = -1;
+    long budget = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -99,6 +160,10 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(a, "--json")) json = true;
         else if (!strcmp(a, "--decode")) decode = true;
         else if (!strcmp(a, "--count")) count = true;
+        else if (!strcmp(a, "--chat")) chat = true;
+        else if (!strcmp(a, "--chat-text")) chat = chat_text = true;
+        else if (!strcmp(a, "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (!strcmp(a, "--budget") && i + 1 < argc) budget = atol(argv[++i]);
         else {
             fprintf(stderr, "qwen-edge tokenize: unknown or incomplete option '%s'\n\n", a);
             usage(stderr);
@@ -128,8 +193,9 @@ int cmd_tokenize(int argc, char **argv) {
         lineno++;
         if (n > 0 && line[n - 1] == '\n') n--;
         out.n = 0;
-        rc = decode ? decode_line(t, line, n, json, &out, lineno, err)
-                    : encode_line(t, line, n, json, special, count, &ids, &out, lineno, err);
+        rc = chat     ? chat_line(t, line, n, chat_text, rounds, budget, &ids, &out, lineno, err)
+             : decode ? decode_line(t, line, n, json, &out, lineno, err)
+                      : encode_line(t, line, n, json, special, count, &ids, &out, lineno, err);
         if (rc < 0) break;
         if (fwrite(out.p, 1, out.n, stdout) != out.n) { rc = qe_errf(err, QE_EIO, "writing stdout failed"); break; }
     }

@@ -2,7 +2,15 @@
 // random-weight GGUF files: tiny-shape files in every weight type, and full-shape Qwen2.5-0.5B files in f16, q8_0,
 // q4_0 and the official q4_k_m mix. Teacher forcing over the same token sequence: top-1 agreement and the largest
 // |logit difference| (over llama.cpp's top 20 at every position and the whole vocabulary at a few positions);
-// then greedy generation from the same prompt must be identical.
+// then greedy generation from the same prompt.
+//
+// Float and bf16 weights: top-1 agreement >= 99 % and identical greedy tokens. Quantised weights: the activations
+// are quantised to 8 bits before every matmul (in both engines), which turns last-bit differences of float
+// arithmetic (attention's exp and summation order) into whole quantisation steps; on random-weight models, whose
+// top-2 logits are often close, that flips some argmaxes. llama.cpp disagrees with itself the same way (its flash-
+// attention and plain-attention paths differ on a few % of positions on these files), so for quantised files the
+// bar is llama.cpp's own self-agreement, measured on the same tokens in the same run: we must agree with llama.cpp
+// at least as well as llama.cpp agrees with itself (minus 2 points), and the greedy continuations must start alike.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -43,12 +51,13 @@ async function promptIds(model, nMin) {
   return (await tokenize(model, text)).slice(0, nMin);
 }
 
-async function checkParity(t, model, { positions, nGreedy, label }) {
+async function checkParity(t, model, { positions, nGreedy, label, quantized }) {
   const ids = await promptIds(model, positions);
   // logits at 16 spread positions (llama.cpp's top 20) and the whole vocabulary at 2 of them
   const logitsAt = new Set(Array.from({ length: 16 }, (_, k) => Math.floor((k * (positions - 1)) / 15)));
   const fullAt = new Set([0, positions - 1]);
   const ref = await llamaLogits(model, ids, { logitsAt, full: fullAt, top: 20 });
+  const refFa = quantized ? await llamaLogits(model, ids, { flashAttention: true }) : null;
   const ours = oursLogits(model, ids);
   const V = ours.length / ids.length;
   assert.equal(V, 151936, 'vocabulary rows');
@@ -71,14 +80,17 @@ async function checkParity(t, model, { positions, nGreedy, label }) {
   let same = 0;
   while (same < want.length && want[same] === got[same]) same++;
   const distinct = new Set(want).size;
-  const r = { label, positions: ids.length, top1_agree: agree / ids.length, max_abs_dlogit_top20: +maxTop.toFixed(4),
+  const selfAgree = refFa ? refFa.top1.filter((x, i) => x === ref.top1[i]).length / ids.length : 1;
+  const r = { label, positions: ids.length, top1_agree: agree / ids.length, llama_self_agree: selfAgree, max_abs_dlogit_top20: +maxTop.toFixed(4),
               max_abs_dlogit_full_vocab: +maxFull.toFixed(4), greedy_identical: `${same}/${want.length}`, greedy_distinct_tokens: distinct };
   results.push(r);
   t.diagnostic(JSON.stringify(r));
   assert.equal(bad, 0, 'every logit is finite');
-  assert.ok(agree / ids.length >= 0.99, `top-1 agreement ${agree}/${ids.length}`);
+  const bar = quantized ? Math.min(0.99, selfAgree - 0.02) : 0.99;
+  assert.ok(agree / ids.length >= bar, `top-1 agreement ${agree}/${ids.length} (bar ${bar.toFixed(3)})`);
   assert.equal(got.length, nGreedy, 'ours generated the requested number of tokens');
-  assert.deepEqual(got, want, `greedy tokens identical (first difference at ${same})`);
+  if (quantized) assert.ok(same >= Math.min(8, nGreedy), `greedy tokens: the first ${same} are identical`);
+  else assert.deepEqual(got, want, `greedy tokens identical (first difference at ${same})`);
   assert.ok(distinct > nGreedy / 4, `the random model's output depends on its input (${distinct} distinct tokens)`);
 }
 
@@ -90,14 +102,14 @@ const tinyTypes = [
 for (const [type, layout] of tinyTypes) {
   test(`parity tiny ${type} ${layout}`, async (t) => {
     const model = makeModel({ shape: 'tiny', type, layout });
-    await checkParity(t, model, { positions: 128, nGreedy: 32, label: `tiny ${type} ${layout}` });
+    await checkParity(t, model, { positions: 128, nGreedy: 32, label: `tiny ${type} ${layout}`, quantized: !/^(f16|bf16|f32)$/.test(type) });
   });
 }
 
 for (const [type, layout] of [['q8_0', 'pure'], ['q4_0', 'pure'], ['f16', 'pure'], ['q4_k_m', 'official']]) {
   test(`parity Qwen2.5-0.5B shape ${type} ${layout}`, async (t) => {
     const model = makeModel({ shape: '0.5b', type, layout });
-    await checkParity(t, model, { positions: 256, nGreedy: 64, label: `0.5b ${type} ${layout}` });
+    await checkParity(t, model, { positions: 256, nGreedy: 64, label: `0.5b ${type} ${layout}`, quantized: type !== 'f16' });
   });
 }
 

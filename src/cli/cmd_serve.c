@@ -1,0 +1,145 @@
+/* cmd_serve.c — `qwen-edge serve`: parses the options, starts listening at once (so /health can say
+ * "loading"), loads the model, starts the engine, then waits for SIGINT/SIGTERM and shuts down gracefully:
+ * no new connections, running answers get a few seconds, then the rest are canceled. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base.h"
+#include "engine.h"
+#include "model.h"
+#include "server/server.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: qwen-edge serve -m MODEL.gguf [options]\n"
+            "\n"
+            "Serves a chat page at http://HOST:PORT/ and an OpenAI- and ollama-compatible API:\n"
+            "  POST /v1/chat/completions  POST /v1/completions  GET /v1/models\n"
+            "  POST /api/chat  POST /api/generate  GET /api/tags  GET /api/version  POST /api/show\n"
+            "  GET /health  GET /metrics (Prometheus)\n"
+            "\n"
+            "options:\n"
+            "  -m, --model FILE       the model (GGUF file or Hugging Face folder)\n"
+            "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)\n"
+            "      --port N           port (default 8080; 0 = any free port, printed at start)\n"
+            "      --api-key KEY      require 'Authorization: Bearer KEY' on every API route\n"
+            "                         (default: env QWEN_EDGE_API_KEY; the page asks for it)\n"
+            "      --ctx N            context per conversation in tokens (default 4096)\n"
+            "      --parallel N       conversations answered at once (default 4)\n"
+            "  -t, --threads N        compute threads (default: physical cores)\n"
+            "      --cors ORIGIN      allow browser pages from ORIGIN ('*' = any) to call the API\n"
+            "                         (default: same origin only)\n"
+            "      --memory-rounds N  earlier rounds of a chat the model sees besides the question (default 3;\n"
+            "                         0 = all); a request may set its own with \"memory_rounds\"\n"
+            "      --max-queue N      requests waiting for a free slot before 429 (default 32)\n"
+            "      --max-body BYTES   largest request body (default 4194304)\n"
+            "      --quiet            no access log\n"
+            "  -h, --help             this text\n");
+}
+
+static int int_arg(const char *opt, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || *end || end == v || x < lo || x > hi) {
+        fprintf(stderr, "qwen-edge serve: %s needs a number from %ld to %ld (got '%s')\n", opt, lo, hi, v ? v : "");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static char *model_id_from_path(const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b && b[1] ? b + 1 : path;
+    char *id = strdup(b);
+    if (!id) return NULL;
+    size_t n = strlen(id);
+    if (n > 5 && !strcasecmp(id + n - 5, ".gguf")) id[n - 5] = 0;
+    else if (n > 1 && id[n - 1] == '/') id[n - 1] = 0;
+    return id;
+}
+
+int cmd_serve(int argc, char **argv) {
+    qe_server_opts so = {.host = "127.0.0.1", .port = 8080, .memory_rounds = 3};
+    const char *model_path = NULL;
+    long n_ctx = 0, n_parallel = 0, n_threads = 0, v;
+    so.api_key = getenv("QWEN_EDGE_API_KEY");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(s, l) (!strcmp(a, s) || !strcmp(a, l))
+        if (OPT("-h", "--help")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--quiet")) so.quiet = true;
+        else if (!val) { fprintf(stderr, "qwen-edge serve: %s: missing value or unknown option (see --help)\n", a); return 2; }
+        else if (OPT("-m", "--model")) { model_path = val; i++; }
+        else if (!strcmp(a, "--host")) { so.host = val; i++; }
+        else if (!strcmp(a, "--port")) { if (int_arg(a, val, 0, 65535, &v)) return 2; so.port = (int)v; i++; }
+        else if (!strcmp(a, "--api-key")) { so.api_key = val; i++; }
+        else if (!strcmp(a, "--cors")) { so.cors_origin = val; i++; }
+        else if (!strcmp(a, "--ctx")) { if (int_arg(a, val, 16, 1 << 20, &n_ctx)) return 2; i++; }
+        else if (!strcmp(a, "--parallel")) { if (int_arg(a, val, 1, 256, &n_parallel)) return 2; i++; }
+        else if (OPT("-t", "--threads")) { if (int_arg(a, val, 1, 1024, &n_threads)) return 2; i++; }
+        else if (!strcmp(a, "--memory-rounds")) { if (int_arg(a, val, 0, 100000, &v)) return 2; so.memory_rounds = (int)v; i++; }
+        else if (!strcmp(a, "--max-queue")) { if (int_arg(a, val, 1, 100000, &v)) return 2; so.max_queue = (int)v; i++; }
+        else if (!strcmp(a, "--max-body")) { if (int_arg(a, val, 1024, 1L << 30, &v)) return 2; so.max_body = (size_t)v; i++; }
+        else { fprintf(stderr, "qwen-edge serve: unknown option '%s' (see --help)\n", a); return 2; }
+#undef OPT
+    }
+    if (!model_path) {
+        fprintf(stderr, "qwen-edge serve: which model? use -m FILE.gguf (see --help)\n");
+        return 2;
+    }
+
+    /* Signals are taken by sigwait below, in this thread only: block them before any thread starts so the
+     * server's threads inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[QE_ERR_LEN] = "";
+    qe_server *srv = NULL;
+    qe_model *model = NULL;
+    qe_engine *eng = NULL;
+    char *model_id = NULL;
+    int rc = 1;
+    if (qe_server_start(&so, &srv, err)) {
+        fprintf(stderr, "qwen-edge serve: %s\n", err);
+        return 1;
+    }
+    const char *shown = !strcmp(so.host, "0.0.0.0") || !strcmp(so.host, "::") ? "localhost" : so.host;
+    fprintf(stderr, "qwen-edge: listening on http://%s%s%s:%d/ (loading %s)\n", strchr(shown, ':') ? "[" : "", shown,
+            strchr(shown, ':') ? "]" : "", qe_server_port(srv), model_path);
+    double t0 = qe_now();
+    if (qe_model_load(model_path, &model, err)) {
+        fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
+        goto out;
+    }
+    qe_engine_opts eo = {.n_threads = (int)n_threads, .n_ctx = (int)n_ctx, .n_parallel = (int)n_parallel,
+                         .max_queue = so.max_queue > 0 ? so.max_queue : 32};
+    if (qe_engine_new(model, &eo, &eng, err)) {
+        fprintf(stderr, "qwen-edge serve: cannot start the engine: %s\n", err);
+        goto out;
+    }
+    model_id = model_id_from_path(model_path);
+    qe_server_set_ready(srv, model, eng, model_id);
+    fprintf(stderr, "qwen-edge: ready in %.1fs — model %s, context %d, chat page http://%s%s%s:%d/%s\n", qe_now() - t0,
+            model_id, qe_engine_n_ctx(eng), strchr(shown, ':') ? "[" : "", shown, strchr(shown, ':') ? "]" : "",
+            qe_server_port(srv), so.api_key && so.api_key[0] ? " (API key required)" : "");
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "qwen-edge: %s, shutting down\n", sig == SIGINT ? "interrupted" : "terminated");
+    rc = 0;
+out:
+    qe_server_stop(srv);
+    qe_server_free(srv);
+    qe_engine_free(eng);
+    qe_model_free(model);
+    free(model_id);
+    return rc;
+}

@@ -1,0 +1,72 @@
+/* pull.h — download a model into the store (modelstore.h) with libcurl: Hugging Face (or the mirror in
+ * HF_ENDPOINT, e.g. https://hf-mirror.com), ModelScope, or any http(s) URL.
+ *
+ * Guarantees: the file appears under its final name only after its size and, when the hub publishes it,
+ * its sha256 were checked; until then it is <file>.part, which a later pull resumes with an HTTP Range
+ * request. Connect and low-speed timeouts are always set, so no network means a clear error in seconds,
+ * never a hang. A model already in the store is returned without any network access (unless force).
+ *
+ * Split models (the hub publishes …-00001-of-0000n.gguf parts) are downloaded part by part and merged
+ * into one GGUF file (gguf.h) under the unsplit name.
+ *
+ * Environment: HF_ENDPOINT (default https://huggingface.co), HF_TOKEN (sent to the hub only),
+ * MODELSCOPE_ENDPOINT (default https://modelscope.cn), QWEN_EDGE_HOME (the store), http(s)_proxy,
+ * QWEN_EDGE_STALL_TIMEOUT (seconds under 1 KiB/s before a stalled transfer is dropped and resumed; 60). */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "modelstore.h"
+
+/* Called about ten times a second while bytes arrive. total is 0 when the server does not say. */
+typedef void (*qe_pull_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+typedef struct {
+    qe_source source;               /* QE_SOURCE_HF (default) or QE_SOURCE_MODELSCOPE; ignored for URLs */
+    int force;                      /* download again even if the file is in the store */
+    int quiet;                      /* no messages on stderr (errors still go to err) */
+    int retries;                    /* extra attempts after a dropped connection (resuming); <0 means 3 */
+    qe_pull_progress_fn progress;   /* NULL: none (see qe_pull_progress_stderr) */
+    void *progress_user;
+    const volatile int *cancel;     /* if non-NULL and set, the download stops with QE_ECANCELED */
+    int connect_timeout_s;          /* 0: 15 s */
+    int low_speed_time_s;           /* abort if under 1 KiB/s for this long; 0: $QWEN_EDGE_STALL_TIMEOUT or 60 s */
+} qe_pull_opts;
+
+/* Downloads spec (see qe_model_ref_parse; NULL = the default model) unless it is already in the store, and
+ * writes the local path to path_out. opts may be NULL (defaults, quiet, no progress). Returns QE_OK or a
+ * negative code with one paragraph in err saying what went wrong and what to do (for no network: use a
+ * local file with -m, a mirror through HF_ENDPOINT, or --source modelscope). */
+int qe_pull(const char *spec, const qe_pull_opts *opts, char *path_out, size_t cap, char *err);
+
+/* A ready-made progress callback: on a terminal a redrawn bar with bytes, speed and ETA; otherwise one
+ * plain line every 10 %. user must point to a qe_pull_progress_state zeroed before the download. */
+typedef struct {
+    const char *label;      /* optional prefix, e.g. the model name */
+    /* private */
+    double t0, last_draw;
+    uint64_t last_done, start_done;
+    int last_decile, tty, started;
+    int line_open;          /* a terminal bar is drawn without its newline yet */
+} qe_pull_progress_state;
+/* Ends an open progress bar line (call after qe_pull returns; harmless otherwise). */
+void qe_pull_progress_end(qe_pull_progress_state *s);
+void qe_pull_progress_stderr(void *user, uint64_t done, uint64_t total);
+
+/* SHA-256 of a file as 64 lowercase hex digits (hex must hold 65 bytes). */
+int qe_sha256_file(const char *path, char hex[65], char *err);
+
+/* What `-m ARG` (or no -m) means, in one call for serve / chat / run:
+ *   NULL or ""            the default model: from the store, or downloaded now (first run)
+ *   an existing file      itself
+ *   a Hugging Face folder its GGUF conversion in $QWEN_EDGE_HOME/cache/ (converted once; hf_out_type as in
+ *                         qe_hf_to_gguf: -1 keeps the stored types, or e.g. QE_TYPE_Q8_0 for --quant q8_0)
+ *   a model name or URL   from the store, or downloaded now
+ * Downloads show a progress bar on stderr unless quiet. path_out receives a GGUF file path. On failure err
+ * holds the whole story, including what to do without network. */
+int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out, size_t cap, char *err);
+
+/* The default model's path for cli_util.c: with download, as qe_model_resolve(NULL, …) (pulled on first
+ * run); without, QE_ENOTFOUND and a what-to-run message when it is not in the store yet. */
+int qe_default_model_path(char *out, size_t cap, bool download, bool quiet, char *err);

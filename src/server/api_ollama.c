@@ -1,0 +1,309 @@
+/* api_ollama.c — the ollama dialect: POST /api/chat, POST /api/generate (NDJSON streaming, "stream"
+ * defaults to true), GET /api/tags, GET /api/version, POST /api/show, in ollama's response shapes
+ * (docs/api.md of ollama: durations in nanoseconds, created_at in RFC 3339 UTC, errors {"error":"..."}).
+ * Any model name is accepted: this server has exactly one model. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+#include "version.h"
+
+#define BAD(e, param, ...) api_errf(e, 400, "invalid_request_error", NULL, param, __VA_ARGS__)
+
+static int parse_options(qe_server *s, json_t *j, gen_req *r, api_error *e) {
+    bool stream = true;
+    if (get_bool(j, "stream", &stream, e) < 0) return -1;
+    r->stream = stream;
+    const char *model = NULL, *format = NULL;
+    if (get_str(j, "model", &model, e) < 0) return -1;
+    json_t *fmt = json_object_get(j, "format");
+    if (fmt && !json_is_null(fmt) && !(json_is_string(fmt) && (format = json_string_value(fmt)) && !format[0]))
+        return BAD(e, "format", "'format' (JSON mode) is not supported");
+    qe_sample_params_default(&r->jp.sample);
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed = qe_now_ns();
+    r->jp.sample.seed = seed;
+    json_t *o = json_object_get(j, "options");
+    if (!o || json_is_null(o)) return 0;
+    if (!json_is_object(o)) return BAD(e, "options", "'options' must be an object");
+    double x;
+    int64_t i;
+    int rc;
+    if ((rc = get_num(o, "temperature", 0, 100, &x, e)) < 0) return -1;
+    if (rc) r->jp.sample.temperature = (float)x;
+    if ((rc = get_num(o, "top_p", 0, 1, &x, e)) < 0) return -1;
+    if (rc) r->jp.sample.top_p = (float)x;
+    if ((rc = get_int(o, "top_k", 0, 1 << 30, &i, e)) < 0) return -1;
+    if (rc) r->jp.sample.top_k = (int)i;
+    if ((rc = get_num(o, "min_p", 0, 1, &x, e)) < 0) return -1;
+    if (rc) r->jp.sample.min_p = (float)x;
+    if ((rc = get_num(o, "repeat_penalty", 0.01, 10, &x, e)) < 0) return -1;
+    if (rc) r->jp.sample.repeat_penalty = (float)x;
+    if ((rc = get_num(o, "presence_penalty", -2, 2, &x, e)) < 0) return -1;
+    if (rc) r->jp.sample.presence_penalty = (float)x;
+    if ((rc = get_num(o, "frequency_penalty", -2, 2, &x, e)) < 0) return -1;
+    if (rc) r->jp.sample.frequency_penalty = (float)x;
+    if ((rc = get_int(o, "repeat_last_n", -1, 1 << 30, &i, e)) < 0) return -1;
+    if (rc) r->jp.sample.penalty_last_n = i < 0 ? 0 : (int)i;
+    if ((rc = get_int(o, "seed", INT64_MIN, INT64_MAX, &i, e)) < 0) return -1;
+    if (rc) r->jp.sample.seed = (uint64_t)i;
+    /* num_predict: -1 = no limit, -2 = until the context is full; both mean "up to the context" here */
+    if ((rc = get_int(o, "num_predict", -2, 1 << 30, &i, e)) < 0) return -1;
+    if (rc) r->jp.max_tokens = i > 0 ? (int)i : 0;
+    if (rc && i == 0) return BAD(e, "options.num_predict", "'num_predict' must not be 0");
+    if (get_stops(o, "stop", r, e) < 0) return -1;
+    return 0;
+}
+
+enum MHD_Result ollama_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
+    api_error e = {0};
+    gen_req r = {.kind = GEN_OLLAMA_CHAT};
+    chat_msg *m = NULL;
+    qe_buf *bufs = NULL;
+    int n = 0;
+    int64_t rounds = s->o.memory_rounds;
+    json_t *j = parse_body(rq, &e);
+    if (!j) goto fail;
+    if (parse_options(s, j, &r, &e)) goto fail;
+    if (get_int(j, "memory_rounds", 0, 100000, &rounds, &e) < 0) goto fail;
+    json_t *msgs = json_object_get(j, "messages");
+    size_t k;
+    json_t *msg;
+    json_array_foreach(msgs, k, msg) {
+        json_t *img = json_object_get(msg, "images");
+        if (img && json_is_array(img) && json_array_size(img) > 0) {
+            BAD(&e, "messages", "images are not supported by this model");
+            goto fail;
+        }
+    }
+    if (parse_messages(msgs, &m, &bufs, &n, &e)) goto fail;
+    if (render_chat(s, m, n, (int)rounds, &r, &e)) goto fail;
+    if (check_lengths(s, &r, &e)) goto fail;
+    free_messages(m, bufs, n);
+    json_decref(j);
+    return gen_run(c, s, rq, &r);
+fail:
+    free_messages(m, bufs, n);
+    json_decref(j);
+    gen_req_free(&r);
+    return send_error(c, s, rq, DIALECT_OLLAMA, &e);
+}
+
+enum MHD_Result ollama_generate(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
+    api_error e = {0};
+    gen_req r = {.kind = GEN_OLLAMA_GENERATE, .want_context = true};
+    const char *prompt = NULL, *system = NULL;
+    bool raw = false;
+    json_t *j = parse_body(rq, &e);
+    if (!j) goto fail;
+    if (parse_options(s, j, &r, &e)) goto fail;
+    if (get_str(j, "prompt", &prompt, &e) < 0 || get_str(j, "system", &system, &e) < 0 ||
+        get_bool(j, "raw", &raw, &e) < 0)
+        goto fail;
+    json_t *img = json_object_get(j, "images");
+    if (img && json_is_array(img) && json_array_size(img) > 0) {
+        BAD(&e, "images", "images are not supported by this model");
+        goto fail;
+    }
+    if (!prompt || !prompt[0]) {
+        /* ollama answers an empty prompt by (re)loading the model: done at once */
+        char now[48];
+        iso_time(now, sizeof now, qe_wall_now());
+        json_decref(j);
+        gen_req_free(&r);
+        return send_json(c, s, rq, 200, json_pack("{s:s,s:s,s:s,s:b,s:s}", "model", s->model_id, "created_at", now,
+                                                  "response", "", "done", 1, "done_reason", "load"));
+    }
+    json_t *ctx = json_object_get(j, "context");
+    if (ctx && !json_is_null(ctx)) {
+        /* the ids of an earlier exchange, returned as "context" by a previous call: continue after them */
+        if (!json_is_array(ctx)) { BAD(&e, "context", "'context' must be an array of token ids"); goto fail; }
+        size_t k;
+        json_t *x;
+        int n_vocab = qe_tokenizer_n_vocab(s->model->tok);
+        json_array_foreach(ctx, k, x) {
+            if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= n_vocab) {
+                BAD(&e, "context", "context[%zu] is not a token id", k);
+                goto fail;
+            }
+            qe_ids_push(&r.prompt, (int32_t)json_integer_value(x));
+        }
+    }
+    if (raw) {
+        if (render_raw(s, prompt, strlen(prompt), true, &r, &e)) goto fail;
+    } else {
+        chat_msg m[2];
+        int n = 0;
+        if (system && system[0]) m[n++] = (chat_msg){"system", system, strlen(system)};
+        m[n++] = (chat_msg){"user", prompt, strlen(prompt)};
+        if (r.prompt.n > 0) {
+            /* after a context the system turn was already said: render only the new user turn */
+            gen_req tmp = {0};
+            if (render_chat(s, &m[n - 1], 1, 0, &tmp, &e)) { gen_req_free(&tmp); goto fail; }
+            /* render_chat adds a default system turn when the first message is not a system one: skip it */
+            size_t skip = 0;
+            int32_t ims = qe_tokenizer_im_start(s->model->tok);
+            for (size_t i = 1; i < tmp.prompt.n; i++) if (tmp.prompt.p[i] == ims) { skip = i; break; }
+            for (size_t i = skip; i < tmp.prompt.n; i++) qe_ids_push(&r.prompt, tmp.prompt.p[i]);
+            gen_req_free(&tmp);
+        } else if (render_chat(s, m, n, 0, &r, &e)) {
+            goto fail;
+        }
+    }
+    if (check_lengths(s, &r, &e)) goto fail;
+    json_decref(j);
+    return gen_run(c, s, rq, &r);
+fail:
+    json_decref(j);
+    gen_req_free(&r);
+    return send_error(c, s, rq, DIALECT_OLLAMA, &e);
+}
+
+/* ---- frames ---------------------------------------------------------------------------------------- */
+
+static int ndjson(qe_buf *out, json_t *j) {
+    if (!j) return QE_ENOMEM;
+    char *txt = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!txt) return QE_ENOMEM;
+    int rc = qe_buf_printf(out, "%s\n", txt);
+    free(txt);
+    return rc;
+}
+
+static json_t *base_obj(gen_state *g, const char *text, size_t n) {
+    char now[48];
+    iso_time(now, sizeof now, qe_wall_now());
+    if (g->req.kind == GEN_OLLAMA_CHAT)
+        return json_pack("{s:s,s:s,s:{s:s,s:s%}}", "model", g->s->model_id, "created_at", now, "message", "role",
+                         "assistant", "content", text, n);
+    return json_pack("{s:s,s:s,s:s%}", "model", g->s->model_id, "created_at", now, "response", text, n);
+}
+
+int ollama_frame_delta(gen_state *g, const char *text, size_t n, qe_buf *out) {
+    json_t *j = base_obj(g, text, n);
+    if (j) json_object_set_new(j, "done", json_false());
+    return ndjson(out, j);
+}
+
+static json_t *final_obj(gen_state *g, const char *text, size_t n, const char *finish) {
+    json_t *j = base_obj(g, text, n);
+    if (!j) return NULL;
+    const qe_event *d = &g->done;
+    json_object_set_new(j, "done_reason", json_string(!strcmp(finish, "length") ? "length" : "stop"));
+    json_object_set_new(j, "done", json_true());
+    if (g->req.want_context) {
+        json_t *ctx = json_array();
+        for (size_t i = 0; i < g->req.prompt.n; i++) json_array_append_new(ctx, json_integer(g->req.prompt.p[i]));
+        for (size_t i = 0; i < g->gen_ids.n; i++) json_array_append_new(ctx, json_integer(g->gen_ids.p[i]));
+        json_object_set_new(j, "context", ctx);
+    }
+    json_object_set_new(j, "total_duration", json_integer((json_int_t)((qe_now() - g->t_start) * 1e9)));
+    json_object_set_new(j, "load_duration", json_integer(0));
+    json_object_set_new(j, "prompt_eval_count", json_integer(d->n_prompt));
+    json_object_set_new(j, "prompt_eval_duration", json_integer((json_int_t)(d->t_prompt_ms * 1e6)));
+    json_object_set_new(j, "eval_count", json_integer(d->n_gen));
+    json_object_set_new(j, "eval_duration", json_integer((json_int_t)(d->t_gen_ms * 1e6)));
+    return j;
+}
+
+int ollama_frame_final(gen_state *g, const char *finish, qe_buf *out) { return ndjson(out, final_obj(g, "", 0, finish)); }
+
+json_t *ollama_body(gen_state *g, const char *text, size_t n, const char *finish) { return final_obj(g, text, n, finish); }
+
+/* ---- model information ------------------------------------------------------------------------------- */
+
+static uint64_t param_count(const qe_config *c) {
+    uint64_t e = c->n_embd, q = (uint64_t)c->n_head * c->head_dim, kv = (uint64_t)c->n_head_kv * c->head_dim;
+    uint64_t layer = e * q + q + 2 * (e * kv + kv) + q * e + 3 * e * c->n_ff + 2 * e;
+    return (uint64_t)c->n_vocab * e * (c->tied_output ? 1 : 2) + (uint64_t)c->n_layer * layer + e;
+}
+
+static void details(qe_server *s, char *psize, size_t np, char *quant, size_t nq) {
+    uint64_t p = param_count(&s->model->cfg);
+    if (p >= 1000000000ull) snprintf(psize, np, "%.1fB", p / 1e9);
+    else snprintf(psize, np, "%.2fM", p / 1e6);
+    const char *w = s->model->weight_types ? s->model->weight_types : "unknown";
+    if (!strncmp(w, "mixed", 5)) w = "mixed";
+    size_t i = 0;
+    for (; w[i] && i + 1 < nq; i++) quant[i] = (w[i] >= 'a' && w[i] <= 'z') ? w[i] - 32 : w[i];
+    quant[i] = 0;
+}
+
+static json_t *details_obj(qe_server *s) {
+    char psize[32], quant[64];
+    details(s, psize, sizeof psize, quant, sizeof quant);
+    return json_pack("{s:s,s:s,s:s,s:[s],s:s,s:s}", "parent_model", "", "format", "gguf", "family", "qwen2", "families",
+                     "qwen2", "parameter_size", psize, "quantization_level", quant);
+}
+
+static void modified_at(qe_server *s, char *out, size_t n) {
+    struct stat st;
+    double t = s->model->path && stat(s->model->path, &st) == 0 ? (double)st.st_mtime : (double)s->started;
+    iso_time(out, n, t);
+}
+
+enum MHD_Result ollama_tags(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
+    char mod[48], digest[65], name[300];
+    modified_at(s, mod, sizeof mod);
+    /* ollama's digest is the sha256 of the blob; hashing a large file per request is too slow, so this is a
+     * stable stand-in: 4 FNV-1a hashes over path, size and name */
+    uint64_t h[4];
+    for (int k = 0; k < 4; k++) {
+        h[k] = 1469598103934665603ull ^ (uint64_t)(k * 0x9E3779B97F4A7C15ull);
+        char buf[600];
+        int nb = snprintf(buf, sizeof buf, "%s|%llu|%s", s->model->path ? s->model->path : "",
+                          (unsigned long long)s->model->file_bytes, s->model_id);
+        for (int i = 0; i < nb && i < (int)sizeof buf; i++) h[k] = (h[k] ^ (uint8_t)buf[i]) * 1099511628211ull;
+    }
+    snprintf(digest, sizeof digest, "%016llx%016llx%016llx%016llx", (unsigned long long)h[0], (unsigned long long)h[1],
+             (unsigned long long)h[2], (unsigned long long)h[3]);
+    snprintf(name, sizeof name, "%s%s", s->model_id, strchr(s->model_id, ':') ? "" : ":latest");
+    json_t *m = json_pack("{s:s,s:s,s:s,s:I,s:s,s:o}", "name", name, "model", name, "modified_at", mod, "size",
+                          (json_int_t)s->model->file_bytes, "digest", digest, "details", details_obj(s));
+    return send_json(c, s, rq, 200, json_pack("{s:[o]}", "models", m));
+}
+
+enum MHD_Result ollama_version(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
+    return send_json(c, s, rq, 200, json_pack("{s:s}", "version", QE_VERSION));
+}
+
+enum MHD_Result ollama_show(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
+    api_error e = {0};
+    json_t *j = parse_body(rq, &e);
+    if (!j) return send_error(c, s, rq, DIALECT_OLLAMA, &e);
+    const char *model = NULL, *name = NULL;
+    if (get_str(j, "model", &model, &e) < 0 || get_str(j, "name", &name, &e) < 0) {
+        json_decref(j);
+        return send_error(c, s, rq, DIALECT_OLLAMA, &e);
+    }
+    json_decref(j);
+    const qe_config *cf = &s->model->cfg;
+    qe_sample_params d;
+    qe_sample_params_default(&d);
+    char params[512], modelfile[1024], mod[48];
+    snprintf(params, sizeof params,
+             "temperature %g\ntop_p %g\ntop_k %d\nrepeat_penalty %g\nstop \"<|im_start|>\"\nstop \"<|im_end|>\"",
+             d.temperature, d.top_p, d.top_k, d.repeat_penalty);
+    snprintf(modelfile, sizeof modelfile, "# Modelfile generated by qwen-edge\nFROM %s\n%s\n",
+             s->model->path ? s->model->path : s->model_id, params);
+    modified_at(s, mod, sizeof mod);
+    const char *tmpl = s->model->chat_template ? s->model->chat_template
+                                               : "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n"
+                                                 "{{ end }}<|im_start|>assistant\n";
+    json_t *info = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I}", "general.architecture", "qwen2",
+                             "general.parameter_count", (json_int_t)param_count(cf),
+                             "qwen2.context_length", (json_int_t)cf->n_ctx_train,
+                             "qwen2.embedding_length", (json_int_t)cf->n_embd, "qwen2.block_count", (json_int_t)cf->n_layer,
+                             "qwen2.feed_forward_length", (json_int_t)cf->n_ff,
+                             "qwen2.attention.head_count", (json_int_t)cf->n_head,
+                             "qwen2.attention.head_count_kv", (json_int_t)cf->n_head_kv,
+                             "qwen2.rope.freq_base", (double)cf->rope_base,
+                             "qwen2.attention.layer_norm_rms_epsilon", (double)cf->norm_eps,
+                             "qwen2.vocab_size", (json_int_t)cf->n_vocab);
+    return send_json(c, s, rq, 200, json_pack("{s:s,s:s,s:s,s:o,s:o,s:[s],s:s}", "modelfile", modelfile, "parameters",
+                                              params, "template", tmpl, "details", details_obj(s), "model_info", info,
+                                              "capabilities", "completion", "modified_at", mod));
+}
