@@ -629,6 +629,39 @@ static void quant_q8_avx512(const float *x, int64_t cols, uint8_t *row) {
     memset(qs + cols, 0, (size_t)(pad - cols));
 }
 
+/* After the four rounds, lane L holds vector (L % 4) * 4 + L / 4 (traced by hand-simulating the shuffles);
+ * this index vector gathers vector i into lane i. */
+static inline __m512i hred16_perm(void) { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
+/* Lane i of the result = max (or integer sum) of the 16 lanes of v[i]: a transposing reduction, 4 shuffle
+ * rounds, instead of 16 separate horizontal reductions. The lane order comes out permuted; a final
+ * permutation puts vector i in lane i. */
+#define HRED16(NAME, T, OP, SH4, SHPS, CAST_IN, CAST_OUT)                                                            \
+    static inline T NAME(T *v) {                                                                                   \
+        __m512 a[16];                                                                                              \
+        for (int i = 0; i < 16; i++) a[i] = CAST_IN(v[i]);                                                         \
+        __m512 t[8], u[4], w[2];                                                                                   \
+        for (int k = 0; k < 8; k++)                                                                                \
+            t[k] = OP(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x44), _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xEE)); \
+        for (int k = 0; k < 4; k++)                                                                                \
+            u[k] = OP(_mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], 0x88), _mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], 0xDD)); \
+        for (int k = 0; k < 2; k++)                                                                                \
+            w[k] = OP(_mm512_shuffle_ps(u[2 * k], u[2 * k + 1], 0x44), _mm512_shuffle_ps(u[2 * k], u[2 * k + 1], 0xEE)); \
+        __m512 r = OP(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));                    \
+        return CAST_OUT(_mm512_permutexvar_ps(hred16_perm(), r));                                                  \
+    }
+static inline __m512 max_ps_(__m512 a, __m512 b) { return _mm512_max_ps(a, b); }
+static inline __m512 add_epi32_(__m512 a, __m512 b) {
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+}
+static inline __m512 id_ps_(__m512 a) { return a; }
+HRED16(hmax16x16, __m512, max_ps_, 0, 0, id_ps_, id_ps_)
+HRED16(hsum16x16_epi32_ps, __m512, add_epi32_, 0, 0, id_ps_, id_ps_)
+static inline __m512i hsum16x16_epi32(__m512i *v) {
+    __m512 a[16];
+    for (int i = 0; i < 16; i++) a[i] = _mm512_castsi512_ps(v[i]);
+    return _mm512_castps_si512(hsum16x16_epi32_ps(a));
+}
+
 /* q8_K into the tiled layout: the scale comes from the first element of largest magnitude (sign kept),
  * iscale = -127/max, q = min(127, round-to-nearest-even(iscale * x)), d = 1/iscale — as qe_quant_row_q8k_ref. */
 static void quant_q8k_tiled(const float *x, int64_t cols, uint8_t *group, int slot) {
@@ -691,12 +724,51 @@ static void quant_tiled_avx512(const float *x, int64_t cols, int fmt, int roundi
                                : rounding == QE_ROUND_BF16 ? qe_bf16_to_fp32(qe_fp32_to_bf16(x[c])) : x[c];
         return;
     }
-    int64_t nb = cols / 32;
+    int64_t nb = cols / 32, b = 0;
     int8_t *qs = (int8_t *)group;
     float *gd = (float *)(group + nb * QE_ACT_TILE * 32), *gs = gd + nb * QE_ACT_TILE;
     int32_t *ns = (int32_t *)(gs + nb * QE_ACT_TILE);
     const __m512 signbit = _mm512_set1_ps(-0.0f);
-    for (int64_t b = 0; b < nb; b++) {
+    /* 16 blocks at a time: the per-block maxima and sums come out of one transposing reduction each, the
+     * divisions and fp16 roundings run on 16 lanes; every value is computed by the same IEEE operations as the
+     * scalar loop below (max and integer sums are exact in any order), so the results are bit-identical. */
+    for (; b + 16 <= nb; b += 16) {
+        __m512 m[16];
+        for (int i = 0; i < 16; i++)
+            m[i] = _mm512_max_ps(_mm512_andnot_ps(signbit, _mm512_loadu_ps(x + (b + i) * 32)),
+                                 _mm512_andnot_ps(signbit, _mm512_loadu_ps(x + (b + i) * 32 + 16)));
+        __m512 amax = hmax16x16(m);
+        __mmask16 nz = _mm512_cmp_ps_mask(amax, _mm512_setzero_ps(), _CMP_NEQ_OQ);
+        __m512 dv = _mm512_div_ps(amax, _mm512_set1_ps(127.0f));
+        float id[16], dround[16], dexact[16];
+        _mm512_storeu_ps(id, _mm512_maskz_div_ps(nz, _mm512_set1_ps(127.0f), amax));
+        _mm512_storeu_ps(dexact, dv);
+        _mm512_storeu_ps(dround, _mm512_cvtph_ps(_mm512_cvtps_ph(dv, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        __m512i sums[16];
+        for (int i = 0; i < 16; i++) {
+            __m512 vid = _mm512_set1_ps(id[i]);
+            __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + (b + i) * 32), vid));
+            __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + (b + i) * 32 + 16), vid));
+            int8_t *q = qs + ((b + i) * QE_ACT_TILE + slot) * 32;
+            _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(i0));
+            _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtepi32_epi8(i1));
+            sums[i] = _mm512_add_epi32(i0, i1);
+        }
+        __m512i sm = hsum16x16_epi32(sums);
+        float sround[16];
+        int32_t smv[16];
+        _mm512_storeu_ps(sround, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(dexact), _mm512_cvtepi32_ps(sm)),
+                                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        _mm512_storeu_si512(smv, sm);
+        for (int i = 0; i < 16; i++) {
+            gd[(b + i) * QE_ACT_TILE + slot] = dround[i];
+            gs[(b + i) * QE_ACT_TILE + slot] = sround[i];
+            ns[(0 * nb + b + i) * QE_ACT_TILE + slot] = -128 * smv[i];
+            ns[(1 * nb + b + i) * QE_ACT_TILE + slot] = -8 * smv[i];
+            ns[(2 * nb + b + i) * QE_ACT_TILE + slot] = -16 * smv[i];
+        }
+    }
+    for (; b < nb; b++) {
         __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
         __m512 mx = _mm512_max_ps(_mm512_andnot_ps(signbit, v0), _mm512_andnot_ps(signbit, v1));
         float amax = _mm512_reduce_max_ps(mx);
