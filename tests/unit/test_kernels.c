@@ -484,8 +484,29 @@ TEST(file_mapped_source) {
         qe_mat_free(&a);
         qe_mat_free(&b);
     }
-    qe_kernels_force(NULL);
+    /* the same addresses, now anonymous memory (a model unloaded, weights converted in memory): never dropped,
+     * even right after a matrix from the file mapping was packed */
+    if (n_sets) {
+        qe_kernels_force(sets[0]);
+        qe_mat last;
+        CHECK(qe_mat_init(&last, QE_TYPE_Q8_0, rows, cols, map, NULL) == 0);
+        qe_mat_free(&last);
+    }
     munmap(map, bytes);
+    uint8_t *anon = mmap(map, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    CHECK(anon == map);
+    if (anon == map) {
+        memcpy(anon, w, bytes);
+        for (int si = 0; si < n_sets; si++) {
+            qe_kernels_force(sets[si]);
+            qe_mat c;
+            CHECK(qe_mat_init(&c, QE_TYPE_Q8_0, rows, cols, anon, NULL) == 0);
+            CHECKF(memcmp(anon, w, bytes) == 0, "%s: anonymous weights were dropped", sets[si]->name);
+            qe_mat_free(&c);
+        }
+        munmap(anon, bytes);
+    }
+    qe_kernels_force(NULL);
     close(fd);
     unlink(path);
     free(w);
