@@ -83,8 +83,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqwen.a tests/unit/test.h
 
 unit: all $(TEST_BIN)
 
+# serve explains any failure itself (no model and no network: what to do); make adds no error lines of its own
 run: all
-	$(BUILD)/qwen-edge serve $(ARGS)
+	@$(BUILD)/qwen-edge serve $(ARGS) || exit 0
 
 test: deps-test all $(TEST_BIN)
 	@tests/run.sh

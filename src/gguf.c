@@ -117,7 +117,7 @@ static int read_kv(reader *r, gguf_kv *kv, uint64_t index) {
      * say so now instead of walking a billion elements. */
     uint64_t min_elem = kv->arr_type == GGUF_TYPE_STRING ? 8 : type_sizes[kv->arr_type];
     if (kv->arr_n > remain / min_elem)
-        return qe_errf(r->err, QE_EFORMAT, "%s at byte %" PRIu64 ": array of %" PRIu64 " %s cannot fit in the %"
+        return qe_errf(r->err, QE_EFORMAT, "%s at byte %" PRIu64 ": array of %" PRIu64 " %s values cannot fit in the %"
                        PRIu64 " bytes that remain", what, at, kv->arr_n, type_names[kv->arr_type], remain);
     if (kv->arr_type == GGUF_TYPE_STRING) {
         for (uint64_t i = 0; i < kv->arr_n; i++) {
@@ -172,15 +172,13 @@ static int read_tensor_info(reader *r, gguf_tensor *t, uint64_t index) {
         return qe_errf(r->err, QE_EFORMAT, "tensor '%.*s' at byte %" PRIu64 ": unknown or unsupported tensor type %u",
                        nl, t->name.p, at, t->type);
     if (t->ne[0] % tt->block_size != 0)
-        return qe_errf(r->err, QE_EFORMAT, "tensor '%.*s': row length %" PRId64 " is not a multiple of %s's block size %d",
-                       nl, t->name.p, t->ne[0], tt->name, tt->block_size);
+        return qe_errf(r->err, QE_EFORMAT, "tensor '%.*s' at byte %" PRIu64 ": row length %" PRId64 " is not a multiple of %s's block size %d",
+                       nl, t->name.p, at, t->ne[0], tt->name, tt->block_size);
     uint64_t nbytes = (uint64_t)(t->ne[0] / tt->block_size), n_rows = n_elems / (uint64_t)t->ne[0];
     if (!qe_mul_ok(nbytes, tt->type_size, &nbytes) || !qe_mul_ok(nbytes, n_rows, &nbytes))
-        return qe_errf(r->err, QE_EFORMAT, "tensor '%.*s': byte size overflows", nl, t->name.p);
+        return qe_errf(r->err, QE_EFORMAT, "tensor '%.*s' at byte %" PRIu64 ": byte size overflows", nl, t->name.p, at);
     t->nbytes = nbytes;
-    at = r->pos;
     if ((rc = rd_u64(r, &t->offset, what))) return rc;
-    (void)at;
     return QE_OK;
 }
 
@@ -216,6 +214,9 @@ static int check_unique_keys(gguf_file *f, char *err) {
     return rc;
 }
 
+/* Byte offset of a tensor's info record (its name's length prefix). */
+static uint64_t info_at(const gguf_file *f, const gguf_tensor *t) { return (uint64_t)((const uint8_t *)t->name.p - f->base - 8); }
+
 static int check_tensors(gguf_file *f, char *err) {
     if (f->n_tensors == 0) return QE_OK;
     gguf_tensor **v = qe_malloc(f->n_tensors * sizeof *v);
@@ -225,29 +226,30 @@ static int check_tensors(gguf_file *f, char *err) {
     qsort(v, f->n_tensors, sizeof *v, cmp_tensor_name);
     for (uint64_t i = 1; i < f->n_tensors && !rc; i++)
         if (cmp_str(v[i - 1]->name, v[i]->name) == 0)
-            rc = qe_errf(err, QE_EFORMAT, "duplicate tensor name '%.*s'", (int)v[i]->name.n, v[i]->name.p);
+            rc = qe_errf(err, QE_EFORMAT, "duplicate tensor name '%.*s' (tensor infos at bytes %" PRIu64 " and %" PRIu64 ")",
+                         (int)v[i]->name.n, v[i]->name.p, info_at(f, v[i - 1]), info_at(f, v[i]));
     if (rc) goto out;
     uint64_t data_len = f->size - f->data_offset;
     for (uint64_t i = 0; i < f->n_tensors && !rc; i++) {
         gguf_tensor *t = &f->tensors[i];
         uint64_t end;
         if (t->offset % f->alignment)
-            rc = qe_errf(err, QE_EFORMAT, "tensor '%.*s': offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
-                         (int)t->name.n, t->name.p, t->offset, f->alignment);
+            rc = qe_errf(err, QE_EFORMAT, "tensor '%.*s' (info at byte %" PRIu64 "): offset %" PRIu64
+                         " is not a multiple of the alignment %" PRIu64, (int)t->name.n, t->name.p, info_at(f, t), t->offset, f->alignment);
         else if (!qe_add_ok(t->offset, t->nbytes, &end) || end > data_len)
-            rc = qe_errf(err, QE_EFORMAT, "tensor '%.*s': data at byte %" PRIu64 " + %" PRIu64 " bytes lies outside the file "
-                         "(%" PRIu64 " bytes, data section starts at %" PRIu64 ")", (int)t->name.n, t->name.p,
-                         f->data_offset + (t->offset > UINT64_MAX - f->data_offset ? 0 : t->offset), t->nbytes,
-                         f->size, f->data_offset);
+            rc = qe_errf(err, QE_EFORMAT, "tensor '%.*s' (info at byte %" PRIu64 "): data at offset %" PRIu64 " + %" PRIu64
+                         " bytes lies outside the file (the data section has %" PRIu64 " bytes from byte %" PRIu64 ")",
+                         (int)t->name.n, t->name.p, info_at(f, t), t->offset, t->nbytes, data_len, f->data_offset);
         else t->data = f->base + f->data_offset + t->offset;
     }
     if (rc) goto out;
     qsort(v, f->n_tensors, sizeof *v, cmp_tensor_offset);
     for (uint64_t i = 1; i < f->n_tensors && !rc; i++)
         if (v[i - 1]->offset + v[i - 1]->nbytes > v[i]->offset)
-            rc = qe_errf(err, QE_EFORMAT, "tensors '%.*s' and '%.*s' overlap (data offsets %" PRIu64 " + %" PRIu64 " > %" PRIu64 ")",
-                         (int)v[i - 1]->name.n, v[i - 1]->name.p, (int)v[i]->name.n, v[i]->name.p,
-                         v[i - 1]->offset, v[i - 1]->nbytes, v[i]->offset);
+            rc = qe_errf(err, QE_EFORMAT, "tensors '%.*s' and '%.*s' overlap (data offsets %" PRIu64 " + %" PRIu64 " > %" PRIu64
+                         "; infos at bytes %" PRIu64 " and %" PRIu64 ")", (int)v[i - 1]->name.n, v[i - 1]->name.p,
+                         (int)v[i]->name.n, v[i]->name.p, v[i - 1]->offset, v[i - 1]->nbytes, v[i]->offset,
+                         info_at(f, v[i - 1]), info_at(f, v[i]));
 out:
     free(v);
     return rc;

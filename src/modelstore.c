@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,7 +298,8 @@ int qe_model_write_meta(const char *path, const char *name, const char *url, con
     json_object_set_new(j, "sha256", json_string(sha256 ? sha256 : ""));
     json_object_set_new(j, "size", json_integer((json_int_t)size));
     json_object_set_new(j, "pulled_at", json_integer((json_int_t)time(NULL)));
-    char mp[1100];
+    char mp[PATH_MAX + 8];
+    if (strlen(path) >= PATH_MAX) { json_decref(j); return QE_ERANGE; }
     snprintf(mp, sizeof mp, "%s.json", path);
     int rc = json_dump_file(j, mp, JSON_INDENT(2)) == 0 ? QE_OK : QE_EIO;
     json_decref(j);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -464,7 +465,8 @@ static void human(uint64_t b, char *out, size_t cap) {
 /* Downloads url to dest (through dest.part). rf gives the expected size / sha256 (either may be unknown). */
 static int download_one(const char *url, const char *dest, const remote_file *rf, const qe_pull_opts *o,
                         char *sha_out, char *err) {
-    char part[1100];
+    char part[PATH_MAX + 8];
+    if (strlen(dest) >= PATH_MAX) return qe_errf(err, QE_ERANGE, "path too long: %.60s…", dest);
     snprintf(part, sizeof part, "%s.part", dest);
     int rc = QE_OK;
     EVP_MD_CTX *sha = NULL;
@@ -655,7 +657,8 @@ int qe_pull(const char *spec, const qe_pull_opts *opts, char *path_out, size_t c
         if ((rc = http_head(ref.url, &o, &files[0], err))) return rc;
     } else {
         rc = list_remote(&ref, endpoint, o.source, &o, files, &n_files, err);
-        if (rc == QE_EUNSUPPORTED) { /* no list API: take the plain file name and ask for its headers */
+        int no_list = rc == QE_EUNSUPPORTED;
+        if (no_list) { /* no list API: take the plain file name and ask for its headers */
             memset(files, 0, sizeof files);
             n_files = 1;
             snprintf(files[0].name, sizeof files[0].name, "%s", ref.file);
@@ -666,8 +669,10 @@ int qe_pull(const char *spec, const qe_pull_opts *opts, char *path_out, size_t c
             file_url(&ref, endpoint, o.source, files[0].name, url, sizeof url);
             if ((rc = http_head(url, &o, &files[0], err))) {
                 if (rc == QE_ENOTFOUND)
-                    qe_errf(err, rc, "not found: %s has no file %s, or the repository does not exist (%s)%s", ref.repo,
-                            ref.file, url, ref.official ? "; `qwen-edge pull --help` lists the known names" : "");
+                    qe_errf(err, rc, "not found: %s has no file %s, or the repository does not exist (%s)%s%s", ref.repo,
+                            ref.file, url, ref.official ? "; `qwen-edge pull --help` lists the known names" : "",
+                            no_list ? ". This server has no file-list API, so a model published in parts cannot be "
+                                      "found here: try without HF_ENDPOINT, or --source modelscope" : "");
                 return rc;
             }
         }

@@ -1,7 +1,7 @@
 /* quant.c — the reference (portable, scalar) conversions between f32 and every GGUF tensor type that
  * qwen-edge knows, plus the traits table. The bit layouts and the dequantisation formulas are ggml's
  * (so files interchange with llama.cpp); the simple quantisers (q4_0 … q8_1, q8_K) round exactly like
- * ggml's quantize_row_*_ref. The k-quant and iq4_nl encoders live in quant_k.c.
+ * ggml's quantize_row_*_ref. The searched k-quant and iq4_nl encoders live in quant_k.c.
  *
  * Conventions shared by the 32-weight formats: a block's 4-bit codes are packed two per byte, the low
  * nibble of byte j holding weight j and the high nibble weight j + 16; 5-bit formats keep the fifth bit
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base.h"
+#include "quant_k.h"
 
 const int8_t qe_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
@@ -388,12 +389,12 @@ static const qe_type_traits traits[QE_TYPE_COUNT] = {
     [QE_TYPE_Q5_1] = {"q5_1", QK5_1, sizeof(block_q5_1), q5_1_to_float, q5_1_from_float},
     [QE_TYPE_Q8_0] = {"q8_0", QK8_0, sizeof(block_q8_0), q8_0_to_float, q8_0_from_float},
     [QE_TYPE_Q8_1] = {"q8_1", QK8_1, sizeof(block_q8_1), q8_1_to_float, q8_1_from_float},
-    [QE_TYPE_IQ4_NL] = {"iq4_nl", QK4_NL, sizeof(block_iq4_nl), iq4_nl_to_float, NULL},
-    [QE_TYPE_Q2_K] = {"q2_K", QK_K, sizeof(block_q2_K), q2_K_to_float, NULL},
-    [QE_TYPE_Q3_K] = {"q3_K", QK_K, sizeof(block_q3_K), q3_K_to_float, NULL},
-    [QE_TYPE_Q4_K] = {"q4_K", QK_K, sizeof(block_q4_K), q4_K_to_float, NULL},
-    [QE_TYPE_Q5_K] = {"q5_K", QK_K, sizeof(block_q5_K), q5_K_to_float, NULL},
-    [QE_TYPE_Q6_K] = {"q6_K", QK_K, sizeof(block_q6_K), q6_K_to_float, NULL},
+    [QE_TYPE_IQ4_NL] = {"iq4_nl", QK4_NL, sizeof(block_iq4_nl), iq4_nl_to_float, qe_iq4_nl_from_float},
+    [QE_TYPE_Q2_K] = {"q2_K", QK_K, sizeof(block_q2_K), q2_K_to_float, qe_q2_K_from_float},
+    [QE_TYPE_Q3_K] = {"q3_K", QK_K, sizeof(block_q3_K), q3_K_to_float, qe_q3_K_from_float},
+    [QE_TYPE_Q4_K] = {"q4_K", QK_K, sizeof(block_q4_K), q4_K_to_float, qe_q4_K_from_float},
+    [QE_TYPE_Q5_K] = {"q5_K", QK_K, sizeof(block_q5_K), q5_K_to_float, qe_q5_K_from_float},
+    [QE_TYPE_Q6_K] = {"q6_K", QK_K, sizeof(block_q6_K), q6_K_to_float, qe_q6_K_from_float},
     [QE_TYPE_Q8_K] = {"q8_K", QK_K, sizeof(block_q8_K), q8_K_to_float, q8_K_from_float},
 };
 

@@ -145,15 +145,24 @@ static void select_top(candidate *c, int n, int k) {
     }
 }
 
-/* Top-k by one pass with a small sorted buffer: faster than quickselect for k <= 64. */
+/* Top-k by one pass with a small sorted buffer: faster than quickselect for k <= 64. Blocks of 64 logits whose
+ * maximum cannot enter the buffer are skipped after one max reduction (most of them, once the buffer is full). */
 static int top_k_small(const float *logits, int n, int k, candidate *out) {
     int m = 0;
-    for (int i = 0; i < n; i++) {
-        float v = logits[i];
-        if (m == k && v <= out[m - 1].logit) continue;
-        int j = m < k ? m++ : k - 1;
-        while (j > 0 && out[j - 1].logit < v) { out[j] = out[j - 1]; j--; }
-        out[j] = (candidate){v, i};
+    for (int b = 0; b < n; b += 64) {
+        int end = b + 64 < n ? b + 64 : n;
+        if (m == k) {
+            float mx = logits[b];
+            for (int i = b + 1; i < end; i++) mx = logits[i] > mx ? logits[i] : mx;
+            if (mx <= out[m - 1].logit) continue;
+        }
+        for (int i = b; i < end; i++) {
+            float v = logits[i];
+            if (m == k && v <= out[m - 1].logit) continue;
+            int j = m < k ? m++ : k - 1;
+            while (j > 0 && out[j - 1].logit < v) { out[j] = out[j - 1]; j--; }
+            out[j] = (candidate){v, i};
+        }
     }
     return m;
 }

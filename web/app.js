@@ -17,9 +17,9 @@ const I18N = {
     temperature: 'Temperature', maxTokens: 'Max tokens', memoryRounds: 'Memory (rounds)', apiKey: 'API key',
     apiKeyPlaceholder: 'Only if the server was started with --api-key', cancel: 'Cancel', save: 'Save',
     copy: 'Copy', copied: 'Copied', regenerate: 'Regenerate', del: 'Delete', untitled: 'New chat',
-    stopped: 'stopped', ttft: 'first token', tokps: 'tok/s', tokens: 'tokens',
+    stopped: 'stopped', cached: 'cached', ttft: 'first token', tokps: 'tok/s', tokens: 'tokens',
     needKey: 'This server needs an API key. Enter it below.', wrongKey: 'The API key was not accepted.',
-    error: 'Error', network: 'Cannot reach the server.', reset: 'Started over.', you: 'You', assistant: 'Assistant',
+    error: 'Error', network: 'Cannot reach the server.', loading: 'Loading the model…', reset: 'Started over.', you: 'You', assistant: 'Assistant',
   },
   zh: {
     newChat: '新对话', settings: '设置', welcome: '有什么可以帮你？',
@@ -29,9 +29,9 @@ const I18N = {
     temperature: '温度', maxTokens: '最大生成长度', memoryRounds: '记忆轮数', apiKey: 'API 密钥',
     apiKeyPlaceholder: '仅当服务器使用 --api-key 启动时需要', cancel: '取消', save: '保存',
     copy: '复制', copied: '已复制', regenerate: '重新生成', del: '删除', untitled: '新对话',
-    stopped: '已停止', ttft: '首字延迟', tokps: '词元/秒', tokens: '词元',
+    stopped: '已停止', cached: '缓存', ttft: '首字延迟', tokps: '词元/秒', tokens: '词元',
     needKey: '此服务器需要 API 密钥，请在下方输入。', wrongKey: 'API 密钥不正确。',
-    error: '错误', network: '无法连接服务器。', reset: '已重新开始。', you: '你', assistant: '助手',
+    error: '错误', network: '无法连接服务器。', loading: '正在加载模型…', reset: '已重新开始。', you: '你', assistant: '助手',
   },
 };
 const LANG = (navigator.languages && navigator.languages[0] || navigator.language || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
@@ -56,6 +56,7 @@ let convs = load(LS.convs, []);
 if (!Array.isArray(convs)) convs = [];
 let current = localStorage.getItem(LS.current);
 let busy = null; // { controller, conv, msg } while an answer streams
+let ctxLen = 0;   // the server's context per conversation (from /v1/models), 0 = unknown
 
 function persist() {
   // keep the 100 most recent conversations
@@ -154,7 +155,7 @@ function statsText(s) {
   if (s.ttft != null) parts.push(`${t('ttft')} ${(s.ttft / 1000).toFixed(2)} s`);
   if (s.tokps != null) parts.push(`${s.tokps.toFixed(1)} ${t('tokps')}`);
   if (s.tokens != null) parts.push(`${s.tokens} ${t('tokens')}`);
-  if (s.cached) parts.push(`cache ${s.cached}`);
+  if (s.cached) parts.push(`${t('cached')} ${s.cached}`);
   if (s.stopped) parts.push(t('stopped'));
   return parts.join(' · ');
 }
@@ -290,7 +291,8 @@ async function ask(c) {
       method: 'POST', headers: headers(), signal: controller.signal,
       body: JSON.stringify({
         model: 'qwen-edge', messages: history, stream: true, stream_options: { include_usage: true },
-        temperature: Number(settings.temperature), max_tokens: Number(settings.maxTokens) || undefined,
+        temperature: Number(settings.temperature),
+        max_tokens: Math.min(Number(settings.maxTokens) || 1024, ctxLen || Infinity),
         memory_rounds: Number(settings.memoryRounds),
       }),
     });
@@ -424,9 +426,15 @@ async function loadModelName() {
   try {
     const r = await fetch('/v1/models', { headers: headers() });
     if (r.status === 401) { $('#model-name').textContent = ''; if (!apiKey) openSettings(t('needKey')); return; }
+    if (r.status === 503) { // still loading the model: say so and look again
+      $('#model-name').textContent = t('loading');
+      setTimeout(loadModelName, 1000);
+      return;
+    }
     const j = await r.json();
     $('#model-name').textContent = j.data?.[0]?.id || '';
-  } catch { /* the server may still be loading */ }
+    ctxLen = Number(j.data?.[0]?.max_model_len) || 0;
+  } catch { setTimeout(loadModelName, 2000); }
 }
 
 applyI18n();

@@ -64,6 +64,22 @@ bool cli_str(int argc, char **argv, int *i, const char **out) {
     return true;
 }
 
+int cli_sample_option(int argc, char **argv, int *i, qe_sample_params *sp) {
+    const char *a = argv[*i];
+    bool ok;
+    if (!strcmp(a, "--temp")) ok = cli_float(argc, argv, i, &sp->temperature);
+    else if (!strcmp(a, "--top-k")) ok = cli_int(argc, argv, i, &sp->top_k);
+    else if (!strcmp(a, "--top-p")) ok = cli_float(argc, argv, i, &sp->top_p);
+    else if (!strcmp(a, "--min-p")) ok = cli_float(argc, argv, i, &sp->min_p);
+    else if (!strcmp(a, "--repeat-penalty")) ok = cli_float(argc, argv, i, &sp->repeat_penalty);
+    else if (!strcmp(a, "--seed")) {
+        unsigned long long seed;
+        ok = cli_u64(argc, argv, i, &seed);
+        if (ok) sp->seed = seed;
+    } else return 0;
+    return ok ? 1 : -1;
+}
+
 qe_model *cli_open_model(const char *path, bool quiet) {
     char err[QE_ERR_LEN] = "", resolved[4096];
     /* a file as it is; a Hugging Face folder through its cached conversion; a model name, a URL or nothing (the

@@ -9,6 +9,7 @@
 #include "kernels/matmul.h"
 #include "quant.h"
 #include "qwen2.h"
+#include "threadpool.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -18,7 +19,38 @@ static void usage(FILE *out) {
             "  -r N          repetitions; the median is reported (default 3)\n"
             "  --parallel B  decode B sequences at once and report the aggregate tok/s (default 1)\n"
             "  --depth D     tokens already in the context before the decode test (default 0)\n"
-            "  --json        one JSON object: pp_tok_s, tg_tok_s, threads, model_bytes, ...\n");
+            "  --json        one JSON object: pp_tok_s, tg_tok_s, threads, model_bytes, ...\n"
+            "  --bandwidth   only measure memory read bandwidth (GB/s), the ceiling of decode speed\n");
+}
+
+/* --bandwidth: how fast this machine streams memory (the ceiling of decode), summing a 1 GiB buffer on n threads. */
+typedef struct { const uint64_t *buf; size_t n; uint64_t sums[64]; } bw_ctx;
+static void bw_worker(void *p, int ith, int nth) {
+    bw_ctx *c = p;
+    int64_t lo, hi;
+    qe_split((int64_t)c->n, 1024, ith, nth, &lo, &hi);
+    uint64_t a = 0, b = 0, d = 0, e = 0;
+    for (int64_t i = lo; i + 4 <= hi; i += 4) { a += c->buf[i]; b += c->buf[i + 1]; d += c->buf[i + 2]; e += c->buf[i + 3]; }
+    c->sums[ith & 63] = a + b + d + e;
+}
+
+static double measure_bandwidth(int n_threads) {
+    size_t bytes = (size_t)1 << 30;
+    uint64_t *buf = qe_aligned_alloc(1 << 21, bytes);
+    if (!buf) return 0;
+    for (size_t i = 0; i < bytes / 8; i++) buf[i] = i;
+    qe_pool *pool = qe_pool_new(n_threads);
+    bw_ctx c = {.buf = buf, .n = bytes / 8};
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t = qe_now();
+        qe_pool_run(pool, bw_worker, &c);
+        double gbs = bytes / (qe_now() - t) / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    qe_pool_free(pool);
+    free(buf);
+    return best;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -42,7 +74,7 @@ static uint64_t weight_bytes_per_token(const qe_model *m) {
 int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL;
     int n_threads = 0, n_prompt = 512, n_gen = 128, reps = 3, parallel = 1, depth = 0;
-    bool json = false;
+    bool json = false, bandwidth = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool ok = true;
@@ -55,12 +87,20 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--parallel")) ok = cli_int(argc, argv, &i, &parallel);
         else if (!strcmp(a, "--depth")) ok = cli_int(argc, argv, &i, &depth);
         else if (!strcmp(a, "--json")) json = true;
+        else if (!strcmp(a, "--bandwidth")) bandwidth = true;
         else { fprintf(stderr, "qwen-edge bench: unknown option '%s' (see --help)\n", a); return 2; }
         if (!ok) return 2;
     }
     if (n_prompt < 0 || n_gen < 0 || reps < 1 || reps > 100 || parallel < 1 || parallel > 64 || depth < 0) {
         fprintf(stderr, "qwen-edge bench: bad -p/-n/-r/--parallel/--depth value\n");
         return 2;
+    }
+    if (bandwidth) {
+        int nt = n_threads > 0 ? n_threads : qe_physical_cores();
+        double gbs = measure_bandwidth(nt);
+        if (json) printf("{\"threads\":%d,\"read_gb_s\":%.2f}\n", nt, gbs);
+        else printf("memory read bandwidth: %.1f GB/s on %d threads\n", gbs, nt);
+        return gbs > 0 ? 0 : 1;
     }
     double t0 = qe_now();
     qe_model *m = cli_open_model(model_path, true);

@@ -82,8 +82,8 @@ int cmd_chat(int argc, char **argv) {
     int n_predict = 1024, n_threads = 0, n_ctx = 4096, rounds = QE_CHAT_DEFAULT_ROUNDS;
     qe_sample_params sp;
     qe_sample_params_default(&sp);
-    unsigned long long seed;
     for (int i = 1; i < argc; i++) {
+        int sampling;
         const char *a = argv[i];
         bool ok = true;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -93,12 +93,7 @@ int cmd_chat(int argc, char **argv) {
         else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) ok = cli_int(argc, argv, &i, &n_predict);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = cli_int(argc, argv, &i, &n_threads);
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) ok = cli_int(argc, argv, &i, &n_ctx);
-        else if (!strcmp(a, "--temp")) ok = cli_float(argc, argv, &i, &sp.temperature);
-        else if (!strcmp(a, "--top-k")) ok = cli_int(argc, argv, &i, &sp.top_k);
-        else if (!strcmp(a, "--top-p")) ok = cli_float(argc, argv, &i, &sp.top_p);
-        else if (!strcmp(a, "--min-p")) ok = cli_float(argc, argv, &i, &sp.min_p);
-        else if (!strcmp(a, "--repeat-penalty")) ok = cli_float(argc, argv, &i, &sp.repeat_penalty);
-        else if (!strcmp(a, "--seed")) { ok = cli_u64(argc, argv, &i, &seed); sp.seed = seed; }
+        else if ((sampling = cli_sample_option(argc, argv, &i, &sp)) != 0) ok = sampling > 0;
         else { fprintf(stderr, "qwen-edge chat: unknown option '%s' (see qwen-edge chat --help)\n", a); return 2; }
         if (!ok) return 2;
     }

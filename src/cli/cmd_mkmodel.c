@@ -22,6 +22,7 @@
 #include "gguf.h"
 #include "quant.h"
 #include "qwen_template.h"
+#include "threadpool.h"
 #include "vocab_json.h"
 
 #define QWEN25_VOCAB 151936
@@ -58,6 +59,12 @@ static const ftype_info ftypes[] = {
     {"q5_k_m", QE_TYPE_Q5_K, FT_Q5_K_M}, {"q6_k", QE_TYPE_Q6_K, FT_Q6_K},
 };
 #define N_FTYPES (int)(sizeof ftypes / sizeof ftypes[0])
+
+/* --layout mixed: the matrices take these types in turn, so one tiny file holds every type (tests). */
+static const int mixed_types[] = {QE_TYPE_Q8_0, QE_TYPE_F16, QE_TYPE_BF16, QE_TYPE_Q4_0, QE_TYPE_Q4_1, QE_TYPE_Q5_0,
+                                  QE_TYPE_Q5_1, QE_TYPE_IQ4_NL, QE_TYPE_Q2_K, QE_TYPE_Q3_K, QE_TYPE_Q4_K, QE_TYPE_Q5_K,
+                                  QE_TYPE_Q6_K, QE_TYPE_F32};
+#define N_MIXED (int)(sizeof mixed_types / sizeof mixed_types[0])
 
 typedef enum { T_EMBD, T_OUTPUT, T_ATTN_Q, T_ATTN_K, T_ATTN_V, T_ATTN_O, T_FFN_GATE, T_FFN_UP, T_FFN_DOWN, T_NORM, T_BIAS } kind;
 
@@ -127,7 +134,8 @@ typedef struct {
     kind k;
     int n_dims;
     int64_t ne[2];
-    int type;
+    int type;            /* as stored in the file */
+    int via;             /* --as-f32: the type whose encoder+decoder the values pass through, else -1 */
     float center, scale; /* values: center + scale * uniform(-1, 1) */
 } tensor_spec;
 
@@ -135,8 +143,11 @@ typedef struct {
     const shape *sh;
     const ftype_info *ft;
     bool official;
+    bool mixed;          /* test aid: every matrix a different type */
+    int n_mat;
+    bool as_f32;
     float s_embd, s_out, s_bias; /* scales, see choose_scales */
-    float g_mat;
+    float g_qk, g_v, g_o, g_ffn, g_down; /* matrix gains */
     tensor_spec *t;
     int n;
 } plan;
@@ -151,19 +162,36 @@ static int add(plan *p, kind k, const char *name, int64_t ne0, int64_t ne1, int 
     t->n_dims = ne1 > 0 ? 2 : 1;
     if (k == T_NORM || k == T_BIAS) t->type = QE_TYPE_F32;
     else if (p->official) t->type = official_type(p->ft, k, il, p->sh->n_layer, ne0, p->sh->n_head / p->sh->n_head_kv);
+    else if (p->mixed) t->type = mixed_types[p->n_mat++ % N_MIXED];
     else t->type = p->ft->type;
+    t->via = -1;
+    if (p->as_f32 && t->type != QE_TYPE_F32) {
+        t->via = t->type;
+        t->type = QE_TYPE_F32;
+    }
     const shape *s = p->sh;
     /* Scales. The embedding is strong and the biases tiny (llama.cpp measurements in the issue: larger
      * biases make every prompt collapse onto one repeated token). Matrices get ~unit output per unit
      * input (uniform(-a, a) has variance a^2/3, so a = g * sqrt(3 / row length)). Norm weights vary around
-     * 1; the final norm's weights get random signs, which keeps a tied output head from simply
-     * predicting the current token again (its own embedding would otherwise dominate the logits). */
+     * 1, except the final norm's (see write_tensor).
+     *
+     * With a tied output head, token t's logit contains c * sum_i w_i e_ti^2 (c: the share of t's own
+     * embedding left in the final hidden state, w: final norm weights). For random embeddings some tokens
+     * have a large sum and become attractors that repeat forever once generated (measured: 26379 in
+     * 0.5b-shaped files). Embedding entries of equal magnitude (+-s_embd, random sign) and final norm
+     * weights of +-1 with exactly as many of each sign make that sum zero for every token. Equal
+     * magnitudes also give every row of the output head the same norm; with uniform entries the rows with
+     * the largest norms (+13 % at 4.5 sigma over 151936 rows) win in every context. */
     switch (k) {
-    case T_EMBD: t->scale = p->s_embd; break;
-    case T_OUTPUT: t->scale = p->s_out; break;
+    case T_EMBD: t->scale = p->s_embd; t->center = NAN; break; /* NAN: random sign, fixed magnitude */
+    case T_OUTPUT: t->scale = p->s_out; t->center = NAN; break; /* equal row norms: no "hub" tokens */
     case T_NORM: t->center = 1.0f; t->scale = 0.2f; break;
     case T_BIAS: t->scale = p->s_bias; break;
-    default: t->scale = p->g_mat * sqrtf(3.0f / (float)ne0); break;
+    case T_ATTN_Q: case T_ATTN_K: t->scale = p->g_qk * sqrtf(3.0f / (float)ne0); break;
+    case T_ATTN_V: t->scale = p->g_v * sqrtf(3.0f / (float)ne0); break;
+    case T_ATTN_O: t->scale = p->g_o * sqrtf(3.0f / (float)ne0); break;
+    case T_FFN_DOWN: t->scale = p->g_down * sqrtf(3.0f / (float)ne0); break;
+    default: t->scale = p->g_ffn * sqrtf(3.0f / (float)ne0); break;
     }
     (void)s;
     return p->n - 1;
@@ -191,7 +219,7 @@ static void build_plan(plan *p) {
 #undef NAME
     }
     int on = add(p, T_NORM, "output_norm.weight", s->n_embd, 0, 0);
-    p->t[on].center = 0.0f; /* random signs, magnitudes ~1: see add() */
+    p->t[on].center = 0.0f; /* balanced signs: see add() and write_tensor() */
     p->t[on].scale = 1.0f;
     if (p->official) add(p, T_OUTPUT, "output.weight", s->n_embd, QWEN25_VOCAB, 0);
 }
@@ -199,8 +227,33 @@ static void build_plan(plan *p) {
 /* Generates one tensor in chunks of rows, converts, streams. buf/qbuf are sized for CHUNK_ROWS rows. */
 #define CHUNK_ELEMS (1 << 20)
 
-static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec *t, uint64_t seed, float *buf, void *qbuf, char *err) {
-    const qe_type_traits *tt = qe_type_traits_get(t->type);
+typedef struct {
+    const qe_type_traits *tt, *via;
+    float *buf;
+    void *qbuf;
+    int64_t nr, cols;
+    size_t row_bytes;
+} encode_job;
+
+/* Thread ith of nth converts its share of the chunk's rows (each row independent). */
+static void encode_rows(void *ctx, int ith, int nth) {
+    encode_job *j = ctx;
+    int64_t r0, r1;
+    qe_split(j->nr, 1, ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        float *row = j->buf + r * j->cols;
+        uint8_t *q = (uint8_t *)j->qbuf + r * j->row_bytes;
+        if (j->via) { /* values as a `via` file would decode them: round-trip through q (big enough for any type) */
+            j->via->from_float(row, q, j->cols);
+            j->via->to_float(q, row, j->cols);
+        }
+        j->tt->from_float(row, q, j->cols);
+    }
+}
+
+static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec *t, uint64_t seed, float *buf, void *qbuf,
+                        qe_pool *pool, char *err) {
+    const qe_type_traits *tt = qe_type_traits_get(t->type), *via = t->via >= 0 ? qe_type_traits_get(t->via) : NULL;
     if (!tt->from_float)
         return qe_errf(err, QE_EUNSUPPORTED, "%s: writing %s is not implemented yet", t->name, tt->name);
     uint64_t st = seed * 0x2545f4914f6cdd1dull + (uint64_t)index * 0x9e3779b97f4a7c15ull;
@@ -208,15 +261,23 @@ static int write_tensor(gguf_writer *w, FILE *out, int index, const tensor_spec 
     int64_t chunk = CHUNK_ELEMS / cols;
     if (chunk < 1) chunk = 1;
     size_t row_bytes = qe_row_size(t->type, cols);
-    bool signed_norm = t->k == T_NORM && t->center == 0.0f;
+    bool balanced = t->k == T_NORM && t->center == 0.0f, binary = isnan(t->center);
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
         int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
-        for (int64_t i = 0; i < nr * cols; i++) {
-            float u = uniform_pm1(&st);
-            if (signed_norm) buf[i] = u < 0 ? -0.5f + 0.5f * u : 0.5f + 0.5f * u; /* |w| in [0.5, 1], random sign */
-            else buf[i] = t->center + t->scale * u;
+        if (balanced) { /* +1 and -1, exactly half each, in random order (Fisher-Yates) */
+            for (int64_t i = 0; i < cols; i++) buf[i] = i < cols / 2 ? 1.0f : -1.0f;
+            for (int64_t i = cols - 1; i > 0; i--) {
+                int64_t j = (int64_t)(splitmix64(&st) % (uint64_t)(i + 1));
+                float tmp = buf[i]; buf[i] = buf[j]; buf[j] = tmp;
+            }
+        } else {
+            for (int64_t i = 0; i < nr * cols; i++) {
+                float u = uniform_pm1(&st);
+                buf[i] = binary ? (u < 0 ? -t->scale : t->scale) : t->center + t->scale * u;
+            }
         }
-        for (int64_t r = 0; r < nr; r++) tt->from_float(buf + r * cols, (uint8_t *)qbuf + r * row_bytes, cols);
+        encode_job job = {tt, via, buf, qbuf, nr, cols, row_bytes};
+        qe_pool_run(pool, encode_rows, &job); /* the searched encoders are slow: use every core */
         int rc = gguf_writer_write_tensor_data(w, out, index, qbuf, (uint64_t)nr * row_bytes, err);
         if (rc) return rc;
     }
@@ -256,19 +317,27 @@ static void usage(FILE *out) {
             "                   (default f16)\n"
             "  --layout L       pure: every matrix in T, output tied to token_embd (default);\n"
             "                   official: the published Qwen2.5-0.5B-Instruct-GGUF type mix (separate output.weight,\n"
-            "                   llama.cpp's k-quant mixes and fallbacks for rows not a multiple of 256)\n"
+            "                   llama.cpp's k-quant mixes and fallbacks for rows not a multiple of 256);\n"
+            "                   mixed (test aid): the matrices take every type in turn, --type is ignored\n"
             "  --vocab FILE     Hugging Face tokenizer.json (default: %s\n"
             "                   in the current directory or next to the binary's parent directory)\n"
-            "  --seed N         random seed (default 1); the same seed gives the same file\n",
+            "  --seed N         random seed (default 1); the same seed gives the same file\n"
+            "  --plan           print the tensor table (name, type, shape) that would be written, and exit\n"
+            "  --as-f32         test aid: pass every matrix through its type's encoder and decoder and store the\n"
+            "                   result as f32 (the values a quantised file holds, without quantisation)\n",
             DEFAULT_VOCAB);
 }
 
 int cmd_mkmodel(int argc, char **argv) {
+    plan p = {0};
+    bool plan_only = false;
     const char *out_path = NULL, *shape_name = "0.5b", *type_name = "f16", *layout = "pure", *vocab_path = NULL;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--as-f32")) { p.as_f32 = true; continue; }
+        if (!strcmp(a, "--plan")) { plan_only = true; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "qwen-edge mkmodel: unknown option or missing value: '%s'\n", a); return 2; }
         if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = argv[++i];
         else if (!strcmp(a, "--shape")) shape_name = argv[++i];
@@ -282,36 +351,52 @@ int cmd_mkmodel(int argc, char **argv) {
             if (errno || *end || !*argv[i]) { fprintf(stderr, "qwen-edge mkmodel: bad --seed '%s'\n", argv[i]); return 2; }
         } else { fprintf(stderr, "qwen-edge mkmodel: unknown option '%s'\n", a); return 2; }
     }
-    if (!out_path) { usage(stderr); return 2; }
-    plan p = {0};
+    if (!out_path && !plan_only) { usage(stderr); return 2; }
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (!strcmp(shapes[i].name, shape_name)) p.sh = &shapes[i];
     if (!p.sh) { fprintf(stderr, "qwen-edge mkmodel: unknown --shape '%s' (0.5b or tiny)\n", shape_name); return 2; }
     for (int i = 0; i < N_FTYPES; i++)
         if (!strcasecmp(ftypes[i].name, type_name)) p.ft = &ftypes[i];
     if (!p.ft) { fprintf(stderr, "qwen-edge mkmodel: unknown --type '%s' (see --help)\n", type_name); return 2; }
-    if (strcmp(layout, "pure") && strcmp(layout, "official")) {
-        fprintf(stderr, "qwen-edge mkmodel: unknown --layout '%s' (pure or official)\n", layout);
+    if (strcmp(layout, "pure") && strcmp(layout, "official") && strcmp(layout, "mixed")) {
+        fprintf(stderr, "qwen-edge mkmodel: unknown --layout '%s' (pure, official or mixed)\n", layout);
         return 2;
     }
     p.official = !strcmp(layout, "official");
+    p.mixed = !strcmp(layout, "mixed");
     p.s_embd = 0.5f;
     p.s_out = 0.5f;
     p.s_bias = 0.001f;
-    p.g_mat = 1.0f;
+    /* Matrix gains (see add()): sharp attention (q/k x4) whose output dominates the residual (o x3) makes
+     * each step depend on earlier tokens picked by position, not only on the current token; a weak FFN
+     * (down x0.1) keeps the token -> token map it adds from looping. Measured with llama.cpp: see
+     * tests/js/mkmodel.test.mjs and the report in the commit history. */
+    p.g_qk = 4.0f;
+    p.g_v = 1.0f;
+    p.g_o = 3.0f;
+    p.g_ffn = 1.0f;
+    p.g_down = 0.1f;
     const char *e;
+    int tune_layers = 0;
     if ((e = getenv("QE_MKMODEL_EMBD"))) p.s_embd = strtof(e, NULL); /* tuning knobs, undocumented */
     if ((e = getenv("QE_MKMODEL_OUT"))) p.s_out = strtof(e, NULL);
     if ((e = getenv("QE_MKMODEL_BIAS"))) p.s_bias = strtof(e, NULL);
-    if ((e = getenv("QE_MKMODEL_GAIN"))) p.g_mat = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GQK"))) p.g_qk = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GV"))) p.g_v = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GO"))) p.g_o = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GFFN"))) p.g_ffn = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_GDOWN"))) p.g_down = strtof(e, NULL);
+    if ((e = getenv("QE_MKMODEL_LAYERS"))) tune_layers = atoi(e);
 
+    shape tuned = *p.sh;
+    if (tune_layers > 0) { tuned.n_layer = tune_layers; p.sh = &tuned; }
     int n_max = 2 + 12 * p.sh->n_layer + 2;
     p.t = calloc((size_t)n_max, sizeof *p.t);
     if (!p.t) { fprintf(stderr, "qwen-edge mkmodel: out of memory\n"); return 1; }
     build_plan(&p);
     /* Pure layout: the type must fit every row. */
     for (int i = 0; i < p.n; i++) {
-        const qe_type_traits *tt = qe_type_traits_get(p.t[i].type);
+        const qe_type_traits *tt = qe_type_traits_get(p.t[i].via >= 0 ? p.t[i].via : p.t[i].type);
         if (p.t[i].ne[0] % tt->block_size) {
             fprintf(stderr, "qwen-edge mkmodel: %s has rows of %lld weights, not a multiple of %s's block of %d; "
                             "use --layout official for llama.cpp's fallback types\n",
@@ -326,6 +411,16 @@ int cmd_mkmodel(int argc, char **argv) {
         }
     }
 
+    if (plan_only) { /* the tensor table only: name, type, shape */
+        for (int i = 0; i < p.n; i++) {
+            printf("%-28s %-7s [%lld", p.t[i].name, qe_type_name(p.t[i].type), (long long)p.t[i].ne[0]);
+            if (p.t[i].n_dims == 2) printf(", %lld", (long long)p.t[i].ne[1]);
+            printf("]\n");
+        }
+        free(p.t);
+        return 0;
+    }
+
     char err[QE_ERR_LEN], vbuf[PATH_MAX + 64], part[PATH_MAX + 8] = "";
     int rc = 1;
     qe_vocab *vocab = NULL;
@@ -333,6 +428,7 @@ int cmd_mkmodel(int argc, char **argv) {
     FILE *out = NULL;
     float *buf = NULL;
     void *qbuf = NULL;
+    qe_pool *pool = NULL;
     if (!vocab_path && !(vocab_path = find_vocab(vbuf, sizeof vbuf))) {
         fprintf(stderr, "qwen-edge mkmodel: no tokenizer.json found at %s (run scripts/deps.sh test, or pass --vocab FILE)\n", DEFAULT_VOCAB);
         goto done;
@@ -358,7 +454,7 @@ int cmd_mkmodel(int argc, char **argv) {
     gguf_writer_set_u32(w, "qwen2.attention.head_count_kv", (uint32_t)s->n_head_kv);
     gguf_writer_set_f32(w, "qwen2.rope.freq_base", 1000000.0f);
     gguf_writer_set_f32(w, "qwen2.attention.layer_norm_rms_epsilon", 1e-6f);
-    gguf_writer_set_u32(w, "general.file_type", (uint32_t)p.ft->ftype);
+    gguf_writer_set_u32(w, "general.file_type", p.as_f32 ? FT_F32 : (uint32_t)p.ft->ftype);
     gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
     gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
     gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)vocab->tokens, (uint64_t)vocab->n_tokens);
@@ -383,10 +479,12 @@ int cmd_mkmodel(int argc, char **argv) {
     setvbuf(out, NULL, _IOFBF, 1 << 22);
     buf = malloc(sizeof(float) * (CHUNK_ELEMS + QWEN25_VOCAB));
     qbuf = malloc(sizeof(float) * (CHUNK_ELEMS + QWEN25_VOCAB));
-    if (!buf || !qbuf) goto oom;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN); /* encoding is compute-bound: hyperthreads help a little */
+    pool = qe_pool_new(ncpu > 1 ? (int)(ncpu < 16 ? ncpu : 16) : 1);
+    if (!buf || !qbuf || !pool) goto oom;
     if (gguf_writer_write_header(w, out, err) != QE_OK) goto fail;
     for (int i = 0; i < p.n; i++)
-        if (write_tensor(w, out, i, &p.t[i], seed, buf, qbuf, err) != QE_OK) goto fail;
+        if (write_tensor(w, out, i, &p.t[i], seed, buf, qbuf, pool, err) != QE_OK) goto fail;
     if (fclose(out) != 0) { out = NULL; snprintf(err, sizeof err, "write failed (disk full?)"); goto fail; }
     out = NULL;
     if (rename(part, out_path) != 0) {
@@ -409,6 +507,7 @@ done:
     gguf_writer_free(w);
     free(buf);
     free(qbuf);
+    qe_pool_free(pool);
     free(p.t);
     return rc;
 }

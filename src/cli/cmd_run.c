@@ -27,7 +27,7 @@ static void usage(FILE *out) {
             "  --ids              print the generated token ids on one line instead of text\n"
             "  --ignore-eos       keep generating past the end-of-answer token (benchmarks)\n"
             "  --eval-ids \"ID ..\" --logits-out FILE   (tests) run these ids and write every position's logits\n"
-            "                     as float32 [n_ids][n_vocab] to FILE\n"
+            "                     as float32 [n_ids][n_vocab] to FILE (--eval-chunk N: N tokens per pass, default 64)\n"
             "  --eval-greedy \"ID ..\"  (tests) print the -n greedy ids that follow these ids\n");
 }
 
@@ -54,10 +54,10 @@ static bool parse_ids(const char *text, qe_ids *ids) {
     return ids->n > 0;
 }
 
-static int eval_logits(qe_model *m, int n_threads, const char *ids_text, const char *out_path) {
+static int eval_logits(qe_model *m, int n_threads, const char *ids_text, const char *out_path, int chunk) {
     qe_ids ids = {0};
     if (!parse_ids(ids_text, &ids)) return 1;
-    enum { CHUNK = 64 };
+    const int CHUNK = chunk > 0 && chunk <= 64 ? chunk : 64;
     qe_fwd *f;
     char err[QE_ERR_LEN];
     int n_ctx = (int)ids.n + 1;
@@ -82,12 +82,12 @@ static int eval_logits(qe_model *m, int n_threads, const char *ids_text, const c
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system = NULL, *eval_ids = NULL, *logits_out = NULL,
                *eval_greedy = NULL;
-    int n_predict = 512, n_threads = 0, n_ctx = 4096;
+    int n_predict = 512, n_threads = 0, n_ctx = 4096, eval_chunk = 64;
     bool raw = false, print_ids = false, ignore_eos = false;
     qe_sample_params sp;
     qe_sample_params_default(&sp);
-    unsigned long long seed;
     for (int i = 1; i < argc; i++) {
+        int sampling;
         const char *a = argv[i];
         bool ok = true;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -97,18 +97,14 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) ok = cli_int(argc, argv, &i, &n_predict);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = cli_int(argc, argv, &i, &n_threads);
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) ok = cli_int(argc, argv, &i, &n_ctx);
-        else if (!strcmp(a, "--temp")) ok = cli_float(argc, argv, &i, &sp.temperature);
-        else if (!strcmp(a, "--top-k")) ok = cli_int(argc, argv, &i, &sp.top_k);
-        else if (!strcmp(a, "--top-p")) ok = cli_float(argc, argv, &i, &sp.top_p);
-        else if (!strcmp(a, "--min-p")) ok = cli_float(argc, argv, &i, &sp.min_p);
-        else if (!strcmp(a, "--repeat-penalty")) ok = cli_float(argc, argv, &i, &sp.repeat_penalty);
-        else if (!strcmp(a, "--seed")) { ok = cli_u64(argc, argv, &i, &seed); sp.seed = seed; }
+        else if ((sampling = cli_sample_option(argc, argv, &i, &sp)) != 0) ok = sampling > 0;
         else if (!strcmp(a, "--raw")) raw = true;
         else if (!strcmp(a, "--ids")) print_ids = true;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
         else if (!strcmp(a, "--eval-ids")) ok = cli_str(argc, argv, &i, &eval_ids);
         else if (!strcmp(a, "--logits-out")) ok = cli_str(argc, argv, &i, &logits_out);
         else if (!strcmp(a, "--eval-greedy")) ok = cli_str(argc, argv, &i, &eval_greedy);
+        else if (!strcmp(a, "--eval-chunk")) ok = cli_int(argc, argv, &i, &eval_chunk);
         else { fprintf(stderr, "qwen-edge run: unknown option '%s' (see qwen-edge run --help)\n", a); return 2; }
         if (!ok) return 2;
     }
@@ -123,7 +119,7 @@ int cmd_run(int argc, char **argv) {
 
     qe_model *m = cli_open_model(model_path, print_ids);
     if (!m) return 1;
-    if (eval_ids) { int rc = eval_logits(m, n_threads, eval_ids, logits_out); qe_model_free(m); return rc; }
+    if (eval_ids) { int rc = eval_logits(m, n_threads, eval_ids, logits_out, eval_chunk); qe_model_free(m); return rc; }
 
     char *stdin_text = NULL;
     if (!strcmp(prompt, "-")) prompt = stdin_text = read_stdin_all();

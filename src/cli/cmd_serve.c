@@ -10,11 +10,12 @@
 #include "base.h"
 #include "engine.h"
 #include "model.h"
+#include "pull.h"
 #include "server/server.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: qwen-edge serve -m MODEL.gguf [options]\n"
+            "usage: qwen-edge serve [-m MODEL] [options]\n"
             "\n"
             "Serves a chat page at http://HOST:PORT/ and an OpenAI- and ollama-compatible API:\n"
             "  POST /v1/chat/completions  POST /v1/completions  GET /v1/models\n"
@@ -22,7 +23,8 @@ static void usage(FILE *f) {
             "  GET /health  GET /metrics (Prometheus)\n"
             "\n"
             "options:\n"
-            "  -m, --model FILE       the model (GGUF file or Hugging Face folder)\n"
+            "  -m, --model MODEL      a GGUF file, a Hugging Face folder, a model name or URL\n"
+            "                         (default: the default model, downloaded on the first run)\n"
             "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)\n"
             "      --port N           port (default 8080; 0 = any free port, printed at start)\n"
             "      --api-key KEY      require 'Authorization: Bearer KEY' on every API route\n"
@@ -88,10 +90,6 @@ int cmd_serve(int argc, char **argv) {
         else { fprintf(stderr, "qwen-edge serve: unknown option '%s' (see --help)\n", a); return 2; }
 #undef OPT
     }
-    if (!model_path) {
-        fprintf(stderr, "qwen-edge serve: which model? use -m FILE.gguf (see --help)\n");
-        return 2;
-    }
 
     /* Signals are taken by sigwait below, in this thread only: block them before any thread starts so the
      * server's threads inherit the mask. */
@@ -114,9 +112,12 @@ int cmd_serve(int argc, char **argv) {
     }
     const char *shown = !strcmp(so.host, "0.0.0.0") || !strcmp(so.host, "::") ? "localhost" : so.host;
     fprintf(stderr, "qwen-edge: listening on http://%s%s%s:%d/ (loading %s)\n", strchr(shown, ':') ? "[" : "", shown,
-            strchr(shown, ':') ? "]" : "", qe_server_port(srv), model_path);
+            strchr(shown, ':') ? "]" : "", qe_server_port(srv), model_path ? model_path : "the default model");
     double t0 = qe_now();
-    if (qe_model_load(model_path, &model, err)) {
+    /* -m: a file, a Hugging Face folder, a model name or URL, or nothing (the default model, downloaded on the
+     * first run); /health says "loading" meanwhile */
+    char resolved[4096];
+    if (qe_model_resolve(model_path, -1, 0, resolved, sizeof resolved, err) || qe_model_load(resolved, &model, err)) {
         fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
         goto out;
     }
@@ -126,7 +127,7 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "qwen-edge serve: cannot start the engine: %s\n", err);
         goto out;
     }
-    model_id = model_id_from_path(model_path);
+    model_id = model_id_from_path(resolved);
     qe_server_set_ready(srv, model, eng, model_id);
     fprintf(stderr, "qwen-edge: ready in %.1fs — model %s, context %d, chat page http://%s%s%s:%d/%s\n", qe_now() - t0,
             model_id, qe_engine_n_ctx(eng), strchr(shown, ':') ? "[" : "", shown, strchr(shown, ':') ? "]" : "",

@@ -5,7 +5,7 @@
  *
  * Non-standard, documented in docs/SERVER.md: "memory_rounds" (int >= 0) on chat requests — how many
  * earlier rounds the server keeps besides the current question (default: serve --memory-rounds, 0 = all);
- * "repetition_penalty", "top_k", "min_p" as in vLLM / llama.cpp. */
+ * "repetition_penalty", "top_k", "min_p", "ignore_eos" (benchmarks) as in vLLM / llama.cpp. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -60,6 +60,7 @@ static int parse_common(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     if ((rc = get_bool(j, "logprobs", &b, e)) < 0) return -1;
     if (rc && b) return BAD(e, "logprobs", "logprobs are not supported");
     if (get_stops(j, "stop", r, e) < 0) return -1;
+    if (get_bool(j, "ignore_eos", &r->jp.ignore_eos, e) < 0) return -1; /* benchmarks, as llama.cpp's server */
     return 0;
 }
 
@@ -185,9 +186,10 @@ fail:
     return send_error(c, s, rq, DIALECT_OPENAI, &e);
 }
 
+/* "max_model_len" (as vLLM names it) is the context per conversation: the page keeps max_tokens under it. */
 static json_t *model_obj(qe_server *s) {
-    return json_pack("{s:s,s:s,s:I,s:s}", "id", s->model_id, "object", "model", "created", (json_int_t)s->started,
-                     "owned_by", "qwen-edge");
+    return json_pack("{s:s,s:s,s:I,s:s,s:i}", "id", s->model_id, "object", "model", "created", (json_int_t)s->started,
+                     "owned_by", "qwen-edge", "max_model_len", qe_engine_n_ctx(atomic_load(&s->engine)));
 }
 
 enum MHD_Result openai_models(struct MHD_Connection *c, qe_server *s, req_ctx *rq, const char *id) {

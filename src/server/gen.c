@@ -122,13 +122,12 @@ static void produce(gen_state *g) {
         qe_buf_free(&text);
         return;
     }
-    if (text.n) {
-        if (is_openai(g)) openai_frame_delta(g, text.p, text.n, out);
-        else ollama_frame_delta(g, text.p, text.n, out);
-    }
+    int rc = 0;
+    if (text.n) rc = is_openai(g) ? openai_frame_delta(g, text.p, text.n, out) : ollama_frame_delta(g, text.p, text.n, out);
+    if (rc) qe_log(QE_LOG_WARN, "%s: could not write a stream frame (%d); %zu bytes of text lost", g->id, rc, text.n);
     if (r == 1) {
-        if (is_openai(g)) openai_frame_final(g, finish_name(g), out);
-        else ollama_frame_final(g, finish_name(g), out);
+        rc = is_openai(g) ? openai_frame_final(g, finish_name(g), out) : ollama_frame_final(g, finish_name(g), out);
+        if (rc) qe_log(QE_LOG_WARN, "%s: could not write the final stream frame (%d)", g->id, rc);
         g->phase = 2;
     } else if (r < 0) {
         frame_error(g, g->err, out);
@@ -239,8 +238,12 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
     if (!g->req.stream) {
         qe_buf text = {0};
         int r;
-        while ((r = step(g, &text, 500)) == 0 || r == 2)
-            if (r == 2 && !g->stop_hit && client_gone(c)) qe_job_cancel(g->job); /* DONE follows */
+        double next_check = qe_now() + 0.25;
+        while ((r = step(g, &text, 250)) == 0 || r == 2) {
+            if (qe_now() < next_check) continue;
+            next_check = qe_now() + 0.25;
+            if (!g->stop_hit && client_gone(c)) qe_job_cancel(g->job); /* QE_EV_DONE follows */
+        }
         enum MHD_Result ret;
         if (r < 0) {
             api_errf(&e, 500, "server_error", NULL, NULL, "%s", g->err);

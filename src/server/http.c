@@ -107,7 +107,7 @@ enum MHD_Result send_error(struct MHD_Connection *c, qe_server *s, req_ctx *rq, 
         MHD_add_response_header(r, "Content-Type", "application/json");
         if (e->status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
         if (e->status == 429 || e->status == 503) MHD_add_response_header(r, "Retry-After", "1");
-        if (e->status == 405) MHD_add_response_header(r, "Allow", e->param);
+        if (e->status == 405 && e->allow) MHD_add_response_header(r, "Allow", e->allow);
         rq->status = e->status;
         rq->bytes_out += strlen(txt);
         enum MHD_Result ret = MHD_queue_response(c, e->status, r);
@@ -209,7 +209,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, qe_server *s, req_ctx 
     if (a) {
         rq->route = R_PAGE;
         if (!get) {
-            api_errf(&e, 405, "invalid_request_error", "method_not_allowed", "GET, HEAD", "use GET for %s", url);
+            api_errf(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "use GET for %s", url);
+            e.allow = "GET, HEAD";
             return send_error(c, s, rq, d, &e);
         }
         return send_asset(c, s, rq, a);
@@ -229,8 +230,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, qe_server *s, req_ctx 
     if (rt) rq->route = rt->route;
     const char *want = rt ? rt->method : "GET";
     if (strcmp(method, want) != 0 && !(get && !strcmp(want, "GET"))) {
-        api_errf(&e, 405, "invalid_request_error", "method_not_allowed",
-                 !strcmp(want, "GET") ? "GET, HEAD" : "POST", "%s needs %s, not %s", url, want, method);
+        api_errf(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s needs %s, not %s", url, want, method);
+        e.allow = !strcmp(want, "GET") ? "GET, HEAD" : "POST";
         return send_error(c, s, rq, d, &e);
     }
     if (!key_ok(s, c)) {
@@ -265,6 +266,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq->t_start = qe_now();
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
+        /* the path goes into the access log: no control characters or quotes from outside */
+        for (char *p = rq->path; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == '"' || *p == 0x7f) *p = '?';
         *con_cls = rq;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->o.max_body) rq->body_too_big = true;
@@ -352,7 +356,7 @@ int qe_server_start(const qe_server_opts *opts, qe_server **out, char *err) {
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, /* idle; a running stream is never idle */
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                               MHD_OPTION_END);
     freeaddrinfo(ai);
@@ -376,6 +380,10 @@ int qe_server_port(const qe_server *s) { return s->port; }
 void qe_server_set_ready(qe_server *s, const qe_model *model, qe_engine *engine, const char *model_id) {
     s->model = model;
     snprintf(s->model_id, sizeof s->model_id, "%s", model_id ? model_id : "qwen");
+    /* it goes into every JSON answer, and JSON strings must be UTF-8: a file name need not be */
+    if (!qe_utf8_valid(s->model_id, strlen(s->model_id)))
+        for (char *p = s->model_id; *p; p++)
+            if ((unsigned char)*p >= 0x80) *p = '_';
     atomic_store(&s->engine, engine);
 }
 

@@ -58,6 +58,7 @@ typedef struct {
     const char *type;     /* invalid_request_error, authentication_error, not_found_error, server_error ... */
     const char *code;     /* NULL or e.g. context_length_exceeded */
     char param[64];
+    const char *allow;    /* 405: the Allow header */
     char message[QE_ERR_LEN];
 } api_error;
 int api_errf(api_error *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...)

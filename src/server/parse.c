@@ -12,6 +12,7 @@
 
 int api_errf(api_error *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...) {
     e->status = status;
+    e->allow = NULL;
     e->type = type;
     e->code = code;
     snprintf(e->param, sizeof e->param, "%s", param ? param : "");

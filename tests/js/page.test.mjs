@@ -48,6 +48,8 @@ test('opens with the libraries from the binary and no outside requests', async (
 
 test('send a message: tokens stream in, markdown renders, stats shown', async () => {
   // record the answer's length at every DOM change: streaming shows it growing in several steps
+  await page.evaluate(() => localStorage.setItem('qe.settings', JSON.stringify({ maxTokens: 40 })));
+  await page.reload();
   await page.evaluate(() => {
     window.lengths = [];
     new MutationObserver(() => {
@@ -73,9 +75,11 @@ test('send a message: tokens stream in, markdown renders, stats shown', async ()
 test('stop ends a long answer early and keeps what came', async () => {
   await page.evaluate(() => {
     const s = JSON.parse(localStorage.getItem('qe.settings') || '{}');
-    localStorage.setItem('qe.settings', JSON.stringify({ ...s, maxTokens: 300 }));
+    localStorage.setItem('qe.settings', JSON.stringify({ ...s, maxTokens: 5000 }));
   });
   await page.reload();
+  // over the server's context (1024): the page keeps max_tokens under max_model_len from /v1/models
+  await page.waitForFunction(() => document.getElementById('model-name').textContent.length > 0);
   await page.fill('#input', 'Write a very long story');
   await page.click('#send');
   await page.waitForSelector('#stop:not([hidden])');
@@ -87,6 +91,7 @@ test('stop ends a long answer early and keeps what came', async () => {
   await page.waitForSelector('#send:not([hidden])');
   const stats = await assistant().last().locator('.stats').textContent();
   assert.match(stats, /stopped/);
+  assert.equal(await assistant().last().locator('.error-line').count(), 0);
   assert.ok((await assistant().last().locator('.body').textContent()).length > 0);
   await page.evaluate(() => {
     const s = JSON.parse(localStorage.getItem('qe.settings') || '{}');
@@ -97,10 +102,13 @@ test('stop ends a long answer early and keeps what came', async () => {
 
 test('regenerate replaces the last answer', async () => {
   const before = await assistant().count();
+  assert.match(await assistant().last().locator('.stats').textContent(), /stopped/);
   await assistant().last().locator('.regenerate').click();
-  await page.waitForSelector('#stop:not([hidden])');
-  await page.click('#stop');
-  await page.waitForSelector('#send:not([hidden])');
+  await page.waitForFunction(() => {
+    const a = [...document.querySelectorAll('.msg.assistant')].pop();
+    return a && !a.classList.contains('streaming') && !/stopped/.test(a.querySelector('.stats').textContent) &&
+      /tokens/.test(a.querySelector('.stats').textContent);
+  }, null, { timeout: 60000 });
   assert.equal(await assistant().count(), before);
 });
 

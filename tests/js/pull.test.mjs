@@ -172,6 +172,10 @@ test('a mirror without the file-list API: HEAD headers give size and sha256', as
     assert.ok(hub.requests.some((q) => q.method === 'HEAD'));
     assert.doesNotMatch(r.err, /warning/);
     assert.ok(fs.readFileSync(path.join(h, 'qwen2.5-0.5b-instruct-q4_0.gguf')).equals(Q4));
+    // a split model cannot be found without the list: the message says why
+    const r3 = await run(['pull', 'qwen2.5-7b-instruct:q4_k_m'], { QWEN_EDGE_HOME: home() });
+    assert.equal(r3.code, 1);
+    assert.match(r3.err, /no file-list API, so a model published in parts cannot be found here/);
     // and a wrong checksum in those headers is caught too
     hub.badSha = true;
     const r2 = await run(['pull', '--force', 'qwen2.5-0.5b-instruct:q4_0'], { QWEN_EDGE_HOME: home() });

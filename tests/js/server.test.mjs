@@ -145,6 +145,18 @@ describe('wire format', () => {
     }
   });
 
+  test('streamed text equals the non-streamed text (no chunk lost or split), greedy', async () => {
+    const body = chat({ temperature: 0, seed: 3, max_tokens: 48, messages: [{ role: 'user', content: '写一首诗 🌸 and some code' }] });
+    const whole = (await postJSON('/v1/chat/completions', body)).json.choices[0].message.content;
+    const { raw } = await rawSSE(srv.base, '/v1/chat/completions', { ...body, stream: true });
+    const pieces = parseSSE(raw).slice(0, -1).map((e) => JSON.parse(e).choices[0].delta.content).filter((p) => p !== undefined);
+    assert.equal(pieces.join(''), whole);
+    // the same through ollama's NDJSON
+    const o = await fetch(`${srv.base}/api/chat`, { method: 'POST', body: JSON.stringify({ model: 'q', messages: body.messages, options: { temperature: 0, seed: 3, num_predict: 48 } }) });
+    const text = (await o.text()).trim().split('\n').map((l) => JSON.parse(l).message.content).join('');
+    assert.equal(text, whole);
+  });
+
   test('ollama /api/chat streams NDJSON in ollama shapes', async () => {
     const r = await fetch(`${srv.base}/api/chat`, { method: 'POST', body: JSON.stringify({ model: 'qwen', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 6, temperature: 0 } }) });
     assert.equal(r.status, 200);
@@ -179,6 +191,33 @@ describe('wire format', () => {
     assert.ok(lines.length >= 2);
     assert.equal(typeof lines[0].response, 'string');
     assert.equal(lines.at(-1).done, true);
+  });
+
+  test('ollama /api/generate continues from a returned context; empty prompt answers "load"', async () => {
+    const a = await postJSON('/api/generate', { model: 'qwen', prompt: 'first', stream: false, options: { num_predict: 2 } });
+    const b = await postJSON('/api/generate', { model: 'qwen', prompt: 'second', context: a.json.context, stream: false, options: { num_predict: 2 } });
+    assert.equal(b.status, 200, b.text);
+    assert.ok(b.json.prompt_eval_count > a.json.context.length, `${b.json.prompt_eval_count} > ${a.json.context.length}`);
+    assert.deepEqual(b.json.context.slice(0, a.json.context.length), a.json.context);
+    const bad = await postJSON('/api/generate', { model: 'qwen', prompt: 'x', context: ['nope'], stream: false });
+    assert.equal(bad.status, 400);
+    const load = await postJSON('/api/generate', { model: 'qwen' });
+    assert.equal(load.status, 200);
+    assert.equal(load.json.done, true);
+    assert.equal(load.json.done_reason, 'load');
+  });
+
+  test('ollama options.stop and ignore_eos', async () => {
+    const base = { model: 'q', prompt: 'Tell me a story', stream: false, raw: true, options: { temperature: 0, seed: 5, num_predict: 12 } };
+    const full = (await postJSON('/api/generate', base)).json.response;
+    const chars = [...full];
+    assert.ok(chars.length >= 5, JSON.stringify(full));
+    const stop = chars.slice(2, 4).join('');
+    const cut = await postJSON('/api/generate', { ...base, options: { ...base.options, stop: [stop] } });
+    assert.equal(cut.json.response, full.slice(0, full.indexOf(stop)));
+    assert.equal(cut.json.done_reason, 'stop');
+    const r = await postJSON('/v1/completions', { prompt: 'x', max_tokens: 7, ignore_eos: true });
+    assert.equal(r.json.usage.completion_tokens, 7);
   });
 
   test('ollama /api/tags, /api/version, /api/show', async () => {
@@ -325,6 +364,38 @@ describe('bad input', () => {
     assert.equal(r.headers.get('access-control-allow-origin'), null);
   });
 
+  test('200 random mutated requests: every answer is 200 or a JSON 4xx, never a crash', async () => {
+    let seed = 12345;
+    const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
+    const pick = (a) => a[Math.floor(rnd() * a.length)];
+    const values = [null, true, false, 0, -1, 1e308, -1e308, 3.5, 2 ** 53, '', 'x', '🦙', '\u0000', [], [1], ['a', 'b'], {}, { type: 'text' },
+      { type: 'text', text: 'hi' }, [{ type: 'text', text: 'hi' }], 'a'.repeat(3000), [[[[[]]]]]];
+    const fields = ['messages', 'model', 'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'stream', 'stream_options',
+      'presence_penalty', 'frequency_penalty', 'repetition_penalty', 'n', 'logprobs', 'memory_rounds', 'prompt', 'options', 'context'];
+    const routes = ['/v1/chat/completions', '/v1/completions', '/api/chat', '/api/generate', '/api/show'];
+    for (let i = 0; i < 200; i++) {
+      const body = { messages: [{ role: 'user', content: 'hi' }], prompt: 'hi' };
+      for (let k = 0, n = 1 + Math.floor(rnd() * 3); k < n; k++) {
+        const f = pick(fields);
+        if (rnd() < 0.3 && f === 'messages') body.messages = [{ role: pick(['user', 'system', 'assistant', 'tool', 7, null]), content: pick(values) }];
+        else body[f] = pick(values);
+      }
+      body.max_tokens = 1;
+      body.options = typeof body.options === 'object' && body.options && !Array.isArray(body.options) ? { ...body.options, num_predict: 1 } : { num_predict: 1 };
+      let text = JSON.stringify(body);
+      if (rnd() < 0.15) text = text.slice(0, Math.floor(rnd() * text.length)); // truncated JSON
+      if (rnd() < 0.05) text = '['.repeat(5000) + ']'.repeat(5000); // deep nesting
+      const route = pick(routes);
+      const r = await fetch(srv.base + route, { method: 'POST', body: text });
+      const out = await r.text();
+      assert.ok(r.status === 200 || (r.status >= 400 && r.status < 500), `${route} ${text.slice(0, 200)} -> ${r.status}`);
+      if (r.status !== 200) {
+        const j = JSON.parse(out);
+        assert.ok(j.error, out);
+      }
+    }
+  });
+
   test('still serving after all that', async () => {
     const r = await client.chat.completions.create(chat({ max_tokens: 3 }));
     assert.ok(r.choices[0].message.content !== undefined);
@@ -408,6 +479,27 @@ describe('page assets', () => {
   });
 });
 
+describe('metrics', () => {
+  test('Prometheus text: types, monotonic histogram buckets, counters moving', async () => {
+    const r = await fetch(`${srv.base}/metrics`);
+    assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+    const text = await r.text();
+    for (const [name, type] of [['qwen_edge_http_requests_total', 'counter'], ['qwen_edge_time_to_first_token_seconds', 'histogram'],
+      ['qwen_edge_time_per_token_seconds', 'histogram'], ['qwen_edge_slots_busy', 'gauge'], ['qwen_edge_queue_length', 'gauge'],
+      ['qwen_edge_generated_tokens_total', 'counter'], ['qwen_edge_engine_cached_tokens_total', 'counter']])
+      assert.match(text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'));
+    const m = await metrics(srv.base);
+    const buckets = Object.entries(m).filter(([k]) => k.startsWith('qwen_edge_time_to_first_token_seconds_bucket'));
+    assert.ok(buckets.length >= 5);
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1]);
+    assert.equal(buckets.at(-1)[1], m.qwen_edge_time_to_first_token_seconds_count);
+    assert.ok(m.qwen_edge_time_to_first_token_seconds_count > 0);
+    assert.ok(m.qwen_edge_generated_tokens_total > 0 && m.qwen_edge_engine_generated_tokens_total >= m.qwen_edge_generated_tokens_total);
+    assert.ok(m['qwen_edge_http_requests_total{route="/v1/chat/completions",status="400"}'] >= 10);
+    assert.equal(m.qwen_edge_up, 1);
+  });
+});
+
 describe('memory window', () => {
   test('memory_rounds keeps the newest rounds; the default is --memory-rounds', async () => {
     const messages = [];
@@ -449,18 +541,36 @@ describe('shutdown', () => {
 });
 
 describe('limits and start-up', () => {
-  test('more requests than slots + queue: 429 with a JSON error, the others complete', async () => {
+  test('more requests than slots + queue: 429 with a JSON error; the running ones are unaffected', async () => {
     const s = await startServer({ args: ['--parallel', '1', '--max-queue', '1'] });
+    const controller = new AbortController();
     try {
-      const go = () => fetch(`${s.base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ max_tokens: 3 })) })
-        .then(async (r) => ({ status: r.status, body: await r.json(), retry: r.headers.get('retry-after') }));
-      const res = await Promise.all([go(), go(), go(), go()]);
-      const limited = res.filter((r) => r.status === 429);
-      assert.ok(limited.length >= 1, `statuses: ${res.map((r) => r.status)}`);
-      assert.equal(limited[0].body.error.code, 'too_many_requests');
-      assert.equal(limited[0].retry, '1');
-      assert.ok(res.filter((r) => r.status === 200).length >= 2);
+      // one answering, one waiting for the slot: both in flight
+      const open = async () => {
+        const r = await fetch(`${s.base}/v1/chat/completions`, { method: 'POST', signal: controller.signal, body: JSON.stringify(chat({ stream: true, max_tokens: 400 })) });
+        const reader = r.body.getReader();
+        await reader.read(); // the role chunk is sent at once, even while waiting for the slot
+        return reader;
+      };
+      const readers = [await open(), await open()];
+      const r = await fetch(`${s.base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ max_tokens: 2 })) });
+      assert.equal(r.status, 429);
+      assert.equal(r.headers.get('retry-after'), '1');
+      assert.equal((await r.json()).error.code, 'too_many_requests');
+      const more = await readers[0].read();
+      assert.equal(more.done, false, 'the first stream still runs');
+      controller.abort();
+      // once they are gone the server takes requests again
+      let ok = false;
+      for (let i = 0; i < 100 && !ok; i++) {
+        await sleep(50);
+        const again = await fetch(`${s.base}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ max_tokens: 2 })) });
+        ok = again.status === 200;
+        await again.arrayBuffer();
+      }
+      assert.ok(ok, 'serves again after the streams left');
     } finally {
+      controller.abort();
       await s.stop();
     }
   });

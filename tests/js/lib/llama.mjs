@@ -57,10 +57,41 @@ export async function greedy(modelPath, prompt, n, { contextSize = 512, stopAtEo
   }
 }
 
+/** Frees one model (loaded models keep their weights in memory until unloaded). */
+export async function unload(modelPath) {
+  const m = models.get(modelPath);
+  if (!m) return;
+  models.delete(modelPath);
+  await (await m).dispose();
+}
+
 /** Disposes every model and the llama instance (call at the end of a test file). */
 export async function dispose() {
   for (const m of models.values()) (await m).dispose();
   models.clear();
   if (llamaPromise) await (await llamaPromise).dispose();
   llamaPromise = null;
+}
+
+/**
+ * Raw logits (Float32Array of n_vocab) for the next token after the prompt (a string or token ids).
+ */
+export async function logits(modelPath, prompt, { contextSize = 512, threads = 1 } = {}) {
+  const model = await loadModel(modelPath);
+  const tokens = typeof prompt === 'string' ? Array.from(model.tokenize(prompt, true)) : prompt;
+  const ctx = await model.createContext({ contextSize, threads, sequences: 1 });
+  try {
+    const seq = ctx.getSequence();
+    const items = tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { logits: true } }] : t));
+    const res = await seq.controlledEvaluate(items);
+    const map = res[res.length - 1]?.next?.logits;
+    if (!map) throw new Error('llama.cpp returned no logits');
+    let n = 0;
+    for (const tok of map.keys()) n = Math.max(n, tok + 1);
+    const out = new Float32Array(n);
+    for (const [tok, v] of map) out[tok] = v;
+    return out;
+  } finally {
+    await ctx.dispose();
+  }
 }

@@ -1,27 +1,17 @@
 // tests/js/lib/server.mjs — starts `qwen-edge serve` on 127.0.0.1 and a free port for the end-to-end tests,
 // with a tiny random-weight model made by `qwen-edge mkmodel --shape tiny` in QE_TEST_TMP.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { makeModel } from './models.mjs';
 
 export const BIN = process.env.QE_BIN || path.resolve('build/qwen-edge');
 export const TMP = process.env.QE_TEST_TMP || path.resolve('build/tests/tmp');
 
-// The tiny model file, made once per test run (mkmodel writes a GGUF with Qwen2.5's layout, small shape).
+// The tiny model file (mkmodel --shape tiny, random weights), shared with the other tests through models.mjs's
+// cache in QE_TEST_TMP (remade when the binary is newer).
 export function tinyModel() {
-  fs.mkdirSync(TMP, { recursive: true });
-  const file = path.join(TMP, 'server-tiny.gguf');
-  if (fs.existsSync(file) && fs.statSync(file).size > 0) return file;
-  const r = spawnSync(BIN, ['mkmodel', '--shape', 'tiny', '-o', file], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    if (/not available in this build/.test(r.stderr || '')) {
-      // development before mkmodel landed: the engine stand-in accepts any file
-      fs.writeFileSync(file, 'stand-in model\n');
-      return file;
-    }
-    throw new Error(`mkmodel failed (${r.status}): ${r.stderr}`);
-  }
-  return file;
+  return makeModel({ shape: 'tiny' });
 }
 
 // Starts a server; resolves when /health says ok. opts.args: extra CLI args; opts.env: extra env.
