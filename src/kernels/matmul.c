@@ -12,6 +12,11 @@
 #include "kernels/kern.h"
 #include "quant.h"
 
+/* The mapping qe_kern_release_source looked up last: valid during one qe_mat_init only (reset there), since an
+ * unmapped range can come back later as anonymous memory, where dropping pages would zero data. */
+static __thread uintptr_t c_lo, c_hi;
+static __thread int c_ok;
+
 /* Layout tags: the kernel set that packed a matrix owns tags [100*k, 100*k + 99]. */
 static const qe_kernel_set *set_for_layout(int layout) {
     if (layout <= 0) return NULL;
@@ -37,6 +42,7 @@ int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *dat
     m->rows = rows;
     m->cols = cols;
     m->data = data;
+    c_lo = c_hi = 0; /* forget the mapping looked up for the previous matrix */
     const qe_kernel_set *ks = qe_kernels_active();
     if (ks && ks->pack) {
         int rc = ks->pack(m);
@@ -54,8 +60,6 @@ int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *dat
  * next run, reads them back from memory). On anonymous memory it would zero the data, so it is never used
  * there. The answer for the last mapping looked up is cached (packing asks once per 64 panels). */
 static int in_private_file_mapping(uintptr_t a, uintptr_t *vma_hi) {
-    static __thread uintptr_t c_lo, c_hi;
-    static __thread int c_ok;
     if (a >= c_lo && a < c_hi) { *vma_hi = c_hi; return c_ok; }
     FILE *f = fopen("/proc/self/maps", "r");
     if (!f) return 0;

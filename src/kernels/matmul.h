@@ -26,9 +26,10 @@ typedef struct qe_mat {
 } qe_mat;
 
 /* Prepares m (may repack). QE_EUNSUPPORTED with err if the type or shape is not supported.
- * When m->packed != NULL after this, nothing (matmul, qe_mat_row_f32) reads `data` again: a loader can drop
- * those pages of a file mapping (madvise MADV_DONTNEED) so RSS holds one copy of the weights. A tied
- * embedding/lm_head should be one qe_mat used for both, or it is repacked twice. */
+ * When m->packed != NULL after this, nothing (matmul, qe_mat_row_f32) reads `data` again, and if `data` lies in
+ * a private read-only file mapping, the pages wholly inside it are dropped from this process as packing goes
+ * (the page cache keeps them), so RSS holds one copy of the weights. A tied embedding/lm_head should be one
+ * qe_mat used for both, or it is repacked (and held) twice. */
 int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *data, char *err);
 void qe_mat_free(qe_mat *m);
 /* Dequantises one row into out[cols] (e.g. the token embedding lookup). */

@@ -6,9 +6,12 @@
  *   - q8_0 and iq4_nl weights are signed bytes up to 127 in magnitude: ggml's sign trick, |w| x sign(x, w),
  *     keeps every pair sum <= 2 * 127 * 127 < 32768.
  * Panel per block (8 rows): codes 256 bytes (q8_0, signed) or 128 bytes of nibbles; q5_*: 8 x uint32 masks
- * of the 5th bit; d[8] fp16; m[8] fp16 (q4_1/q5_1). Float types: cols x 8 values. k-quants (q2_K..q6_K) use
- * the reference path in this set. Activations: the tiled layout of kern.h, shared with the AVX-512 set. */
+ * of the 5th bit; d[8] fp16; m[8] fp16 (q4_1/q5_1). Float types: cols x 8 values. q4_K/q5_K/q6_K: per
+ * 32-column sub-block, nibbles (128 bytes) | 5th/6th-bit masks | sub-scales, then d (and dmin) per 256-block
+ * (see k_panel_bytes); q2_K/q3_K use the reference path. Activations: the tiled layouts of kern.h, shared with
+ * the AVX-512 set. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "base.h"
@@ -17,6 +20,7 @@
 
 enum {
     L_Q8_0 = 201, L_Q4_0, L_Q4_1, L_Q5_0, L_Q5_1, L_IQ4_NL,
+    L_Q4_K = 210, L_Q5_K, L_Q6_K,
     L_F16 = 220, L_BF16, L_F32,
 };
 
@@ -44,8 +48,17 @@ static size_t q32_panel_bytes(int l, int64_t nb) {
     return (size_t)nb * (size_t)(lay_qbytes(l) + lay_hbytes(l) + 16 + lay_mbytes(l));
 }
 static int float_esize(int l) { return l == L_F32 ? 4 : 2; }
+/* k-quant panel: codes nsb x 128 | masks (q5_K: nsb x 8 x u32 for bit 4; q6_K: nsb x 16 x u32 for bits 4, 5)
+ * | sub-scales nsb x 16 bytes (q4_K/q5_K: u8 sc[8 rows], u8 mn[8 rows]; q6_K: i8 sc[2 halves][8 rows])
+ * | d nb x 8 fp16 | dmin nb x 8 fp16 (q4_K/q5_K). */
+static int k_hbytes(int l) { return l == L_Q5_K ? 32 : l == L_Q6_K ? 64 : 0; }
+static size_t k_panel_bytes(int l, int64_t nsb) {
+    return (size_t)nsb * (128 + (size_t)k_hbytes(l) + 16) + (size_t)(nsb / 8) * (l == L_Q6_K ? 16 : 32);
+}
+
 static size_t panel_bytes(int l, int64_t cols) {
-    size_t pb = l >= L_F16 ? (size_t)cols * PR * (size_t)float_esize(l) : q32_panel_bytes(l, cols / 32);
+    size_t pb = l >= L_F16 ? (size_t)cols * PR * (size_t)float_esize(l)
+              : l >= L_Q4_K ? k_panel_bytes(l, cols / 32) : q32_panel_bytes(l, cols / 32);
     return (pb + 63) & ~(size_t)63;
 }
 
@@ -56,7 +69,10 @@ static int pack_avx2(qe_mat *m) {
         if (m->type == QE_TYPE_F16) l = L_F16;
         else if (m->type == QE_TYPE_BF16) l = L_BF16;
         else if (m->type == QE_TYPE_F32) l = L_F32;
-        else return 0; /* k-quants: reference path */
+        else if (m->type == QE_TYPE_Q4_K) l = L_Q4_K;
+        else if (m->type == QE_TYPE_Q5_K) l = L_Q5_K;
+        else if (m->type == QE_TYPE_Q6_K) l = L_Q6_K;
+        else return 0; /* q2_K, q3_K: reference path */
     }
     size_t pb = panel_bytes(l, cols), total = pb * (size_t)np;
     uint8_t *dst = qe_kern_packed_alloc(total);
@@ -65,10 +81,39 @@ static int pack_avx2(qe_mat *m) {
     const uint8_t *src = m->data;
     for (int64_t p = 0; p < np; p++) {
         uint8_t *P = dst + (size_t)p * pb;
-        if ((p + 1) * PR > rows || l == L_Q5_0 || l == L_Q5_1) memset(P, 0, pb); /* padding rows; OR-ed masks */
+        if ((p + 1) * PR > rows || l == L_Q5_0 || l == L_Q5_1 || (l >= L_Q4_K && l < L_F16)) memset(P, 0, pb); /* padding rows; OR-ed masks */
         if ((p & 127) == 127) qe_kern_release_source(src + (size_t)(p - 127) * PR * rb, (size_t)128 * PR * rb);
         for (int rr = 0; rr < PR && p * PR + rr < rows; rr++) {
             const uint8_t *row = src + (size_t)(p * PR + rr) * rb;
+            if (l >= L_Q4_K && l < L_F16) {
+                int64_t nsb = cols / 32, nb = cols / 256;
+                uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * k_hbytes(l), *D = S + nsb * 16, *DM = D + nb * 16;
+                size_t bb = rb / (size_t)nb;
+                for (int64_t b = 0; b < nb; b++) {
+                    int q[256], sc[16], mn[16];
+                    float d, dmin;
+                    qe_unpack_k_codes(m->type, row + b * bb, q, sc, mn, &d, &dmin);
+                    uint16_t dh = qe_fp32_to_fp16(d), mh = qe_fp32_to_fp16(dmin); /* exact: they were fp16 */
+                    memcpy(D + b * 16 + rr * 2, &dh, 2);
+                    if (l != L_Q6_K) memcpy(DM + b * 16 + rr * 2, &mh, 2);
+                    for (int s8 = 0; s8 < 8; s8++) {
+                        int64_t sb = b * 8 + s8;
+                        const int *qs = q + s8 * 32;
+                        for (int j = 0; j < 4; j++)
+                            for (int k = 0; k < 4; k++)
+                                C[sb * 128 + j * 32 + rr * 4 + k] = (uint8_t)((qs[4 * j + k] & 15) | ((qs[16 + 4 * j + k] & 15) << 4));
+                        uint32_t *hm = (uint32_t *)(H + sb * k_hbytes(l));
+                        for (int g = 0; g < 8 && l != L_Q4_K; g++)
+                            for (int k = 0; k < 4; k++) {
+                                hm[g] |= (uint32_t)((qs[4 * g + k] >> 4) & 1) << (rr * 4 + k);
+                                if (l == L_Q6_K) hm[8 + g] |= (uint32_t)((qs[4 * g + k] >> 5) & 1) << (rr * 4 + k);
+                            }
+                        S[sb * 16 + rr] = (uint8_t)(l == L_Q6_K ? (uint8_t)(int8_t)sc[2 * s8] : (uint8_t)sc[2 * s8]);
+                        S[sb * 16 + 8 + rr] = (uint8_t)(l == L_Q6_K ? (uint8_t)(int8_t)sc[2 * s8 + 1] : (uint8_t)mn[2 * s8]);
+                    }
+                }
+                continue;
+            }
             if (l >= L_F16) {
                 int es = float_esize(l);
                 for (int64_t c = 0; c < cols; c++) memcpy(P + ((size_t)c * PR + rr) * es, row + (size_t)c * es, es);
@@ -203,6 +248,82 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     for (int t = 0; t < T; t++) store_tile(acc[t], y + (int64_t)t * ldy, bias, accumulate, nr);
 }
 
+/* 8 rows x T tokens of a k-quant layout over nsb sub-blocks (tiled q8_K activations, see kern.h). Codes are
+ * unsigned (q6_K: 0..63, its -32 comes from the activation sums), so vpmaddubsw cannot saturate: pairs of
+ * 16-bit products are summed over 4 column groups for 4/5-bit codes, 2 for 6-bit ones, before vpmaddwd. */
+INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, int s0, float *y,
+                   int64_t ldy, const float *bias, int accumulate, int nr) {
+    const int64_t nb = nsb / 8;
+    const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * k_hbytes(L), *D = S + nsb * 16, *DM = D + nb * 16;
+    const int8_t *XQ = (const int8_t *)G;
+    const float *XD = (const float *)(G + nsb * QE_ACT_TILE * 32), *XS = XD + nsb * QE_ACT_TILE;
+    const int32_t *NS0 = (const int32_t *)(XS + nsb * QE_ACT_TILE), *NS1 = NS0 + nsb * QE_ACT_TILE;
+    __m256 acc[TT];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), b16 = _mm256_set1_epi8(16), b32 = _mm256_set1_epi8(32);
+    __m256 dK = _mm256_setzero_ps(), dmK = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nsb; b++) {
+        if ((b & 7) == 0) {
+            dK = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(D + (b >> 3) * 16)));
+            if (L != L_Q6_K) dmK = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(DM + (b >> 3) * 16)));
+        }
+        const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
+        const uint32_t *hm = (const uint32_t *)(H + b * k_hbytes(L));
+        __m256i s[2][TT];
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; half++) {
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                s[half][t] = L == L_Q6_K ? _mm256_set1_epi32((half ? NS1 : NS0)[b * QE_ACT_TILE + s0 + t]) : _mm256_setzero_si256();
+            __m256i p16[TT];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) p16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                int g = half * 4 + j;
+                __m256i v = _mm256_loadu_si256((const __m256i *)(C + b * 128 + j * 32));
+                __m256i w = _mm256_and_si256(half ? _mm256_srli_epi16(v, 4) : v, lo4);
+                if (L != L_Q4_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[g]), b16));
+                if (L == L_Q6_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[8 + g]), b32));
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++)
+                    p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(w, _mm256_set1_epi32(load_i32(xq + t * 32 + 4 * g))));
+                if (L == L_Q6_K && (j & 1)) { /* 6-bit: flush every 2 groups (2 * 2 * 63 * 127 < 32768) */
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) { s[half][t] = _mm256_add_epi32(s[half][t], _mm256_madd_epi16(p16[t], ones)); p16[t] = _mm256_setzero_si256(); }
+                }
+            }
+            if (L != L_Q6_K) {
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) s[half][t] = _mm256_add_epi32(s[half][t], _mm256_madd_epi16(p16[t], ones));
+            }
+        }
+        if (L == L_Q6_K) {
+            __m256 dw0 = _mm256_mul_ps(dK, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(S + b * 16)))));
+            __m256 dw1 = _mm256_mul_ps(dK, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(S + b * 16 + 8)))));
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m256 dx = _mm256_set1_ps(XD[b * QE_ACT_TILE + s0 + t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[0][t]), _mm256_mul_ps(dw0, dx), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[1][t]), _mm256_mul_ps(dw1, dx), acc[t]);
+            }
+        } else {
+            __m256 dw = _mm256_mul_ps(dK, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(S + b * 16)))));
+            __m256 mw = _mm256_sub_ps(_mm256_setzero_ps(),
+                                      _mm256_mul_ps(dmK, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(S + b * 16 + 8))))));
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m256i si = _mm256_add_epi32(s[0][t], s[1][t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(dw, _mm256_set1_ps(XD[b * QE_ACT_TILE + s0 + t])), acc[t]);
+                acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(XS[b * QE_ACT_TILE + s0 + t]), acc[t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) store_tile(acc[t], y + (int64_t)t * ldy, bias, accumulate, nr);
+}
+
 INLINE __m256 load_wcol(const int L, const uint8_t *P, int64_t c) {
     if (L == L_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(P + c * 16)));
     if (L == L_BF16)
@@ -257,6 +378,9 @@ TILE_FN(tiles_q4_1, tile_q32, L_Q4_1)
 TILE_FN(tiles_q5_0, tile_q32, L_Q5_0)
 TILE_FN(tiles_q5_1, tile_q32, L_Q5_1)
 TILE_FN(tiles_iq4_nl, tile_q32, L_IQ4_NL)
+TILE_FN(tiles_q4_K, tile_k, L_Q4_K)
+TILE_FN(tiles_q5_K, tile_k, L_Q5_K)
+TILE_FN(tiles_q6_K, tile_k, L_Q6_K)
 TILE_FN(tiles_f16, tile_f, L_F16)
 TILE_FN(tiles_bf16, tile_f, L_BF16)
 TILE_FN(tiles_f32, tile_f, L_F32)
@@ -275,6 +399,9 @@ static void mm_avx2(const qe_mat *m, const qe_act *a, int n, float *y, int64_t l
     case L_Q5_0: fn = tiles_q5_0; break;
     case L_Q5_1: fn = tiles_q5_1; break;
     case L_IQ4_NL: fn = tiles_iq4_nl; break;
+    case L_Q4_K: fn = tiles_q4_K; break;
+    case L_Q5_K: fn = tiles_q5_K; break;
+    case L_Q6_K: fn = tiles_q6_K; break;
     case L_F16: fn = tiles_f16; break;
     case L_BF16: fn = tiles_bf16; break;
     case L_F32: fn = tiles_f32; break;
@@ -303,6 +430,27 @@ static void row_f32_avx2(const qe_mat *m, int64_t row, float *out) {
     int64_t cols = m->cols, p = row / PR;
     int rr = (int)(row % PR);
     const uint8_t *P = (const uint8_t *)m->packed + (size_t)p * panel_bytes(l, cols);
+    if (l >= L_Q4_K && l < L_F16) {
+        int64_t nsb = cols / 32, nb = cols / 256;
+        const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * k_hbytes(l), *D = S + nsb * 16, *DM = D + nb * 16;
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            uint16_t dh, mh = 0;
+            memcpy(&dh, D + (sb / 8) * 16 + rr * 2, 2);
+            if (l != L_Q6_K) memcpy(&mh, DM + (sb / 8) * 16 + rr * 2, 2);
+            float d = qe_fp16_to_fp32(dh), dmin = qe_fp16_to_fp32(mh);
+            const uint32_t *hm = (const uint32_t *)(H + sb * k_hbytes(l));
+            for (int c = 0; c < 32; c++) {
+                int g = c / 4, k = c % 4;
+                uint8_t byte = C[sb * 128 + (g % 4) * 32 + rr * 4 + k];
+                int q = g < 4 ? byte & 15 : byte >> 4;
+                if (l != L_Q4_K) q |= (int)((hm[g] >> (rr * 4 + k)) & 1) << 4;
+                if (l == L_Q6_K) q |= (int)((hm[8 + g] >> (rr * 4 + k)) & 1) << 5;
+                if (l == L_Q6_K) out[sb * 32 + c] = d * (float)(int8_t)S[sb * 16 + (c / 16) * 8 + rr] * (float)(q - 32);
+                else out[sb * 32 + c] = d * (float)S[sb * 16 + rr] * (float)q - dmin * (float)S[sb * 16 + 8 + rr];
+            }
+        }
+        return;
+    }
     if (l >= L_F16) {
         for (int64_t c = 0; c < cols; c++) {
             uint16_t h;
@@ -349,8 +497,70 @@ static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
+/* f32 rows into the tiled layout (x[c][8]); fp16 rounding through F16C (bf16 stays portable). */
+static void quant_f32_tiled(const float *x, int64_t cols, int rounding, uint8_t *group, int slot) {
+    float *o = (float *)group + slot, tmp[8];
+    int64_t c = 0;
+    if (rounding != QE_ROUND_BF16)
+        for (; c + 8 <= cols; c += 8) {
+            __m256 v = _mm256_loadu_ps(x + c);
+            if (rounding == QE_ROUND_F16) v = _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            _mm256_storeu_ps(tmp, v);
+            for (int i = 0; i < 8; i++) o[(c + i) * QE_ACT_TILE] = tmp[i];
+        }
+    for (; c < cols; c++)
+        o[c * QE_ACT_TILE] = rounding == QE_ROUND_F16 ? qe_fp16_to_fp32(qe_fp32_to_fp16(x[c]))
+                           : rounding == QE_ROUND_BF16 ? qe_bf16_to_fp32(qe_fp32_to_bf16(x[c])) : x[c];
+}
+
+/* q8_K into the tiled layout, as qe_quant_row_q8k_ref: scale from the first element of largest magnitude
+ * (sign kept), iscale = -127/max, q = min(127, round-to-nearest-even(iscale * x)), d = 1/iscale. */
+static void quant_q8k_tiled(const float *x, int64_t cols, uint8_t *group, int slot) {
+    int64_t nsb = cols / 32;
+    int8_t *qs = (int8_t *)group;
+    float *gd = (float *)(group + nsb * QE_ACT_TILE * 32), *gs = gd + nsb * QE_ACT_TILE;
+    int32_t *ns = (int32_t *)(gs + nsb * QE_ACT_TILE);
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < cols / 256; b++) {
+        const float *xb = x + b * 256;
+        __m256 mx = _mm256_setzero_ps();
+        for (int i = 0; i < 32; i++) mx = _mm256_max_ps(mx, _mm256_andnot_ps(signbit, _mm256_loadu_ps(xb + i * 8)));
+        float amax = hmax8(mx), d = 0;
+        int32_t bs[16] = {0};
+        if (amax == 0) {
+            for (int sb = 0; sb < 8; sb++) memset(qs + ((b * 8 + sb) * QE_ACT_TILE + slot) * 32, 0, 32);
+        } else {
+            float max = 0;
+            for (int j = 0; j < 256; j++) if (fabsf(xb[j]) == amax) { max = xb[j]; break; }
+            float iscale = -127.f / max;
+            __m256 vs = _mm256_set1_ps(iscale);
+            for (int sb = 0; sb < 8; sb++) {
+                __m256i q[4];
+                for (int i = 0; i < 4; i++) {
+                    q[i] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(xb + sb * 32 + i * 8))), _mm256_set1_epi32(127));
+                    int32_t t[8];
+                    _mm256_storeu_si256((__m256i *)t, q[i]);
+                    bs[2 * sb + i / 2] += t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+                }
+                __m256i p01 = _mm256_packs_epi32(q[0], q[1]), p23 = _mm256_packs_epi32(q[2], q[3]);
+                __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256((__m256i *)(qs + ((b * 8 + sb) * QE_ACT_TILE + slot) * 32), p);
+            }
+            d = 1 / iscale;
+        }
+        for (int sb = 0; sb < 8; sb++) {
+            int64_t i = (b * 8 + sb) * QE_ACT_TILE + slot;
+            gd[i] = d;
+            gs[i] = d * (float)(bs[2 * sb] + bs[2 * sb + 1]);
+            ns[i] = -32 * bs[2 * sb];
+            ns[nsb * QE_ACT_TILE + i] = -32 * bs[2 * sb + 1];
+        }
+    }
+}
+
 static void quant_tiled_avx2(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot) {
-    if (fmt != QE_ACT_Q8) { qe_quant_tiled_ref(x, cols, fmt, rounding, group, slot); return; }
+    if (fmt == QE_ACT_F32) { quant_f32_tiled(x, cols, rounding, group, slot); return; }
+    if (fmt == QE_ACT_Q8K) { quant_q8k_tiled(x, cols, group, slot); return; }
     int64_t nb = cols / 32;
     int8_t *qs = (int8_t *)group;
     float *gd = (float *)(group + nb * QE_ACT_TILE * 32), *gs = gd + nb * QE_ACT_TILE;

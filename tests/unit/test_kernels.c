@@ -251,6 +251,38 @@ TEST(simd_sets_vs_reference_2_threads) {
     qe_pool_free(pool);
 }
 
+/* Float weights allow any column count (no blocks): odd widths through every set. */
+TEST(float_types_odd_columns) {
+    const int types[3] = {QE_TYPE_F32, QE_TYPE_F16, QE_TYPE_BF16};
+    const int64_t colss[3] = {1, 7, 33};
+    qe_matmul_ws *ws = qe_matmul_ws_new(9, 64);
+    for (int si = 0; si < n_sets; si++)
+        for (int ti = 0; ti < 3; ti++)
+            for (int ci = 0; ci < 3; ci++) {
+                int64_t rows = 19, cols = colss[ci];
+                int n = 9;
+                uint8_t *w = random_weights(types[ti], rows, cols);
+                float *x = random_acts(n, cols);
+                qe_mat mr, mf;
+                qe_kernels_force(NULL);
+                CHECK(qe_mat_init(&mr, types[ti], rows, cols, w, NULL) == 0);
+                qe_kernels_force(sets[si]);
+                CHECK(qe_mat_init(&mf, types[ti], rows, cols, w, NULL) == 0);
+                outbuf r = out_new(n, rows), f = out_new(n, rows);
+                qe_kernels_force(NULL);
+                qe_matmul(NULL, ws, &mr, x, cols, n, r.y, r.ld, NULL, 0);
+                qe_kernels_force(sets[si]);
+                qe_matmul(NULL, ws, &mf, x, cols, n, f.y, f.ld, NULL, 0);
+                double err = nmse(f.y, r.y, n, rows, r.ld);
+                CHECKF(err < 1e-10 && out_guards_ok(&f), "%s %s cols %lld: nmse %g", sets[si]->name,
+                       qe_kern_type_name(types[ti]), (long long)cols, err);
+                qe_mat_free(&mr); qe_mat_free(&mf);
+                free(w); free(x); free(r.mem); free(f.mem);
+            }
+    qe_kernels_force(NULL);
+    qe_matmul_ws_free(ws);
+}
+
 /* qe_matmul_multi with mixed types (as q4_k_m files mix q4_K/q6_K/q5_0) equals separate calls. */
 TEST(multi_equals_single) {
     const int types[3] = {QE_TYPE_Q5_0, QE_TYPE_Q6_K, QE_TYPE_Q8_0};
@@ -452,8 +484,29 @@ TEST(file_mapped_source) {
         qe_mat_free(&a);
         qe_mat_free(&b);
     }
-    qe_kernels_force(NULL);
+    /* the same addresses, now anonymous memory (a model unloaded, weights converted in memory): never dropped,
+     * even right after a matrix from the file mapping was packed */
+    if (n_sets) {
+        qe_kernels_force(sets[0]);
+        qe_mat last;
+        CHECK(qe_mat_init(&last, QE_TYPE_Q8_0, rows, cols, map, NULL) == 0);
+        qe_mat_free(&last);
+    }
     munmap(map, bytes);
+    uint8_t *anon = mmap(map, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    CHECK(anon == map);
+    if (anon == map) {
+        memcpy(anon, w, bytes);
+        for (int si = 0; si < n_sets; si++) {
+            qe_kernels_force(sets[si]);
+            qe_mat c;
+            CHECK(qe_mat_init(&c, QE_TYPE_Q8_0, rows, cols, anon, NULL) == 0);
+            CHECKF(memcmp(anon, w, bytes) == 0, "%s: anonymous weights were dropped", sets[si]->name);
+            qe_mat_free(&c);
+        }
+        munmap(anon, bytes);
+    }
+    qe_kernels_force(NULL);
     close(fd);
     unlink(path);
     free(w);
@@ -468,6 +521,7 @@ int main(void) {
     RUN(reference_exact_q8_0);
     RUN(simd_sets_vs_reference_1_thread);
     RUN(simd_sets_vs_reference_2_threads);
+    RUN(float_types_odd_columns);
     RUN(multi_equals_single);
     RUN(quantisers_bit_identical);
     RUN(dequant_matches_quant_c);
