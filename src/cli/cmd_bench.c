@@ -118,10 +118,11 @@ int cmd_bench(int argc, char **argv) {
         qe_model_free(m);
         return 1;
     }
-    int n_tok_buf = n_prompt > depth ? n_prompt : depth;
-    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(n_tok_buf + parallel + 1));
+    /* random ids for the prompt / depth, and for the decode steps (sequence b, step g reads toks[b + g % 7]) */
+    int n_tok_buf = (n_prompt > depth ? n_prompt : depth) + parallel + 8;
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n_tok_buf);
     uint64_t rng = 1234567;
-    for (int i = 0; i < n_tok_buf + parallel + 1; i++) {
+    for (int i = 0; i < n_tok_buf; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         toks[i] = (int32_t)((rng >> 33) % 150000);
     }
