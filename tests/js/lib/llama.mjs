@@ -79,7 +79,7 @@ export async function dispose() {
 export async function logits(modelPath, prompt, { contextSize = 512, threads = 1 } = {}) {
   const model = await loadModel(modelPath);
   const tokens = typeof prompt === 'string' ? Array.from(model.tokenize(prompt, true)) : prompt;
-  const ctx = await model.createContext({ contextSize, threads, sequences: 1 });
+  const ctx = await model.createContext({ contextSize, threads, sequences: 1, flashAttention: false });
   try {
     const seq = ctx.getSequence();
     const items = tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { logits: true } }] : t));
