@@ -38,7 +38,12 @@ typedef struct {
 /* tiny: every row length (256, 512) is a multiple of 256 so every type, k-quants included, works in the
  * pure layout; head_dim 64 as in the real model so RoPE and attention are exercised the same way. */
 static const shape shapes[] = {
-    {"0.5b", 24, 896, 14, 2, 64, 4864, 4.0f, 3.0f, 0.1f},
+    /* 0.5b gains (q/k, o, down), measured with llama.cpp on q8_0 files: its flash-attention and plain-attention
+     * paths agree on the greedy token at 96.9 % of 256 positions (numerically tame: parity can be tested), and
+     * 64-token greedy continuations of two prompts hold 50 and 53 distinct tokens (the output varies). Sharper
+     * attention (q/k x4, o x3, down x0.1) agreed with itself at only 4.7 %; unit gains 94.1 % with 28/50 distinct;
+     * down x0.1 alone 97.7 % but collapsed to 4-6 distinct tokens. */
+    {"0.5b", 24, 896, 14, 2, 64, 4864, 1.0f, 0.5f, 0.5f},
     {"tiny", 2, 256, 4, 2, 64, 512, 1.0f, 1.0f, 1.0f},
 };
 
