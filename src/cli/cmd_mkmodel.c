@@ -39,7 +39,7 @@ typedef struct {
  * pure layout; head_dim 64 as in the real model so RoPE and attention are exercised the same way. */
 static const shape shapes[] = {
     {"0.5b", 24, 896, 14, 2, 64, 4864, 4.0f, 3.0f, 0.1f},
-    {"tiny", 2, 256, 4, 2, 64, 512, 1.0f, 1.0f, 1.0f},
+    {"tiny", 2, 256, 4, 2, 64, 512, 4.0f, 3.0f, 0.1f},
 };
 
 /* The --type names: a base tensor type and, for k-quant mixes, llama.cpp's ftype. */
@@ -369,11 +369,12 @@ int cmd_mkmodel(int argc, char **argv) {
     p.s_out = 0.5f;
     p.s_bias = 0.001f;
     /* Matrix gains (see add()), per shape. 24 layers of unit-gain random layers wash the context out: greedy
-     * output collapses onto a few repeated tokens (llama.cpp, 0.5b q8_0: 2-9 distinct tokens in 64). Sharp
-     * attention (q/k x4) whose output dominates the residual (o x3) makes each step depend on earlier tokens
-     * picked by position; a weak FFN (down x0.1) keeps its token -> token map from looping (56-62 distinct
-     * in 64). Two layers need none of that (63-64 distinct with unit gains), and unit gains keep the tiny
-     * model numerically tame for tests that compare different computation orders (KV shift, batching). */
+     * output collapses onto a few repeated tokens (llama.cpp, 0.5b q8_0: 17-46 distinct tokens in 64).
+     * Sharp attention (q/k x4) whose output dominates the residual (o x3) makes each step depend on earlier
+     * tokens picked by position; a weak FFN (down x0.1) keeps its token -> token map from looping (56-62
+     * distinct in 64). tiny uses the same gains: measured against tests/js/parity.test.mjs, unit gains and
+     * (q/k x1, o x3) each flipped near-ties that these did not. A sharper model is also more sensitive to
+     * rounding: comparisons of two computation orders should allow a near-tie to flip. */
     p.g_qk = p.sh->g_qk;
     p.g_v = 1.0f;
     p.g_o = p.sh->g_o;
