@@ -44,7 +44,10 @@ static const shape shapes[] = {
      * attention (q/k x4, o x3, down x0.1) agreed with itself at only 4.7 %; unit gains 94.1 % with 28/50 distinct;
      * down x0.1 alone 97.7 % but collapsed to 4-6 distinct tokens. */
     {"0.5b", 24, 896, 14, 2, 64, 4864, 1.0f, 0.5f, 0.5f},
-    {"tiny", 2, 256, 4, 2, 64, 512, 1.0f, 1.0f, 1.0f},
+    /* tiny: sharp attention (q/k x4, o x3, down x0.1); with two layers it stays tame (llama.cpp self-agreement 91-100 %)
+     * and, measured against tests/js/parity.test.mjs, gave no near-tie at the first greedy token of any type, where
+     * unit gains flipped one (q5_k_m) */
+    {"tiny", 2, 256, 4, 2, 64, 512, 4.0f, 3.0f, 0.1f},
 };
 
 /* The --type names: a base tensor type and, for k-quant mixes, llama.cpp's ftype. */
@@ -377,7 +380,7 @@ int cmd_mkmodel(int argc, char **argv) {
      * llama.cpp: gains must keep greedy output varied (unit gains on 24 layers gave 28-50 distinct tokens in 64,
      * down x0.1 alone collapsed to 4-6), and numerically tame, or two correct engines (even llama.cpp's own flash
      * and plain attention) disagree at most positions (q/k x4 + o x3: 4.7 % agreement) and parity cannot be
-     * tested. Two layers need no tuning (63-64 distinct with unit gains). */
+     * tested. */
     p.g_qk = p.sh->g_qk;
     p.g_v = 1.0f;
     p.g_o = p.sh->g_o;
