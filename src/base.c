@@ -119,6 +119,16 @@ int qe_read_file(const char *path, char **out, size_t *len, char *err) {
     return QE_OK;
 }
 
+int qe_file_commit(FILE **out, char *part, const char *final_path, char *err) {
+    int bad = fflush(*out) != 0 || fsync(fileno(*out)) != 0;
+    bad |= fclose(*out) != 0;
+    *out = NULL;
+    if (bad) return qe_errf(err, QE_EIO, "writing %s failed (disk full?)", part);
+    if (rename(part, final_path) != 0) return qe_errf(err, QE_EIO, "cannot rename %s: %s", part, strerror(errno));
+    part[0] = 0;
+    return QE_OK;
+}
+
 int qe_physical_cores(void) {
     /* Count distinct (physical id, core id) pairs; SMT siblings share a core and its caches, and the
      * matmul kernels gain nothing from them. Falls back to the online CPU count. */

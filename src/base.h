@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum {
     QE_OK = 0,
@@ -63,6 +64,10 @@ void qe_buf_free(qe_buf *b);
 
 /* Reads a whole file into memory (owned, NUL-terminated). */
 int qe_read_file(const char *path, char **out, size_t *len, char *err);
+
+/* Finishes a file written as `part`: flush, fsync, close (*out becomes NULL either way), then rename to final_path,
+ * so a file appears under its final name only complete. On success part[0] is set to 0 (nothing left to remove). */
+int qe_file_commit(FILE **out, char *part, const char *final_path, char *err);
 
 /* Physical cores of this machine (for the default -t). */
 int qe_physical_cores(void);

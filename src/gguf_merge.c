@@ -119,12 +119,7 @@ int qe_gguf_merge(const char *const *parts, int n, const char *out_path, char *e
     for (int i = 0; i < n; i++)
         for (uint64_t t = 0; t < g[i]->n_tensors; t++, idx++)
             if ((rc = gguf_writer_write_tensor_data(w, out, idx, g[i]->tensors[t].data, g[i]->tensors[t].nbytes, err))) goto done;
-    int bad = fflush(out) != 0 || fsync(fileno(out)) != 0;
-    bad |= fclose(out) != 0;
-    out = NULL;
-    if (bad) { rc = qe_errf(err, QE_EIO, "writing %s failed (disk full?)", part); goto done; }
-    if (rename(part, out_path) != 0) { rc = qe_errf(err, QE_EIO, "cannot rename %s: %s", part, strerror(errno)); goto done; }
-    part[0] = 0;
+    rc = qe_file_commit(&out, part, out_path, err);
 done:
     if (out) fclose(out);
     if (part[0]) remove(part);

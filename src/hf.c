@@ -516,12 +516,7 @@ int qe_hf_to_gguf(const char *dir, const char *out_path, int out_type, char *err
     if ((rc = gguf_writer_write_header(gw, out, err))) goto done;
     for (int i = 0; i < n; i++)
         if ((rc = write_one(gw, out, i, &w[i], dst_type(&w[i], out_type), buf, qbuf, err))) goto done;
-    int bad = fflush(out) != 0 || fsync(fileno(out)) != 0;
-    bad |= fclose(out) != 0;
-    out = NULL;
-    if (bad) { rc = qe_errf(err, QE_EIO, "writing %s failed (disk full?)", part); goto done; }
-    if (rename(part, out_path) != 0) { rc = qe_errf(err, QE_EIO, "cannot rename %s: %s", part, strerror(errno)); goto done; }
-    part[0] = 0;
+    rc = qe_file_commit(&out, part, out_path, err);
 done:
     if (out) fclose(out);
     if (part[0]) remove(part);
