@@ -3,6 +3,8 @@
  * What lives elsewhere: parsing (gguf.c), mapping (mapfile.c), the forward pass (qwen2.c). */
 #include "model.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +63,99 @@ static int load_vector(qe_model *m, const char *name, int64_t n, const float **o
     return QE_OK;
 }
 
-static int load_matrix(qe_model *m, const char *name, int64_t cols, int64_t rows, qe_mat *out, bool required, char *err) {
+/* Matrices are looked up and checked in file order (so the first bad tensor is the one reported), queued, and
+ * then prepared for the kernels (repacked: most of the load time) by several threads at once. */
+typedef struct {
+    const gguf_tensor *t;
+    int64_t rows, cols;
+    qe_mat *out;
+} matrix_job;
+
+typedef struct {
+    matrix_job *jobs;
+    int n, cap;
+} matrix_queue;
+
+static int queue_matrix(qe_model *m, matrix_queue *q, const char *name, int64_t cols, int64_t rows, qe_mat *out,
+                        bool required, char *err) {
     const gguf_tensor *t;
     int rc = find_tensor(m, name, cols, rows, &t, required, err);
     if (rc || !t) return rc;
-    rc = qe_mat_init(out, (int)t->type, rows, cols, t->data, err);
-    if (rc) qe_err_prefix(err, "tensor %s", name);
-    return rc;
+    if (q->n == q->cap) {
+        int cap = q->cap ? q->cap * 2 : 256;
+        matrix_job *j = realloc(q->jobs, sizeof *j * (size_t)cap);
+        if (!j) return qe_errf(err, QE_ENOMEM, "out of memory");
+        q->jobs = j;
+        q->cap = cap;
+    }
+    q->jobs[q->n++] = (matrix_job){.t = t, .rows = rows, .cols = cols, .out = out};
+    /* marks the slot as present before it is prepared (a separate output head is told apart by its data) */
+    out->data = t->data;
+    return QE_OK;
+}
+
+typedef struct {
+    matrix_queue *q;
+    atomic_int next;
+    int failed_job; /* lowest failing job index, or q->n */
+    int rc;
+    char err[QE_ERR_LEN];
+    pthread_mutex_t lock;
+    /* the tokenizer is built by the first worker to finish its share, alongside the others' repacking */
+    qe_model *m;
+    atomic_int tok_claimed;
+    int tok_rc;
+    char tok_err[QE_ERR_LEN];
+} prepare_ctx;
+
+static void *prepare_worker(void *arg) {
+    prepare_ctx *c = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&c->next, 1);
+        if (i >= c->q->n) break;
+        matrix_job *j = &c->q->jobs[i];
+        char err[QE_ERR_LEN];
+        int rc = qe_mat_init(j->out, (int)j->t->type, j->rows, j->cols, j->t->data, err);
+        if (rc) {
+            pthread_mutex_lock(&c->lock);
+            if (i < c->failed_job) {
+                c->failed_job = i;
+                c->rc = rc;
+                snprintf(c->err, sizeof c->err, "tensor %.*s: %s", (int)j->t->name.n, j->t->name.p, err);
+            }
+            pthread_mutex_unlock(&c->lock);
+        }
+    }
+    if (atomic_exchange(&c->tok_claimed, 1) == 0)
+        c->tok_rc = qe_tokenizer_from_gguf(c->m->gguf, &c->m->tok, c->tok_err);
+    return NULL;
+}
+
+/* Prepares every queued matrix and builds the tokenizer, on up to the machine's physical cores. */
+static int prepare_all(qe_model *m, matrix_queue *q, char *err) {
+    /* biggest first, so the last job to finish is a small one */
+    for (int i = 1; i < q->n; i++) {
+        matrix_job j = q->jobs[i];
+        int k = i;
+        while (k > 0 && q->jobs[k - 1].rows * q->jobs[k - 1].cols < j.rows * j.cols) { q->jobs[k] = q->jobs[k - 1]; k--; }
+        q->jobs[k] = j;
+    }
+    prepare_ctx c = {.q = q, .failed_job = q->n, .m = m};
+    atomic_init(&c.next, 0);
+    atomic_init(&c.tok_claimed, 0);
+    pthread_mutex_init(&c.lock, NULL);
+    int n_threads = qe_physical_cores();
+    if (n_threads > 8) n_threads = 8;
+    pthread_t th[8];
+    int started = 0;
+    for (int i = 1; i < n_threads; i++)
+        if (pthread_create(&th[started], NULL, prepare_worker, &c) == 0) started++;
+    prepare_worker(&c);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&c.lock);
+    if (c.rc) return qe_errf(err, c.rc, "%s", c.err);
+    if (c.tok_rc) return qe_errf(err, c.tok_rc, "%s", c.tok_err);
+    return QE_OK;
 }
 
 static int load_config(qe_model *m, char *err) {
@@ -138,17 +226,19 @@ static int load_weights(qe_model *m, char *err) {
     if (!pv->block || !m->layers) return qe_errf(err, QE_ENOMEM, "out of memory");
     int rc;
     const gguf_tensor *emb;
+    matrix_queue q = {0};
     if ((rc = find_tensor(m, "token_embd.weight", E, c->n_vocab, &emb, true, err)) ||
         (rc = load_vector(m, "output_norm.weight", E, &m->out_norm, true, err)) ||
-        (rc = load_matrix(m, "output.weight", E, c->n_vocab, &m->output, false, err)))
-        return rc;
-    if (!qe_type_traits_get((int)emb->type) || !qe_type_traits_get((int)emb->type)->to_float)
-        return qe_errf(err, QE_EUNSUPPORTED, "tensor token_embd.weight has unsupported type %s", qe_type_name((int)emb->type));
+        (rc = queue_matrix(m, &q, "output.weight", E, c->n_vocab, &m->output, false, err)))
+        goto done;
+    if (!qe_type_traits_get((int)emb->type) || !qe_type_traits_get((int)emb->type)->to_float) {
+        rc = qe_errf(err, QE_EUNSUPPORTED, "tensor token_embd.weight has unsupported type %s", qe_type_name((int)emb->type));
+        goto done;
+    }
     if (!m->output.data) {
         /* tied: the output head is the embedding matrix, prepared once for the kernels; lookups read it too */
         m->cfg.tied_output = true;
-        if ((rc = load_matrix(m, "token_embd.weight", E, c->n_vocab, &m->output, true, err))) return rc;
-        m->tok_embd = m->output;
+        if ((rc = queue_matrix(m, &q, "token_embd.weight", E, c->n_vocab, &m->output, true, err))) goto done;
     } else {
         /* separate head: the embedding is only looked up row by row, straight from the mapped file (only the
          * rows of tokens actually seen become resident) */
@@ -159,22 +249,26 @@ static int load_weights(qe_model *m, char *err) {
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
         if ((rc = load_vector(m, NAME("attn_norm.weight"), E, &L->attn_norm, true, err)) ||
-            (rc = load_matrix(m, NAME("attn_q.weight"), E, Q, &L->wq, true, err)) ||
-            (rc = load_matrix(m, NAME("attn_k.weight"), E, KV, &L->wk, true, err)) ||
-            (rc = load_matrix(m, NAME("attn_v.weight"), E, KV, &L->wv, true, err)) ||
+            (rc = queue_matrix(m, &q, NAME("attn_q.weight"), E, Q, &L->wq, true, err)) ||
+            (rc = queue_matrix(m, &q, NAME("attn_k.weight"), E, KV, &L->wk, true, err)) ||
+            (rc = queue_matrix(m, &q, NAME("attn_v.weight"), E, KV, &L->wv, true, err)) ||
             (rc = load_vector(m, NAME("attn_q.bias"), Q, &L->bq, false, err)) ||
             (rc = load_vector(m, NAME("attn_k.bias"), KV, &L->bk, false, err)) ||
             (rc = load_vector(m, NAME("attn_v.bias"), KV, &L->bv, false, err)) ||
-            (rc = load_matrix(m, NAME("attn_output.weight"), Q, E, &L->wo, true, err)) ||
+            (rc = queue_matrix(m, &q, NAME("attn_output.weight"), Q, E, &L->wo, true, err)) ||
             (rc = load_vector(m, NAME("ffn_norm.weight"), E, &L->ffn_norm, true, err)) ||
-            (rc = load_matrix(m, NAME("ffn_gate.weight"), E, c->n_ff, &L->w_gate, true, err)) ||
-            (rc = load_matrix(m, NAME("ffn_up.weight"), E, c->n_ff, &L->w_up, true, err)) ||
-            (rc = load_matrix(m, NAME("ffn_down.weight"), c->n_ff, E, &L->w_down, true, err)))
-            return rc;
+            (rc = queue_matrix(m, &q, NAME("ffn_gate.weight"), E, c->n_ff, &L->w_gate, true, err)) ||
+            (rc = queue_matrix(m, &q, NAME("ffn_up.weight"), E, c->n_ff, &L->w_up, true, err)) ||
+            (rc = queue_matrix(m, &q, NAME("ffn_down.weight"), c->n_ff, E, &L->w_down, true, err)))
+            goto done;
 #undef NAME
     }
+    if ((rc = prepare_all(m, &q, err))) goto done;
+    if (m->cfg.tied_output) m->tok_embd = m->output;
     summarize_types(m);
-    return QE_OK;
+done:
+    free(q.jobs);
+    return rc;
 }
 
 static int load_gguf(qe_model *m, const char *path, char *err) {
@@ -184,8 +278,7 @@ static int load_gguf(qe_model *m, const char *path, char *err) {
     m->file_bytes = pv->map.size;
     if ((rc = gguf_parse(pv->map.data, pv->map.size, &m->gguf, err))) return rc;
     if ((rc = load_config(m, err))) return rc;
-    if ((rc = load_weights(m, err))) return rc;
-    if ((rc = qe_tokenizer_from_gguf(m->gguf, &m->tok, err))) return rc;
+    if ((rc = load_weights(m, err))) return rc; /* builds the tokenizer too, alongside the repacking */
     if (qe_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
         return qe_errf(err, QE_EFORMAT, "the vocabulary has %d tokens but token_embd.weight only %d rows",
                        qe_tokenizer_n_vocab(m->tok), m->cfg.n_vocab);
