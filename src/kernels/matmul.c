@@ -1,8 +1,9 @@
 /* matmul.c — qe_mat preparation and the threaded matmul driver (see matmul.h). The arithmetic lives in
  * matmul_ref.c (reference, every type) and matmul_<isa>.c (packed fast paths); this file quantises the
- * activations once per call, splits the rows over the pool and dispatches by the matrix's layout. */
+ * activations once per call, hands chunks of rows to the pool's threads and dispatches by the matrix's layout. */
 #include "kernels/matmul.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,12 +235,23 @@ static void mm_ref_rows(const qe_mat *m, const qe_act *a, int n, float *y, int64
     }
 }
 
-static void mm_rows(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
-                    int accumulate, int ith, int nth) {
+/* Rows are handed out in chunks through an atomic counter rather than split once per thread: on a machine
+ * where other programs (or a hypervisor) steal a core for a moment, a static half would leave the other thread
+ * waiting at the end of every matmul, and decode runs hundreds of matmuls per token. A chunk is a few row
+ * panels: big enough that the counter costs nothing next to streaming it, small enough to balance. */
+#define CHUNK_ROWS_MIN 64
+
+static int64_t chunk_rows(const qe_mat *m, int nth) {
     const qe_kernel_set *ks = set_for_layout(m->layout);
-    int64_t lo, hi;
-    qe_split(m->rows, ks ? ks->row_align : 1, ith, nth, &lo, &hi);
-    if (lo >= hi) return;
+    int64_t align = ks ? ks->row_align : 1, rows = CHUNK_ROWS_MIN;
+    /* at least ~8 chunks per thread where the matrix allows, never below CHUNK_ROWS_MIN */
+    while (rows * 2 * 8 * nth <= m->rows) rows *= 2;
+    return (rows + align - 1) / align * align;
+}
+
+static void mm_range(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
+                     int accumulate, int64_t lo, int64_t hi) {
+    const qe_kernel_set *ks = set_for_layout(m->layout);
     if (ks) ks->mm(m, a, n, y, ldy, bias, accumulate, lo, hi);
     else mm_ref_rows(m, a, n, y, ldy, bias, accumulate, lo, hi);
 }
@@ -254,12 +266,36 @@ typedef struct {
     const float *bias[MAX_MULTI];
     int accumulate;
     qe_act a;
+    int64_t chunk[MAX_MULTI];      /* rows per chunk of each matrix */
+    int64_t first_chunk[MAX_MULTI + 1]; /* chunk numbering across the matrices, in order */
+    _Atomic int64_t next_chunk;
 } mm_job;
 
 static void mm_task(void *p, int ith, int nth) {
     mm_job *j = p;
-    for (int i = 0; i < j->n_mats; i++)
-        mm_rows(j->w[i], &j->a, j->n, j->y[i], j->ldy[i], j->bias[i], j->accumulate, ith, nth);
+    int i = 0;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed);
+        if (c >= j->first_chunk[j->n_mats]) return;
+        while (c >= j->first_chunk[i + 1]) i++;
+        int64_t lo = (c - j->first_chunk[i]) * j->chunk[i], hi = lo + j->chunk[i];
+        if (hi > j->w[i]->rows) hi = j->w[i]->rows;
+        mm_range(j->w[i], &j->a, j->n, j->y[i], j->ldy[i], j->bias[i], j->accumulate, lo, hi);
+    }
+    (void)ith;
+    (void)nth;
+}
+
+/* Numbers the chunks of the job's matrices and runs it. */
+static void mm_run(qe_pool *pool, mm_job *j) {
+    int nth = qe_pool_size(pool);
+    j->first_chunk[0] = 0;
+    for (int i = 0; i < j->n_mats; i++) {
+        j->chunk[i] = chunk_rows(j->w[i], nth);
+        j->first_chunk[i + 1] = j->first_chunk[i] + (j->w[i]->rows + j->chunk[i] - 1) / j->chunk[i];
+    }
+    atomic_store_explicit(&j->next_chunk, 0, memory_order_relaxed);
+    qe_pool_run(pool, mm_task, j);
 }
 
 void qe_matmul(qe_pool *pool, qe_matmul_ws *ws, const qe_mat *w, const float *x, int64_t ldx, int n,
@@ -268,7 +304,7 @@ void qe_matmul(qe_pool *pool, qe_matmul_ws *ws, const qe_mat *w, const float *x,
     mm_job j = {.n_mats = 1, .n = n, .w = {w}, .y = {y}, .ldy = {ldy}, .bias = {bias},
                 .accumulate = (flags & QE_MM_ACCUMULATE) != 0};
     j.a = quantise(pool, ws, w, x, ldx, n);
-    qe_pool_run(pool, mm_task, &j);
+    mm_run(pool, &j);
 }
 
 void qe_matmul_multi(qe_pool *pool, qe_matmul_ws *ws, int n_mats, const qe_mat *const *w, const float *x,
@@ -298,7 +334,7 @@ void qe_matmul_multi(qe_pool *pool, qe_matmul_ws *ws, int n_mats, const qe_mat *
                 j.n_mats++;
             }
             j.a = quantise(pool, ws, w[i0 + i], x, ldx, n);
-            qe_pool_run(pool, mm_task, &j);
+            mm_run(pool, &j);
         }
     }
 }
