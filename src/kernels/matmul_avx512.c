@@ -303,6 +303,14 @@ INLINE void store_tile(__m512 v, float *y, const float *bias, int accumulate, __
 
 INLINE int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
+/* Software prefetch for few-token (decode) tiles: the hardware prefetcher restarts at every 4 KiB page, and a
+ * decode step streams each weight panel exactly once, so asking QE_PF_BLOCKS blocks ahead keeps more lines in
+ * flight (prefetching past a panel's end only touches the next panel, which is read next). */
+#ifndef QE_PF_BLOCKS
+#define QE_PF_BLOCKS 8
+#endif
+#define QE_PF_MAX_T 2
+
 /* 16 rows x T tokens of a 32-block layout L over all nb blocks; G = the tokens' tiled activation group. */
 INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, float *y,
                      int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
@@ -320,6 +328,12 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     const __m512i b16 = _mm512_set1_epi8(16);
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
+        if (T <= QE_PF_MAX_T) { /* decode streams the panel once: ask for it ahead (see QE_PF_BLOCKS) */
+            const uint8_t *ahead = Q + (b + QE_PF_BLOCKS) * qb;
+            for (int line = 0; line < qb; line += 64) _mm_prefetch((const char *)(ahead + line), _MM_HINT_T0);
+            _mm_prefetch((const char *)(D + (b + QE_PF_BLOCKS) * 32), _MM_HINT_T0);
+            if (hb) _mm_prefetch((const char *)(H + (b + QE_PF_BLOCKS) * hb), _MM_HINT_T0);
+        }
         /* One int32 chain per token, the tokens interleaved (8 independent chains of vpdpbusd); weights are
          * widened one column-group pair at a time so few registers hold them. (Two chains per token, adding
          * them at the end, measured ~5 % slower: the extra add costs more than the latency it hides.) */
@@ -384,6 +398,13 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
             if (L != L_Q6_K) dmK = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(DM + (b >> 3) * 32)));
         }
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
+        if (T <= QE_PF_MAX_T) {
+            const uint8_t *ahead = C + (b + QE_PF_BLOCKS) * 256;
+            for (int line = 0; line < 256; line += 64) _mm_prefetch((const char *)(ahead + line), _MM_HINT_T0);
+            for (int line = 0; line < k_hbytes(L); line += 64)
+                _mm_prefetch((const char *)(H + (b + QE_PF_BLOCKS) * k_hbytes(L) + line), _MM_HINT_T0);
+            _mm_prefetch((const char *)(S + (b + QE_PF_BLOCKS) * 32), _MM_HINT_T0);
+        }
         __m512i s0[TT], s1[TT];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
@@ -452,7 +473,11 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
 #pragma GCC unroll 4
         for (int u = 0; u < U; u++) acc[t][u] = _mm512_setzero_ps();
     int64_t c = 0;
+    const int esz = L == L_F32 ? 64 : 32; /* bytes of one weight column of the panel */
     for (; c + U <= cols; c += U) {
+        if (T <= QE_PF_MAX_T)
+            for (int line = 0; line < U * esz; line += 64)
+                _mm_prefetch((const char *)(P + (c + 8 * U) * esz + line), _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int u = 0; u < U; u++) {
             __m512 w = load_wcol(L, P, c + u);
