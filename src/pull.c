@@ -798,6 +798,16 @@ int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out
     if (arg && (arg[0] == '/' || !strncmp(arg, "./", 2) || !strncmp(arg, "../", 3) || arg[0] == '~'))
         return qe_errf(err, QE_ENOTFOUND, "%s: no such file", arg);
     if (qe_model_find_local(arg, path_out, cap, NULL) == QE_OK) return QE_OK;
+    size_t len = arg ? strlen(arg) : 0;
+    qe_model_ref ref;
+    if (len > 5 && !strcmp(arg + len - 5, ".gguf")) {
+        /* a mistyped path, not a model name: not a hub reference, or its "owner" is a local folder */
+        const char *slash = strchr(arg, '/');
+        char first[256];
+        snprintf(first, sizeof first, "%.*s", slash ? (int)(slash - arg) : 0, arg);
+        if (qe_model_ref_parse(arg, &ref, NULL) != QE_OK || (slash && stat(first, &st) == 0 && S_ISDIR(st.st_mode)))
+            return qe_errf(err, QE_ENOTFOUND, "%s: no such file", arg);
+    }
     qe_pull_opts o = {.retries = -1, .quiet = quiet};
     qe_pull_progress_state ps = {0};
     if (!quiet) {

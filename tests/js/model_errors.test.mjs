@@ -42,6 +42,8 @@ function replaceOnce(buf, from, to) {
 }
 
 test('missing file', () => runBad(path.join(dir, 'no-such-model.gguf'), /no such file|not found|does not exist/i));
+// shaped like a hub reference (owner/repo/file.gguf) but under a local folder: a mistyped path, not a download
+test('missing file under an existing folder', () => runBad('build/no-such-dir/model.gguf', /no such file/));
 test('empty file', () => runBad(variant('empty.gguf', () => Buffer.alloc(0)), /empty/i));
 test('not a GGUF file (bad magic)', () => runBad(variant('magic.gguf', (b) => { b.write('JUNK', 0); return b; }), /GGUF|magic/i));
 test('truncated in the tensor data', () => runBad(variant('truncated.gguf', (b) => b.subarray(0, Math.floor(b.length * 0.6))), /truncat|past the end|beyond|end of (the )?file|outside/i));
