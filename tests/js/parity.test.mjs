@@ -1,18 +1,21 @@
 // parity.test.mjs — qwen-edge's logits and greedy output against llama.cpp (node-llama-cpp 3.22.1) on the same
 // random-weight GGUF files: tiny-shape files in every weight type, and full-shape Qwen2.5-0.5B files in f16, q8_0,
-// q4_0 and the official q4_k_m mix. Teacher forcing over the same token sequence: top-1 agreement and the largest
-// |logit difference| (over llama.cpp's top 20 at every position and the whole vocabulary at a few positions);
-// then greedy generation from the same prompt.
+// q4_0 and q4_k_m, in the official files' layout (separate output head, llama.cpp's type mixes). Teacher forcing over
+// the same token sequence (512 positions on the 0.5B files, 128 on the tiny ones): top-1 agreement (>= 99 %) and the
+// largest |logit difference| (over llama.cpp's top 20 at 16 positions and the whole vocabulary at 2); then greedy
+// generation from the same prompt (identical tokens).
 //
-// Float and bf16 weights: top-1 agreement >= 99 % and identical greedy tokens. Quantised weights: the activations
-// are quantised to 8 bits before every matmul (in both engines), which turns last-bit differences of float
-// arithmetic (attention's exp and summation order) into whole quantisation steps; on random-weight models, whose
-// top-2 logits are often close, that flips some argmaxes. llama.cpp disagrees with itself the same way (its flash-
-// attention and plain-attention paths differ on a few % of positions on these files), so for quantised files the
-// bar is llama.cpp's own self-agreement, measured on the same tokens in the same run: we must agree with llama.cpp
-// at least as well as llama.cpp agrees with itself (minus 2 points), and the greedy continuations must start alike.
-// Up to the first flip the logits are bit-identical to llama.cpp's (|Δlogit| = 0 at the first ~12 positions of a q8_0
-// file, prefill and decode kernels alike); every figure is printed and kept in QE_TEST_TMP/parity-results.json.
+// Why the 0.5B files need tame random weights (cmd_mkmodel.c has the measurements): every matmul quantises its
+// input activations (8 bits for quantised weights, fp16 for f16 ones), in llama.cpp and in qwen-edge alike, so a
+// last-bit difference of float arithmetic (summation order, exp) flips a rounding now and then and becomes a whole
+// quantisation step; strong random layers carry such a step to the logits, whose top two are often close on a
+// random model. llama.cpp then disagrees with itself too: its flash-attention and plain-attention paths agreed at
+// 92.6 % of positions on the first 0.5B files we made. The files now used keep the layers weak (the output still
+// changes with the context) and llama.cpp's self-agreement is printed next to ours, as is the identical prefix of
+// greedy continuations of two more prompts (reported, not asserted: a near-tie on their path may part them). Even
+// so about 1 position in 150 is such a near-tie, so the 0.5B files use 512 positions: over 256 the q4_k_m file
+// measured 98.8 % (3 flips), over 512 99.0 %, as llama.cpp's own flash-vs-plain agreement on it.
+// Every figure is kept in QE_TEST_TMP/parity-results.json.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -53,13 +56,13 @@ async function promptIds(model, nMin) {
   return (await tokenize(model, text)).slice(0, nMin);
 }
 
-async function checkParity(t, model, { positions, nGreedy, label, quantized }) {
+async function checkParity(t, model, { positions, nGreedy, label, selfAgreement }) {
   const ids = await promptIds(model, positions);
   // logits at 16 spread positions (llama.cpp's top 20) and the whole vocabulary at 2 of them
   const logitsAt = new Set(Array.from({ length: 16 }, (_, k) => Math.floor((k * (positions - 1)) / 15)));
   const fullAt = new Set([0, positions - 1]);
   const ref = await llamaLogits(model, ids, { logitsAt, full: fullAt, top: 20 });
-  const refFa = quantized ? await llamaLogits(model, ids, { flashAttention: true }) : null;
+  const refFa = selfAgreement ? await llamaLogits(model, ids, { flashAttention: true }) : null;
   const ours = oursLogits(model, ids);
   const V = ours.length / ids.length;
   assert.equal(V, 151936, 'vocabulary rows');
@@ -75,27 +78,32 @@ async function checkParity(t, model, { positions, nGreedy, label, quantized }) {
       if (fullAt.has(i)) maxFull = Math.max(maxFull, d); else maxTop = Math.max(maxTop, d);
     }
   }
-  // greedy continuation of a chat prompt
-  const chat = await tokenize(model, '<|im_start|>user\n' + TEXT.slice(0, 120) + '<|im_end|>\n<|im_start|>assistant\n');
-  const want = await greedy(model, chat, nGreedy, { contextSize: 512, threads: 2 });
-  const got = oursGreedy(model, chat, nGreedy);
-  let same = 0;
-  while (same < want.length && want[same] === got[same]) same++;
+  // greedy continuation of a chat prompt, then of two more (reported; their first tokens show whether the
+  // output depends on the context beyond the last prompt token, which is the same in all three)
+  const chatIds = (text) => tokenize(model, '<|im_start|>user\n' + text + '<|im_end|>\n<|im_start|>assistant\n');
+  const runs = [];
+  for (const text of [TEXT.slice(0, 120), 'Write a short poem about the sea.', '请用中文介绍一下你自己。']) {
+    const chat = await chatIds(text);
+    const want = await greedy(model, chat, nGreedy, { contextSize: 512, threads: 2 });
+    const got = oursGreedy(model, chat, nGreedy);
+    let same = 0;
+    while (same < want.length && want[same] === got[same]) same++;
+    runs.push({ want, got, same });
+  }
+  const { want, got } = runs[0];
   const distinct = new Set(want).size;
-  const selfAgree = refFa ? refFa.top1.filter((x, i) => x === ref.top1[i]).length / ids.length : 1;
+  const selfAgree = refFa ? refFa.top1.filter((x, i) => x === ref.top1[i]).length / ids.length : null;
   const r = { label, positions: ids.length, top1_agree: agree / ids.length, llama_self_agree: selfAgree, max_abs_dlogit_top20: +maxTop.toFixed(4),
-              max_abs_dlogit_full_vocab: +maxFull.toFixed(4), greedy_identical: `${same}/${want.length}`, greedy_distinct_tokens: distinct };
+              max_abs_dlogit_full_vocab: +maxFull.toFixed(4), greedy_identical: runs.map((x) => `${x.same}/${x.want.length}`).join(' '),
+              greedy_distinct_tokens: distinct };
   results.push(r);
   t.diagnostic(JSON.stringify(r));
   assert.equal(bad, 0, 'every logit is finite');
-  const bar = quantized ? Math.min(0.99, selfAgree - 0.02) : 0.99;
-  assert.ok(agree / ids.length >= bar, `top-1 agreement ${agree}/${ids.length} (bar ${bar.toFixed(3)})`);
+  assert.ok(agree / ids.length >= 0.99, `top-1 agreement ${agree}/${ids.length}`);
   assert.equal(got.length, nGreedy, 'ours generated the requested number of tokens');
-  // quantised: the first token comes from the prompt pass, where both engines agree at >= 97 % of positions; after
-  // that one flipped near-tie changes the rest of a random model's continuation, so only the start must match
-  if (quantized) assert.ok(same >= 1, `greedy tokens: the first ${same} are identical`);
-  else assert.deepEqual(got, want, `greedy tokens identical (first difference at ${same})`);
-  assert.ok(distinct > nGreedy / 4, `the random model's output depends on its input (${distinct} distinct tokens)`);
+  assert.deepEqual(got, want, `greedy tokens identical (first difference at ${runs[0].same})`);
+  assert.ok(distinct > nGreedy / 4, `the random model's output varies (${distinct} distinct tokens)`);
+  assert.notDeepEqual(runs[1].want, runs[0].want, 'two prompts gave llama.cpp the same continuation: the output ignores the context');
 }
 
 const tinyTypes = [
@@ -106,14 +114,14 @@ const tinyTypes = [
 for (const [type, layout] of tinyTypes) {
   test(`parity tiny ${type} ${layout}`, async (t) => {
     const model = makeModel({ shape: 'tiny', type, layout });
-    await checkParity(t, model, { positions: 128, nGreedy: 32, label: `tiny ${type} ${layout}`, quantized: !/^(f16|bf16|f32)$/.test(type) });
+    await checkParity(t, model, { positions: 128, nGreedy: 32, label: `tiny ${type} ${layout}`, selfAgreement: false });
   });
 }
 
-for (const [type, layout] of [['q8_0', 'pure'], ['q4_0', 'pure'], ['f16', 'pure'], ['q4_k_m', 'official']]) {
+for (const [type, layout] of [['q8_0', 'official'], ['q4_0', 'official'], ['f16', 'official'], ['q4_k_m', 'official']]) {
   test(`parity Qwen2.5-0.5B shape ${type} ${layout}`, async (t) => {
     const model = makeModel({ shape: '0.5b', type, layout });
-    await checkParity(t, model, { positions: 256, nGreedy: 64, label: `0.5b ${type} ${layout}`, quantized: type !== 'f16' });
+    await checkParity(t, model, { positions: 512, nGreedy: 64, label: `0.5b ${type} ${layout}`, selfAgreement: true });
   });
 }
 
