@@ -6,7 +6,7 @@
  *
  * qe_matmul computes, for every token t < n and row r < rows:
  *     Y[t*ldy + r] = (flags & QE_MM_ACCUMULATE ? Y[t*ldy + r] : 0) + bias[r] (if bias) + sum_c W[r][c] * X[t*ldx + c]
- * on all threads of the pool (rows split across threads). Activations are quantised internally (to int8
+ * on all threads of the pool (chunks of rows handed out to the threads). Activations are quantised internally (to int8
  * blocks for quantised weights, as llama.cpp does) into the workspace; nothing is allocated per call.
  * The same call serves decode (n = 1 or a few users), batched decode and prefill (n up to max_tokens).
  *
