@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
     const char *types_arg = "q8_0,q4_0,q5_0,iq4_nl,q4_1,q5_1,f16,q4_K,q6_K";
     int threads[4] = {1, 2}, n_threads = 2, ns[4] = {1, 512}, n_ns = 2;
     double min_time = 0.3;
-    int attention_only = 0;
+    int attention_only = 0, att_n = 512;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--types") && i + 1 < argc) types_arg = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) n_threads = parse_list(argv[++i], threads, 4);
@@ -101,17 +101,18 @@ int main(int argc, char **argv) {
             n_shapes = 1;
         }
         else if (!strcmp(argv[i], "--attention")) attention_only = 1;
+        else if (!strcmp(argv[i], "--att-n") && i + 1 < argc) att_n = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--kernels") && i + 1 < argc) setenv("QE_KERNELS", argv[++i], 1);
         else {
             fprintf(stderr, "usage: %s [--types q8_0,q4_0,...] [--threads 1,2] [--n 1,512] [--kernels ref|avx2|avx512] "
-                            "[--min-time seconds] [--shape rows,cols] [--attention]\n", argv[0]);
+                            "[--min-time seconds] [--shape rows,cols] [--attention] [--att-n N]\n", argv[0]);
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
     printf("kernels: %s\n", qe_kernels_name());
-    {   /* attention, one thread, per layer: prefill of 512 tokens and one decode token at 512 cached */
-        int nh = 14, nkv = 2, hd = 64, n = 512;
-        float *q = malloc(sizeof(float) * n * nh * hd), *o = malloc(sizeof(float) * n * nh * hd), *scr = malloc(sizeof(float) * n);
+    {   /* attention, one thread, per layer: prefill of att_n tokens and one decode token at att_n cached */
+        int nh = 14, nkv = 2, hd = 64, n = att_n > 0 ? att_n : 512;
+        float *q = malloc(sizeof(float) * n * nh * hd), *o = malloc(sizeof(float) * n * nh * hd), *scr = malloc(sizeof(float) * QE_ATT_SCRATCH(n, nh, nkv));
         uint16_t *kc = malloc(2 * (size_t)n * nkv * hd), *vc = malloc(2 * (size_t)n * nkv * hd);
         for (int i = 0; i < n * nh * hd; i++) q[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
         for (int i = 0; i < n * nkv * hd; i++) { kc[i] = qe_fp32_to_fp16((float)(rnd() % 2001) / 1000.0f - 1.0f); vc[i] = kc[(i * 7) % (n * nkv * hd)]; }
@@ -124,8 +125,8 @@ int main(int argc, char **argv) {
                 double dt = thread_cpu() - t0;
                 if (dt < best) best = dt;
             }
-            printf("attention %s (14 q / 2 kv heads x 64), 1 thread: %.3f ms per layer\n",
-                   dec ? "decode, 1 token at 512 cached" : "prefill 512 tokens", best * 1e3);
+            printf("attention %s %d (14 q / 2 kv heads x 64), 1 thread: %.3f ms per layer\n",
+                   dec ? "decode, 1 token after" : "prefill", n, best * 1e3);
         }
         free(q); free(o); free(scr); free(kc); free(vc);
     }

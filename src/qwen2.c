@@ -28,7 +28,7 @@ struct qe_fwd {
     float *x, *h, *q, *k, *v, *att, *gate, *up;
     float *xl;            /* [max_logit_rows][n_embd]: final hidden states whose logits are wanted */
     float *logits;        /* [max_logit_rows][n_vocab] */
-    float *att_scratch;   /* [n_threads][n_ctx] */
+    float *att_scratch;   /* [n_threads][QE_ATT_SCRATCH(n_ctx, ...)] */
     /* per-call row bookkeeping, [n_batch] */
     int *row_pos, *row_slot;
 };
@@ -59,7 +59,7 @@ int qe_fwd_new(const qe_model *m, int n_threads, int n_slots, int n_ctx, int n_b
     f->gate = alloc_floats(B * F); f->up = alloc_floats(B * F);
     f->xl = alloc_floats((size_t)max_logit_rows * E);
     f->logits = alloc_floats((size_t)max_logit_rows * c->n_vocab);
-    f->att_scratch = alloc_floats((size_t)qe_pool_size(f->pool) * (size_t)n_ctx);
+    f->att_scratch = alloc_floats((size_t)qe_pool_size(f->pool) * QE_ATT_SCRATCH(n_ctx, c->n_head, c->n_head_kv));
     f->row_pos = calloc(B, sizeof(int));
     f->row_slot = calloc(B, sizeof(int));
     if (!f->pool || !f->ws || !f->x || !f->h || !f->q || !f->k || !f->v || !f->att || !f->gate || !f->up || !f->xl ||
@@ -148,7 +148,7 @@ static void attention_tasks(void *p, int ith, int nth) {
     qe_fwd *f = s->f;
     const qe_config *c = &f->m->cfg;
     int Q = c->n_head * c->head_dim, KV = c->n_head_kv * c->head_dim;
-    float *scratch = f->att_scratch + (size_t)ith * f->n_ctx;
+    float *scratch = f->att_scratch + (size_t)ith * QE_ATT_SCRATCH(f->n_ctx, c->n_head, c->n_head_kv);
     /* task index -> (seq, head, chunk) by walking the sequences; the counts are tiny */
     for (;;) {
         int task = atomic_fetch_add(&s->next_task, 1), row0 = 0, found = 0;

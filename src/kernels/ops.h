@@ -4,6 +4,8 @@
 #pragma once
 #include <stdint.h>
 
+#define QE_ATT_SCRATCH(n_kv, n_head, n_head_kv) ((size_t)((n_head) / (n_head_kv)) * (size_t)((n_kv) + 16))
+
 /* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; out may equal x. */
 void qe_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 
@@ -22,7 +24,8 @@ void qe_f32_to_f16_row(const float *x, uint16_t *out, int n);
  *   q:   [n_q][n_head * head_dim] f32, query token i sits at position q_pos0 + i and sees keys 0..q_pos0+i
  *   k,v: [n_kv][n_head_kv * head_dim] fp16 bits (row stride kv_stride elements)
  *   out: [n_q][n_head * head_dim] f32 (only the heads of [kv_lo, kv_hi) are written)
- *   scratch: at least n_kv floats
+ *   scratch: at least QE_ATT_SCRATCH(n_kv, n_head, n_head_kv) floats (a fast kernel keeps a decode step's scores
+ *            of every head of a KV group there instead of computing them twice)
  * Scale 1/sqrt(head_dim); softmax in f32. */
 void qe_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
                   int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,

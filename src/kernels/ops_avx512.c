@@ -181,7 +181,8 @@ static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*V
 
 /* Same numerics as qe_attention_ref (q and the normalised probabilities rounded to fp16, the exponentials
  * summed in double), computed over blocks of 16 keys shared by every query token and head of a chunk (the
- * caller's scratch holds one row of scores, not a chunk's, so the scores are computed twice):
+ * scratch holds one row of scores per head, so a chunk of several queries computes its scores twice; a single
+ * query, as in decode, keeps them from pass 0):
  *   pass 0: scores -> per-lane running max m and running sum of exp(s - m), rescaled when m grows (no
  *           horizontal reduction or branch per block); at the end max = max(m), sum = sum exp(m - max) * lane sums
  *           in double;
@@ -219,10 +220,14 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
                         _mm512_store_ps(qr[i] + c * 16, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qi + c * 16), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
                 }
                 for (int i = 0; i < in * GMAX; i++) { mvec[i] = _mm512_set1_ps(-INFINITY); svec[i] = _mm512_setzero_ps(); }
+                /* one query (decode): pass 0 keeps the heads' scores in scratch and pass 1 reads them back, so K
+                 * is transposed and multiplied once (QE_ATT_SCRATCH leaves room for gn rows of n_kv + 16) */
+                const int keep = in == 1;
+                const int64_t srow = (vis_max + KB - 1) / KB * KB;
                 for (int pass = 0; pass < 2; pass++) {
                     for (int j0 = 0; j0 < vis_max; j0 += KB) {
                         int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
-                        load_kt(k, kv_stride, hk, head_dim, j0, jn, KT);
+                        if (!(keep && pass == 1)) load_kt(k, kv_stride, hk, head_dim, j0, jn, KT);
                         if (pass == 1)
                             for (int j = 0; j < KB; j++)
                                 for (int c = 0; c < nd; c++)
@@ -234,7 +239,13 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
                             int nv = vis - j0 < KB ? vis - j0 : KB;
                             __mmask16 mk = (__mmask16)((1u << nv) - 1);
                             __m512 sc[GMAX];
-                            scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
+                            if (keep && pass == 1) {
+                                for (int h = 0; h < gn; h++) sc[h] = _mm512_loadu_ps(scratch + h * srow + j0);
+                            } else {
+                                scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
+                                if (keep)
+                                    for (int h = 0; h < gn; h++) _mm512_storeu_ps(scratch + h * srow + j0, sc[h]);
+                            }
                             float *oh[GMAX];
                             for (int h = gn; h < GMAX; h++) oh[h] = dummy; /* pj rows stay zero */
                             for (int h = 0; h < gn; h++) {

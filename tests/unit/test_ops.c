@@ -182,7 +182,7 @@ TEST(attention) {
         float *q = malloc(sizeof(float) * n_q * nh * hd), *o = malloc(sizeof(float) * (n_q * nh * hd + 2 * G));
         uint16_t *k = malloc(2 * st * n_kv), *v = malloc(2 * st * n_kv);
         double *e = malloc(sizeof(double) * n_q * nh * hd);
-        float *scratch = malloc(sizeof(float) * n_kv);
+        float *scratch = malloc(sizeof(float) * QE_ATT_SCRATCH(n_kv, nh, nkv));
         for (int i = 0; i < n_q * nh * hd; i++) q[i] = frand() * 2;
         for (int i = 0; i < st * n_kv; i++) { k[i] = qe_fp32_to_fp16(frand() * 2); v[i] = qe_fp32_to_fp16(frand()); }
         attn_double(q, n_q, pos0, k, v, st, n_kv, nh, nkv, hd, e);
