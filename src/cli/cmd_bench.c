@@ -116,6 +116,7 @@ int cmd_bench(int argc, char **argv) {
     if (n_threads <= 0) n_threads = qe_physical_cores();
     int n_ctx = (n_prompt > depth ? n_prompt : depth) + n_gen + 1;
     int n_batch = n_prompt > parallel ? n_prompt : parallel;
+    if (depth > n_batch) n_batch = depth; /* the depth is filled like a prompt, not one token per pass */
     if (n_batch > 512) n_batch = 512;
     if (n_batch < 1) n_batch = 1;
     qe_fwd *f;
