@@ -282,8 +282,6 @@ static void mm_task(void *p, int ith, int nth) {
         if (hi > j->w[i]->rows) hi = j->w[i]->rows;
         mm_range(j->w[i], &j->a, j->n, j->y[i], j->ldy[i], j->bias[i], j->accumulate, lo, hi);
     }
-    (void)ith;
-    (void)nth;
 }
 
 /* Numbers the chunks of the job's matrices and runs it. */

@@ -311,6 +311,11 @@ INLINE int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v
 #endif
 #define QE_PF_MAX_T 2
 
+/* Prefetches the cache lines of [p, p + bytes). */
+INLINE void prefetch_lines(const uint8_t *p, int bytes) {
+    for (int line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(p + line), _MM_HINT_T0);
+}
+
 /* 16 rows x T tokens of a 32-block layout L over all nb blocks; G = the tokens' tiled activation group. */
 INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, float *y,
                      int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
@@ -329,10 +334,9 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
         if (T <= QE_PF_MAX_T) { /* decode streams the panel once: ask for it ahead (see QE_PF_BLOCKS) */
-            const uint8_t *ahead = Q + (b + QE_PF_BLOCKS) * qb;
-            for (int line = 0; line < qb; line += 64) _mm_prefetch((const char *)(ahead + line), _MM_HINT_T0);
-            _mm_prefetch((const char *)(D + (b + QE_PF_BLOCKS) * 32), _MM_HINT_T0);
-            if (hb) _mm_prefetch((const char *)(H + (b + QE_PF_BLOCKS) * hb), _MM_HINT_T0);
+            prefetch_lines(Q + (b + QE_PF_BLOCKS) * qb, qb);
+            prefetch_lines(H + (b + QE_PF_BLOCKS) * hb, hb);
+            prefetch_lines(D + (b + QE_PF_BLOCKS) * 32, 32);
         }
         /* One int32 chain per token, the tokens interleaved (8 independent chains of vpdpbusd); weights are
          * widened one column-group pair at a time so few registers hold them. (Two chains per token, adding
@@ -399,11 +403,9 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
         }
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
         if (T <= QE_PF_MAX_T) {
-            const uint8_t *ahead = C + (b + QE_PF_BLOCKS) * 256;
-            for (int line = 0; line < 256; line += 64) _mm_prefetch((const char *)(ahead + line), _MM_HINT_T0);
-            for (int line = 0; line < k_hbytes(L); line += 64)
-                _mm_prefetch((const char *)(H + (b + QE_PF_BLOCKS) * k_hbytes(L) + line), _MM_HINT_T0);
-            _mm_prefetch((const char *)(S + (b + QE_PF_BLOCKS) * 32), _MM_HINT_T0);
+            prefetch_lines(C + (b + QE_PF_BLOCKS) * 256, 256);
+            prefetch_lines(H + (b + QE_PF_BLOCKS) * k_hbytes(L), k_hbytes(L));
+            prefetch_lines(S + (b + QE_PF_BLOCKS) * 32, 32);
         }
         __m512i s0[TT], s1[TT];
 #pragma GCC unroll 8
@@ -475,9 +477,7 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     int64_t c = 0;
     const int esz = L == L_F32 ? 64 : 32; /* bytes of one weight column of the panel */
     for (; c + U <= cols; c += U) {
-        if (T <= QE_PF_MAX_T)
-            for (int line = 0; line < U * esz; line += 64)
-                _mm_prefetch((const char *)(P + (c + 8 * U) * esz + line), _MM_HINT_T0);
+        if (T <= QE_PF_MAX_T) prefetch_lines(P + (c + 8 * U) * esz, U * esz);
 #pragma GCC unroll 4
         for (int u = 0; u < U; u++) {
             __m512 w = load_wcol(L, P, c + u);
