@@ -81,13 +81,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqwen.a tests/unit/test.h
 	@echo "  LD $@"
 	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libqwen.a $(LDLIBS)
 
-unit: all $(TEST_BIN)
+# the kernel benchmark is built (not run) with the tests, so a layout change cannot leave it behind
+unit: all $(TEST_BIN) $(BUILD)/bench/kernels
 
 # serve explains any failure itself (no model and no network: what to do); make adds no error lines of its own
 run: all
 	@$(BUILD)/qwen-edge serve $(ARGS) || exit 0
 
-test: deps-test all $(TEST_BIN)
+test: deps-test all $(TEST_BIN) $(BUILD)/bench/kernels
 	@tests/run.sh
 
 bench: deps-test all

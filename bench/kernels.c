@@ -113,15 +113,16 @@ int main(int argc, char **argv) {
     {   /* attention, one thread, per layer: prefill of att_n tokens and one decode token at att_n cached */
         int nh = 14, nkv = 2, hd = 64, n = att_n > 0 ? att_n : 512;
         float *q = malloc(sizeof(float) * n * nh * hd), *o = malloc(sizeof(float) * n * nh * hd), *scr = malloc(sizeof(float) * QE_ATT_SCRATCH(n, nh, nkv));
-        uint16_t *kc = malloc(2 * (size_t)n * nkv * hd), *vc = malloc(2 * (size_t)n * nkv * hd);
+        int64_t hs = (int64_t)(n + QE_KV_BLOCK - 1) / QE_KV_BLOCK * QE_KV_BLOCK * hd; /* the cache layout of ops.h */
+        uint16_t *kc = malloc(2 * (size_t)hs * nkv), *vc = malloc(2 * (size_t)hs * nkv);
         for (int i = 0; i < n * nh * hd; i++) q[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
-        for (int i = 0; i < n * nkv * hd; i++) { kc[i] = qe_fp32_to_fp16((float)(rnd() % 2001) / 1000.0f - 1.0f); vc[i] = kc[(i * 7) % (n * nkv * hd)]; }
+        for (int64_t i = 0; i < hs * nkv; i++) { kc[i] = qe_fp32_to_fp16((float)(rnd() % 2001) / 1000.0f - 1.0f); vc[i] = kc[(i * 7) % (hs * nkv)]; }
         for (int dec = 0; dec < 2; dec++) {
             double best = 1e9;
             for (int r = 0; r < 5; r++) {
                 double t0 = thread_cpu();
-                if (dec) qe_attention(q, 1, n - 1, kc, vc, nkv * hd, n, nh, nkv, hd, 0, nkv, o, scr);
-                else qe_attention(q, n, 0, kc, vc, nkv * hd, n, nh, nkv, hd, 0, nkv, o, scr);
+                if (dec) qe_attention(q, 1, n - 1, kc, vc, hs, n, nh, nkv, hd, 0, nkv, o, scr);
+                else qe_attention(q, n, 0, kc, vc, hs, n, nh, nkv, hd, 0, nkv, o, scr);
                 double dt = thread_cpu() - t0;
                 if (dt < best) best = dt;
             }

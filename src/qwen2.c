@@ -126,8 +126,7 @@ static void rope_and_cache_rows(void *p, int ith, int nth) {
         int pos = f->row_pos[r];
         qe_rope_neox(f->q + r * Q, c->n_head, c->head_dim, pos, c->rope_base);
         qe_rope_neox(f->k + r * KV, c->n_head_kv, c->head_dim, pos, c->rope_base);
-        qe_f32_to_f16_row(f->k + r * KV, qe_kv_k(&f->kv, f->row_slot[r], s->layer) + (size_t)pos * KV, KV);
-        qe_f32_to_f16_row(f->v + r * KV, qe_kv_v(&f->kv, f->row_slot[r], s->layer) + (size_t)pos * KV, KV);
+        qe_kvcache_store(&f->kv, f->row_slot[r], s->layer, pos, f->k + r * KV, f->v + r * KV);
     }
 }
 
@@ -147,7 +146,7 @@ static void attention_tasks(void *p, int ith, int nth) {
     step_ctx *s = p;
     qe_fwd *f = s->f;
     const qe_config *c = &f->m->cfg;
-    int Q = c->n_head * c->head_dim, KV = c->n_head_kv * c->head_dim;
+    int Q = c->n_head * c->head_dim;
     float *scratch = f->att_scratch + (size_t)ith * QE_ATT_SCRATCH(f->n_ctx, c->n_head, c->n_head_kv);
     /* task index -> (seq, head, chunk) by walking the sequences; the counts are tiny */
     for (;;) {
@@ -160,7 +159,7 @@ static void attention_tasks(void *p, int ith, int nth) {
                 int t0 = chunk * ATT_CHUNK, nt = sq->n_tok - t0 < ATT_CHUNK ? sq->n_tok - t0 : ATT_CHUNK;
                 int r = row0 + t0;
                 qe_attention(f->q + (size_t)r * Q, nt, sq->pos0 + t0, qe_kv_k(&f->kv, sq->slot, s->layer),
-                             qe_kv_v(&f->kv, sq->slot, s->layer), KV, sq->pos0 + t0 + nt, c->n_head, c->n_head_kv,
+                             qe_kv_v(&f->kv, sq->slot, s->layer), f->kv.head_stride, sq->pos0 + t0 + nt, c->n_head, c->n_head_kv,
                              c->head_dim, head, head + 1, f->att + (size_t)r * Q, scratch);
                 found = 1;
             }

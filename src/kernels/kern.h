@@ -104,7 +104,7 @@ typedef struct {
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
     void (*swiglu)(float *out, const float *gate, const float *up, int n);
     void (*f32_to_f16_row)(const float *x, uint16_t *out, int n);
-    void (*attention)(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+    void (*attention)(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                       int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                       float *scratch);
 } qe_kernel_set;
@@ -114,21 +114,21 @@ void qe_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps
 void qe_rope_neox_ref(float *x, int n_heads, int head_dim, int pos, float base);
 void qe_swiglu_ref(float *out, const float *gate, const float *up, int n);
 void qe_f32_to_f16_row_ref(const float *x, uint16_t *out, int n);
-void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                       int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                       float *scratch);
 /* SIMD ops (ops_<isa>.c), referenced by that ISA's kernel-set table. */
 void qe_avx512_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 void qe_avx512_swiglu(float *out, const float *gate, const float *up, int n);
 void qe_avx512_f32_to_f16_row(const float *x, uint16_t *out, int n);
-void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                          int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                          float *scratch);
 
 void qe_avx2_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 void qe_avx2_swiglu(float *out, const float *gate, const float *up, int n);
 void qe_avx2_f32_to_f16_row(const float *x, uint16_t *out, int n);
-void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                        int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                        float *scratch);
 

@@ -24,12 +24,12 @@ void qe_f32_to_f16_row(const float *x, uint16_t *out, int n) {
     else qe_f32_to_f16_row_ref(x, out, n);
 }
 
-void qe_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+void qe_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                   int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                   float *scratch) {
     const qe_kernel_set *ks = qe_kernels_active();
     if (ks && ks->attention)
-        ks->attention(q, n_q, q_pos0, k, v, kv_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
+        ks->attention(q, n_q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
     else
-        qe_attention_ref(q, n_q, q_pos0, k, v, kv_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
+        qe_attention_ref(q, n_q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
 }

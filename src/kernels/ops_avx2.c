@@ -7,6 +7,7 @@
 
 #include "base.h"
 #include "kernels/kern.h"
+#include "kernels/ops.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -75,34 +76,13 @@ void qe_avx2_f32_to_f16_row(const float *x, uint16_t *out, int n) {
 #define KB 8
 #define MAX_HD 256
 
-INLINE void transpose8(__m256 r[8]) {
-    __m256 t[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    __m256 u[8];
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-    }
-}
-
-static void load_kt8(const uint16_t *k, int64_t kv_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
-    for (int c = 0; c < head_dim / 8; c++) {
-        __m256 r[8];
-        for (int j = 0; j < KB; j++)
-            r[j] = j < jn ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 8)))
-                          : _mm256_setzero_ps();
-        transpose8(r);
-        for (int d = 0; d < 8; d++) _mm256_store_ps(KT[c * 8 + d], r[d]);
-    }
+/* Keys j0..j0+jn-1 (j0 a multiple of 8, so within one 16-key block of the cache) of KV head hk -> KT[d][8] f32;
+ * missing keys are zero. The cache stores them dimension-major, so this is a conversion, not a transposition. */
+static void load_kt8(const uint16_t *k, int64_t head_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(jn), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    const uint16_t *row = k + qe_kv_key_index(head_stride, head_dim, hk, j0, 0);
+    for (int d = 0; d < head_dim; d++)
+        _mm256_store_ps(KT[d], _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + d * QE_KV_BLOCK))), keep));
 }
 
 INLINE __m256 lane_mask(int nv) {
@@ -160,12 +140,12 @@ static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*V
         }
 }
 
-void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                        int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                        float *scratch) {
     enum { GMAX = 8, QC = 16, QR_HD = 128 }; /* QR_HD bounds the stack (~100 KB); Qwen2 heads are 64 or 128 */
     if (head_dim % 16 || head_dim > QR_HD || n_head % n_head_kv) {
-        qe_attention_ref(q, n_q, q_pos0, k, v, kv_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
+        qe_attention_ref(q, n_q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
         return;
     }
     const int group = n_head / n_head_kv, nd = head_dim / 8;
@@ -195,11 +175,11 @@ void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, c
                 for (int pass = 0; pass < 2; pass++) {
                     for (int j0 = 0; j0 < vis_max; j0 += KB) {
                         int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
-                        load_kt8(k, kv_stride, hk, head_dim, j0, jn, KT);
+                        load_kt8(k, head_stride, hk, head_dim, j0, jn, KT);
                         if (pass == 1)
                             for (int j = 0; j < KB; j++)
                                 for (int c = 0; c < nd; c++)
-                                    _mm256_store_ps(VB[j] + c * 8, j < jn ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 8)))
+                                    _mm256_store_ps(VB[j] + c * 8, j < jn ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + qe_kv_value_index(head_stride, head_dim, hk, j0 + j, c * 8))))
                                                                           : _mm256_setzero_ps());
                         for (int i = 0; i < in; i++) {
                             int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;

@@ -1,22 +1,27 @@
 /* ops_avx512.c — AVX-512 versions of the per-token ops (ops.h): rmsnorm, swiglu, f32->f16 rows and the
  * attention over the fp16 KV cache. Twins of ops_ref.c, held equal by tests/unit/test_ops.c.
  *
- * Attention is computed flash-style per block of 16 keys: the block's K (16 keys x head_dim fp16) is converted
- * and transposed once into 16-wide f32 columns on the stack, so a score vector for 16 keys is head_dim FMAs
- * with the query element broadcast — no horizontal sums — and that transposed block serves every query
- * token and every query head of the KV head. Softmax runs online (running max and sum, rescaling the output
- * accumulator), which changes only the rounding relative to the two-pass reference. */
+ * The cache keeps keys dimension-major in blocks of 16 positions (ops.h), so one converted 32-byte row is
+ * dimension d of 16 keys and a score vector for 16 keys is head_dim FMAs with the query element broadcast — no
+ * horizontal sums, no transposition — and it serves every query head of the KV head.
+ *   decode (one query token): scores of all heads into scratch, softmax over them, then the value rows
+ *     streamed once with every head's 64-wide output accumulators held in registers (decode_group);
+ *   prefill (a chunk of query tokens): flash-style per block of 16 keys, the block converted once for every
+ *     token and head of the chunk, softmax statistics run online in pass 0 and the output summed in pass 1. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
 #include "base.h"
 #include "kernels/kern.h"
+#include "kernels/ops.h"
 
 /* exp(x) for a vector: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial (Cephes expf
- * coefficients), times 2^n via vscalefps. ~1 ulp; exp(-inf) = 0. */
+ * coefficients), times 2^n via vscalefps. ~1 ulp. Inputs below -87.3 give ~1.2e-38, the smallest normal float,
+ * not 0: a subnormal result costs a microcode assist of ~200 cycles per vector (measured), and every caller
+ * masks the -inf lanes (or adds the result to 1) anyway. */
 static inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f)); /* below: result underflows to 0 anyway */
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
     x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -68,47 +73,15 @@ void qe_avx512_f32_to_f16_row(const float *x, uint16_t *out, int n) {
     for (; i < n; i++) out[i] = qe_fp32_to_fp16(x[i]);
 }
 
-/* 16x16 transpose of f32 vectors r[0..15] in place (4 shuffle rounds). */
-static inline void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
-    }
-}
-
 #define KB 16        /* keys per block */
 #define MAX_HD 256   /* head_dim bound for the stack blocks (Qwen2: 64 or 128) */
-#define QCHUNK 32    /* query tokens whose softmax state is kept at once */
 
-/* K block j0..j0+jn-1 of KV head hk -> KT[d][16] (f32, transposed); missing keys are zero. */
-static void load_kt(const uint16_t *k, int64_t kv_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
-    for (int c = 0; c < head_dim / 16; c++) {
-        __m512 r[16];
-        for (int j = 0; j < KB; j++)
-            r[j] = j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
-                          : _mm512_setzero_ps();
-        transpose16(r);
-        for (int d = 0; d < 16; d++) _mm512_store_ps(KT[c * 16 + d], r[d]);
-    }
+/* Keys j0..j0+jn-1 (one 16-key block of the cache) of KV head hk -> KT[d][16] f32; missing keys are zero. */
+static void load_kt(const uint16_t *k, int64_t head_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
+    const __mmask16 keep = (__mmask16)((1u << jn) - 1);
+    const uint16_t *row = k + qe_kv_key_index(head_stride, head_dim, hk, j0, 0);
+    for (int d = 0; d < head_dim; d++)
+        _mm512_store_ps(KT[d], _mm512_maskz_mov_ps(keep, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + d * QE_KV_BLOCK)))));
 }
 
 /* Scores of up to 8 heads of one query (qr[h][d]: fp16-rounded q) against the 16 keys of KT, times scale;
@@ -179,27 +152,182 @@ static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*V
         }
 }
 
+/* ---- decode: one query token against every cached key --------------------------------------------------- */
+
+/* Scores of GN heads (qr[h][d], fp16-rounded q) for the 16 keys of one cache block, times scale, keys outside mk
+ * -inf; stored to scr[h * srow] and folded into the per-lane maxima mx. HD is a
+ * compile-time constant so every broadcast addresses qr with one index register and a fixed displacement (with a
+ * run-time head_dim GCC keeps a pointer per head and spills them: the loop then waits on loads, ~1.7x slower). */
+INLINE void decode_scores(const int GN, const int HD, const float *qr, const uint16_t *kb, float scale, __mmask16 mk,
+                          float *scr, int64_t srow, __m512 *mx) {
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) acc[h] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int d = 0; d < HD; d++) {
+        __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kb + d * QE_KV_BLOCK)));
+#pragma GCC unroll 8
+        for (int h = 0; h < GN; h++) acc[h] = _mm512_fmadd_ps(_mm512_set1_ps(qr[h * HD + d]), kv, acc[h]);
+    }
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) {
+        __m512 sc = _mm512_mask_blend_ps(mk, _mm512_set1_ps(-INFINITY), _mm512_mul_ps(acc[h], _mm512_set1_ps(scale)));
+        _mm512_storeu_ps(scr + h * srow, sc);
+        mx[h] = _mm512_max_ps(mx[h], sc);
+    }
+}
+
+/* out[h][c0 .. c0 + 64) = sum_j p[h][j] v_j[c0 .. c0 + 64) for GN <= 7 heads: 4 x GN accumulators stay in
+ * registers for the whole pass, each value row is converted once for every head. p[h][j] = fp16(e[h][j] * inv[h])
+ * from the head's row of exponentials in scr (stride srow), as the reference computes it. */
+INLINE void decode_pv(const int GN, const int HD, const float *scr, int64_t srow, const float *inv, const uint16_t *vh,
+                      int c0, int n, float *const *oh) {
+    __m512 acc[7][4];
+#pragma GCC unroll 7
+    for (int h = 0; h < GN; h++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) acc[h][c] = _mm512_setzero_ps();
+    float pj[7][KB] __attribute__((aligned(64)));
+    for (int j0 = 0; j0 < n; j0 += KB) {
+#pragma GCC unroll 7
+        for (int h = 0; h < GN; h++)
+            _mm512_store_ps(pj[h], _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(scr + h * srow + j0), _mm512_set1_ps(inv[h])),
+                                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        int nv = n - j0 < KB ? n - j0 : KB;
+        const uint16_t *vb = vh + (int64_t)j0 * HD + c0;
+        for (int j = 0; j < nv; j++) {
+            __m512 vv[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) vv[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vb + j * HD + c * 16)));
+#pragma GCC unroll 7
+            for (int h = 0; h < GN; h++) {
+                __m512 pb = _mm512_set1_ps(pj[h][j]);
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++) acc[h][c] = _mm512_fmadd_ps(pb, vv[c], acc[h][c]);
+            }
+        }
+    }
+#pragma GCC unroll 7
+    for (int h = 0; h < GN; h++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) _mm512_storeu_ps(oh[h] + c0 + c * 16, acc[h][c]);
+}
+
+#define FOR_GN(GN_MAX, CALL)                                                                                        \
+    switch (gn) {                                                                                                  \
+    case 1: CALL(1); break;                                                                                        \
+    case 2: CALL(2); break;                                                                                        \
+    case 3: CALL(3); break;                                                                                        \
+    case 4: CALL(4); break;                                                                                        \
+    case 5: CALL(5); break;                                                                                        \
+    case 6: CALL(6); break;                                                                                        \
+    case 7: CALL(7); break;                                                                                        \
+    default: CALL(GN_MAX); break;                                                                                  \
+    }
+
+/* One query token, gn <= 8 heads of KV head hk, n >= 1 visible keys, head_dim HD (64 or 128):
+ *   1. scores: the key blocks streamed once, every head's scores kept in scratch with per-lane maxima;
+ *   2. softmax: e = exp(s - max) in place; the sum as ggml's soft_max forms it (each vector of 16 summed in f32,
+ *      those sums added in double), since a last-bit change of 1/sum can flip an fp16 rounding of p;
+ *   3. values: streamed once per 64 output columns (once for head_dim 64), p = fp16(e / sum).
+ * (Computing the softmax sum online during pass 1 instead, to overlap it with the key stream, was measured
+ * slower: it needs the exponentials twice.) */
+INLINE void decode_group(const int HD, const float *qh, int gn, const uint16_t *kh, const uint16_t *vh, int n,
+                         float *const *oh, float *scratch) {
+    float qr[8 * HD] __attribute__((aligned(64))); /* q rounded through fp16, as ggml converts it to K's type */
+    for (int i = 0; i < gn * HD; i += 16)
+        _mm512_store_ps(qr + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qh + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    const float scale = 1.0f / sqrtf((float)HD);
+    const int64_t srow = (int64_t)(n + KB - 1) / KB * KB;
+    __m512 mx[8];
+    for (int h = 0; h < gn; h++) mx[h] = _mm512_set1_ps(-INFINITY);
+    for (int j0 = 0; j0 < n; j0 += KB) {
+        const __mmask16 mk = (__mmask16)((1u << (n - j0 < KB ? n - j0 : KB)) - 1);
+        const uint16_t *kb = kh + (int64_t)j0 * HD;
+#define SCORES(G) decode_scores(G, HD, qr, kb, scale, mk, scratch + j0, srow, mx)
+        FOR_GN(8, SCORES)
+#undef SCORES
+    }
+    float inv[8];
+    for (int h = 0; h < gn; h++) {
+        float *sh = scratch + h * srow;
+        const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx[h])), ninf = _mm512_set1_ps(-INFINITY);
+        double sum = 0;
+        for (int j0 = 0; j0 < srow; j0 += KB) {
+            __m512 sc = _mm512_loadu_ps(sh + j0);
+            __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(sc, ninf, _CMP_NEQ_OQ), exp512(_mm512_sub_ps(sc, m)));
+            _mm512_storeu_ps(sh + j0, e);
+            sum += (double)_mm512_reduce_add_ps(e);
+        }
+        inv[h] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+    }
+    /* 7 heads x 4 vectors fill the registers: a group of 8 runs as two halves of 4 */
+    const int hn = gn <= 7 ? gn : (gn + 1) / 2;
+    for (int h0 = 0; h0 < gn; h0 += hn) {
+        const int hc = gn - h0 < hn ? gn - h0 : hn;
+        for (int c0 = 0; c0 < HD; c0 += 64) {
+#define PV(G) decode_pv(G, HD, scratch + h0 * srow, srow, inv + h0, vh, c0, n, oh + h0)
+            switch (hc) {
+            case 1: PV(1); break;
+            case 2: PV(2); break;
+            case 3: PV(3); break;
+            case 4: PV(4); break;
+            case 5: PV(5); break;
+            case 6: PV(6); break;
+            default: PV(7); break;
+            }
+#undef PV
+        }
+    }
+}
+
+static void decode_group64(const float *qh, int gn, const uint16_t *kh, const uint16_t *vh, int n, float *const *oh, float *scratch) {
+    decode_group(64, qh, gn, kh, vh, n, oh, scratch);
+}
+static void decode_group128(const float *qh, int gn, const uint16_t *kh, const uint16_t *vh, int n, float *const *oh, float *scratch) {
+    decode_group(128, qh, gn, kh, vh, n, oh, scratch);
+}
+
+/* ---- the entry point ----------------------------------------------------------------------------------------- */
+
 /* Same numerics as qe_attention_ref (q and the normalised probabilities rounded to fp16, the exponentials
- * summed in double), computed over blocks of 16 keys shared by every query token and head of a chunk (the
- * scratch holds one row of scores per head, so a chunk of several queries computes its scores twice; a single
- * query, as in decode, keeps them from pass 0):
+ * summed in double). A single query token goes to decode_group; a chunk of several is computed over blocks of
+ * 16 keys shared by every query token and head of the chunk:
  *   pass 0: scores -> per-lane running max m and running sum of exp(s - m), rescaled when m grows (no
  *           horizontal reduction or branch per block); at the end max = max(m), sum = sum exp(m - max) * lane sums
  *           in double;
- *   pass 1: scores -> p = fp16(exp(s - max) / sum), out = sum_j p_j v_j.
+ *   pass 1: scores again -> p = fp16(exp(s - max) / sum), out = sum_j p_j v_j.
  * The exponentials of pass 0 are computed against the lane maxima, so the sum can differ from the reference's
  * in the last bits of f32 (the inverse is rounded to f32 either way). */
-void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                          int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                          float *scratch) {
     enum { GMAX = 8, QC = 16, QR_HD = 128 }; /* QR_HD bounds the stack (~100 KB); Qwen2 heads are 64 or 128 */
     if (head_dim % 16 || head_dim > QR_HD || n_head % n_head_kv) {
-        qe_attention_ref(q, n_q, q_pos0, k, v, kv_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
+        qe_attention_ref(q, n_q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
         return;
     }
     const int group = n_head / n_head_kv, nd = head_dim / 16;
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int64_t ld = (int64_t)n_head * head_dim;
+    if (n_q == 1 && (head_dim == 64 || head_dim == 128)) {
+        const int n = q_pos0 + 1 < n_kv ? q_pos0 + 1 : n_kv;
+        for (int hk = kv_lo; hk < kv_hi; hk++)
+            for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
+                int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
+                float *oh[GMAX];
+                for (int h = 0; h < gn; h++) oh[h] = out + (int64_t)(hk * group + gh0 + h) * head_dim;
+                if (n <= 0) { /* a query that sees no key: zero output, as the reference */
+                    for (int h = 0; h < gn; h++) memset(oh[h], 0, sizeof(float) * head_dim);
+                    continue;
+                }
+                const float *qh = q + (int64_t)(hk * group + gh0) * head_dim;
+                const uint16_t *kh = k + qe_kv_key_index(head_stride, head_dim, hk, 0, 0), *vh = v + qe_kv_value_index(head_stride, head_dim, hk, 0, 0);
+                if (head_dim == 64) decode_group64(qh, gn, kh, vh, n, oh, scratch);
+                else decode_group128(qh, gn, kh, vh, n, oh, scratch);
+            }
+        return;
+    }
     float KT[MAX_HD][KB] __attribute__((aligned(64)));
     float VB[KB][MAX_HD] __attribute__((aligned(64)));
     float pj[GMAX][KB] __attribute__((aligned(64)));
@@ -220,18 +348,14 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
                         _mm512_store_ps(qr[i] + c * 16, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qi + c * 16), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
                 }
                 for (int i = 0; i < in * GMAX; i++) { mvec[i] = _mm512_set1_ps(-INFINITY); svec[i] = _mm512_setzero_ps(); }
-                /* one query (decode): pass 0 keeps the heads' scores in scratch and pass 1 reads them back, so K
-                 * is transposed and multiplied once (QE_ATT_SCRATCH leaves room for gn rows of n_kv + 16) */
-                const int keep = in == 1;
-                const int64_t srow = (vis_max + KB - 1) / KB * KB;
                 for (int pass = 0; pass < 2; pass++) {
                     for (int j0 = 0; j0 < vis_max; j0 += KB) {
                         int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
-                        if (!(keep && pass == 1)) load_kt(k, kv_stride, hk, head_dim, j0, jn, KT);
+                        load_kt(k, head_stride, hk, head_dim, j0, jn, KT);
                         if (pass == 1)
                             for (int j = 0; j < KB; j++)
                                 for (int c = 0; c < nd; c++)
-                                    _mm512_store_ps(VB[j] + c * 16, j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + (int64_t)(j0 + j) * kv_stride + (int64_t)hk * head_dim + c * 16)))
+                                    _mm512_store_ps(VB[j] + c * 16, j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + qe_kv_value_index(head_stride, head_dim, hk, j0 + j, c * 16))))
                                                                            : _mm512_setzero_ps());
                         for (int i = 0; i < in; i++) {
                             int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
@@ -239,13 +363,7 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
                             int nv = vis - j0 < KB ? vis - j0 : KB;
                             __mmask16 mk = (__mmask16)((1u << nv) - 1);
                             __m512 sc[GMAX];
-                            if (keep && pass == 1) {
-                                for (int h = 0; h < gn; h++) sc[h] = _mm512_loadu_ps(scratch + h * srow + j0);
-                            } else {
-                                scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
-                                if (keep)
-                                    for (int h = 0; h < gn; h++) _mm512_storeu_ps(scratch + h * srow + j0, sc[h]);
-                            }
+                            scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
                             float *oh[GMAX];
                             for (int h = gn; h < GMAX; h++) oh[h] = dummy; /* pj rows stay zero */
                             for (int h = 0; h < gn; h++) {

@@ -8,6 +8,7 @@
 
 #include "base.h"
 #include "kernels/kern.h"
+#include "kernels/ops.h"
 
 void qe_rmsnorm_ref(float *out, const float *x, const float *w, int n, float eps) {
     double sum = 0;
@@ -50,7 +51,7 @@ void qe_f32_to_f16_row_ref(const float *x, uint16_t *out, int n) {
     for (int i = 0; i < n; i++) out[i] = qe_fp32_to_fp16(x[i]);
 }
 
-void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t kv_stride,
+void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                       int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                       float *scratch) {
     int group = n_head / n_head_kv;
@@ -63,10 +64,10 @@ void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, co
                 float *o = out + (int64_t)i * n_head * head_dim + (int64_t)h * head_dim;
                 float mx = -INFINITY;
                 for (int j = 0; j < n_vis; j++) {
-                    const uint16_t *kj = k + (int64_t)j * kv_stride + (int64_t)hk * head_dim;
                     float s = 0;
                     for (int d = 0; d < head_dim; d++)
-                        s += qe_fp16_to_fp32(qe_fp32_to_fp16(qh[d])) * qe_fp16_to_fp32(kj[d]);
+                        s += qe_fp16_to_fp32(qe_fp32_to_fp16(qh[d])) *
+                             qe_fp16_to_fp32(k[qe_kv_key_index(head_stride, head_dim, hk, j, d)]);
                     scratch[j] = s * scale;
                     if (scratch[j] > mx) mx = scratch[j];
                 }
@@ -75,7 +76,7 @@ void qe_attention_ref(const float *q, int n_q, int q_pos0, const uint16_t *k, co
                 float inv = n_vis ? (float)(1.0 / sum) : 0.0f;
                 for (int d = 0; d < head_dim; d++) o[d] = 0;
                 for (int j = 0; j < n_vis; j++) {
-                    const uint16_t *vj = v + (int64_t)j * kv_stride + (int64_t)hk * head_dim;
+                    const uint16_t *vj = v + qe_kv_value_index(head_stride, head_dim, hk, j, 0);
                     float p = qe_fp16_to_fp32(qe_fp32_to_fp16(scratch[j] * inv));
                     for (int d = 0; d < head_dim; d++) o[d] += p * qe_fp16_to_fp32(vj[d]);
                 }

@@ -194,28 +194,66 @@ TEST(cancel_frees_the_slot_and_bad_prompts_are_refused) {
     qe_engine_free(e);
 }
 
+/* Value of position pos, KV head hk, dimension d of slot 0's layer 0, read through the layout of ops.h. */
+static float kv_value(const qe_kvcache *kv, int slot, int pos, int hk, int d) {
+    return qe_fp16_to_fp32(qe_kv_v(kv, slot, 0)[qe_kv_value_index(kv->head_stride, kv->head_dim, hk, pos, d)]);
+}
+
 TEST(kv_remove_rerotates_keys) {
     int hd = 64, heads = 2, kv_dim = hd * heads;
     qe_kvcache kv;
     char err[QE_ERR_LEN];
     CHECK(qe_kvcache_init(&kv, 1, 1, 64, heads, hd, err) == QE_OK);
-    float base[128], a[128];
+    float base[128], a[128], val[128];
     for (int i = 0; i < kv_dim; i++) base[i] = sinf((float)i * 0.37f);
-    /* positions 0..39 hold rope(base, p); drop [5, 15): position 20 moves to 10 */
+    /* positions 0..39 hold rope(base, p) and values p + i/256; drop [5, 15): position p >= 15 moves to p - 10 */
     for (int p = 0; p < 40; p++) {
         memcpy(a, base, sizeof a);
         qe_rope_neox(a, heads, hd, p, 1e6f);
-        qe_f32_to_f16_row(a, qe_kv_k(&kv, 0, 0) + (size_t)p * kv_dim, kv_dim);
+        for (int i = 0; i < kv_dim; i++) val[i] = (float)p + (float)i / 256;
+        qe_kvcache_store(&kv, 0, 0, p, a, val);
     }
     qe_kvcache_remove(&kv, 0, 5, 10, 40, 1e6f);
-    memcpy(a, base, sizeof a);
-    qe_rope_neox(a, heads, hd, 10, 1e6f);
-    float maxd = 0;
-    for (int i = 0; i < kv_dim; i++) {
-        float d = fabsf(qe_fp16_to_fp32(qe_kv_k(&kv, 0, 0)[10 * kv_dim + i]) - a[i]);
-        if (d > maxd) maxd = d;
+    float maxd = 0, got[128];
+    int values_ok = 1;
+    for (int p = 0; p < 30; p++) { /* kept below the cut, moved above it */
+        int old = p < 5 ? p : p + 10;
+        memcpy(a, base, sizeof a);
+        qe_rope_neox(a, heads, hd, p, 1e6f);
+        qe_kvcache_load_keys(&kv, 0, 0, p, got);
+        for (int i = 0; i < kv_dim; i++) {
+            float d = fabsf(got[i] - a[i]);
+            if (d > maxd) maxd = d;
+            values_ok &= kv_value(&kv, 0, p, i / hd, i % hd) == qe_fp16_to_fp32(qe_fp32_to_fp16((float)old + (float)i / 256));
+        }
     }
     CHECKF(maxd < 2e-3f, "max diff %g", maxd); /* two fp16 roundings of values below 1 */
+    CHECK(values_ok);
+    qe_kvcache_free(&kv);
+}
+
+TEST(kv_copy_prefix_copies_exactly_n_positions) {
+    int hd = 64, heads = 2, kv_dim = hd * heads, n = 21; /* a partial 16-key block at the end */
+    qe_kvcache kv;
+    char err[QE_ERR_LEN];
+    CHECK(qe_kvcache_init(&kv, 1, 2, 64, heads, hd, err) == QE_OK);
+    float row[128], got[128];
+    for (int p = 0; p < 32; p++) {
+        for (int i = 0; i < kv_dim; i++) row[i] = (float)p + (float)i / 256;
+        qe_kvcache_store(&kv, 0, 0, p, row, row);
+    }
+    for (int i = 0; i < kv_dim; i++) row[i] = -1;
+    qe_kvcache_store(&kv, 1, 0, n, row, row); /* slot 1 already holds position n: the copy must not touch it */
+    qe_kvcache_copy_prefix(&kv, 0, 1, n);
+    int ok = 1;
+    for (int p = 0; p <= n; p++) {
+        qe_kvcache_load_keys(&kv, 1, 0, p, got);
+        for (int i = 0; i < kv_dim; i++) {
+            float want = p < n ? qe_fp16_to_fp32(qe_fp32_to_fp16((float)p + (float)i / 256)) : -1;
+            ok &= got[i] == want && kv_value(&kv, 1, p, i / hd, i % hd) == want;
+        }
+    }
+    CHECK(ok);
     qe_kvcache_free(&kv);
 }
 
@@ -226,6 +264,7 @@ int main(void) {
     RUN(concurrent_jobs_equal_sequential);
     RUN(cancel_frees_the_slot_and_bad_prompts_are_refused);
     RUN(kv_remove_rerotates_keys);
+    RUN(kv_copy_prefix_copies_exactly_n_positions);
     qe_model_free(g_model);
     return TEST_DONE();
 }

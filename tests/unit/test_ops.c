@@ -173,7 +173,10 @@ TEST(attention) {
     /* {n_q, q_pos0, n_kv, shape}: shape 0 = Qwen2.5-0.5B heads (14 q / 2 kv x 64), 1 = 1.5B (12 / 2 x 128),
      * 2 = 3B-like groups of 8 (16 / 2 x 128), 3 = 7B-like (28 / 4 x 128, group 7) */
     const int cases[][4] = {{1, 0, 1, 0}, {1, 40, 41, 0}, {3, 0, 3, 0}, {7, 10, 17, 0}, {17, 100, 117, 0},
-                            {5, 0, 300, 0}, {33, 0, 33, 0}, {9, 20, 29, 1}, {1, 70, 71, 2}, {4, 30, 34, 3}};
+                            {5, 0, 300, 0}, {33, 0, 33, 0}, {9, 20, 29, 1}, {1, 70, 71, 2}, {4, 30, 34, 3},
+                            /* decode: many blocks and a partial last one, fewer keys than positions, head_dim 128 */
+                            {1, 300, 301, 0}, {1, 100, 60, 0}, {1, 15, 16, 0}, {1, 1000, 1001, 1}, {1, 257, 258, 3},
+                            {1, 31, 32, 2}};
     const int shapes[4][3] = {{14, 2, 64}, {12, 2, 128}, {16, 2, 128}, {28, 4, 128}};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int n_q = cases[ci][0], pos0 = cases[ci][1], n_kv = cases[ci][2];
@@ -181,17 +184,28 @@ TEST(attention) {
         int64_t st = nkv * hd + 8; /* a stride wider than the row, as a cache with padding would have */
         float *q = malloc(sizeof(float) * n_q * nh * hd), *o = malloc(sizeof(float) * (n_q * nh * hd + 2 * G));
         uint16_t *k = malloc(2 * st * n_kv), *v = malloc(2 * st * n_kv);
+        /* the cache layout of ops.h, with a spare block per head: positions past n_kv hold NaN, which no kernel
+         * may let into a result */
+        int64_t hs = ((n_kv + QE_KV_BLOCK - 1) / QE_KV_BLOCK + 1) * QE_KV_BLOCK * hd;
+        uint16_t *kc = malloc(2 * hs * nkv), *vc = malloc(2 * hs * nkv);
         double *e = malloc(sizeof(double) * n_q * nh * hd);
         float *scratch = malloc(sizeof(float) * QE_ATT_SCRATCH(n_kv, nh, nkv));
         for (int i = 0; i < n_q * nh * hd; i++) q[i] = frand() * 2;
         for (int i = 0; i < st * n_kv; i++) { k[i] = qe_fp32_to_fp16(frand() * 2); v[i] = qe_fp32_to_fp16(frand()); }
+        for (int64_t i = 0; i < hs * nkv; i++) kc[i] = vc[i] = 0x7E00;
+        for (int j = 0; j < n_kv; j++)
+            for (int hk = 0; hk < nkv; hk++)
+                for (int d = 0; d < hd; d++) {
+                    kc[qe_kv_key_index(hs, hd, hk, j, d)] = k[j * st + hk * hd + d];
+                    vc[qe_kv_value_index(hs, hd, hk, j, d)] = v[j * st + hk * hd + d];
+                }
         attn_double(q, n_q, pos0, k, v, st, n_kv, nh, nkv, hd, e);
         for (int si = -1; si < n_sets; si++) {
             if (si >= 0 && !sets[si]->attention) continue;
             for (int i = 0; i < n_q * nh * hd + 2 * G; i++) o[i] = GV;
             for (int hk = 0; hk < nkv; hk++) { /* one KV head per call, as one thread each would */
-                if (si < 0) qe_attention_ref(q, n_q, pos0, k, v, st, n_kv, nh, nkv, hd, hk, hk + 1, o + G, scratch);
-                else sets[si]->attention(q, n_q, pos0, k, v, st, n_kv, nh, nkv, hd, hk, hk + 1, o + G, scratch);
+                if (si < 0) qe_attention_ref(q, n_q, pos0, kc, vc, hs, n_kv, nh, nkv, hd, hk, hk + 1, o + G, scratch);
+                else sets[si]->attention(q, n_q, pos0, kc, vc, hs, n_kv, nh, nkv, hd, hk, hk + 1, o + G, scratch);
             }
             double err = nmse_d(o + G, e, n_q * nh * hd);
             CHECKF(err < 1e-8, "set %d case %zu: %g", si, ci, err);
@@ -200,11 +214,11 @@ TEST(attention) {
         }
         /* the half-range call writes only its heads */
         for (int i = 0; i < n_q * nh * hd; i++) o[i] = GV;
-        qe_attention(q, n_q, pos0, k, v, st, n_kv, nh, nkv, hd, 1, 2, o, scratch);
+        qe_attention(q, n_q, pos0, kc, vc, hs, n_kv, nh, nkv, hd, 1, 2, o, scratch);
         int untouched = 1;
         for (int i = 0; i < n_q; i++) for (int c = 0; c < (nh / nkv) * hd; c++) untouched &= o[i * nh * hd + c] == GV;
         CHECK(untouched);
-        free(q); free(o); free(k); free(v); free(e); free(scratch);
+        free(q); free(o); free(k); free(v); free(kc); free(vc); free(e); free(scratch);
     }
     (void)nmse_f;
 }
