@@ -1,6 +1,7 @@
 /* ops_avx2.c — AVX2 + FMA + F16C versions of the per-token ops (ops.h), for CPUs without AVX-512: rmsnorm,
- * swiglu, f32->f16 rows and attention. The attention follows ops_avx512.c with 8-key blocks (see there for the
- * two-pass scheme); every function is held to ops_ref.c by tests/unit/test_ops.c. */
+ * swiglu, f32->f16 rows and attention. The attention follows ops_avx512.c (see there for the decode and prefill
+ * schemes) with 8-wide vectors and, having 16 registers instead of 32, narrower register tiles; every function is
+ * held to ops_ref.c by tests/unit/test_ops.c. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -140,6 +141,139 @@ static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*V
         }
 }
 
+/* ---- decode: one query token against every cached key (the scheme of ops_avx512.c's decode_group) ---------- */
+
+/* Scores of GN heads for 8 keys (one half of a 16-key cache block: row + d * 16 + half * 8), times scale, keys
+ * outside the lane mask -inf; stored to scr[h * srow] and folded into the per-lane maxima. 16 ymm registers
+ * hold GN accumulators, the converted key row and the broadcast; HD is a constant for fixed displacements. */
+INLINE void dec_scores8(const int GN, const int HD, const float *qr, const uint16_t *kb, float scale, __m256 keep,
+                        float *scr, int64_t srow, __m256 *mx) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) acc[h] = _mm256_setzero_ps();
+#pragma GCC unroll 2
+    for (int d = 0; d < HD; d++) {
+        __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kb + d * QE_KV_BLOCK)));
+#pragma GCC unroll 8
+        for (int h = 0; h < GN; h++) acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(qr + h * HD + d), kv, acc[h]);
+    }
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) {
+        __m256 sc = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_mul_ps(acc[h], _mm256_set1_ps(scale)), keep);
+        _mm256_storeu_ps(scr + h * srow, sc);
+        mx[h] = _mm256_max_ps(mx[h], sc);
+    }
+}
+
+/* out[h][c0 .. c0 + 16) += sum_j p[h][j] v_j[c0 .. c0 + 16) over the nv keys of one block, for H <= 6 heads:
+ * 2 H accumulators (loaded from and stored to out: the block's values stay in L1 across the head and column
+ * chunks, so the cache is still read once). */
+INLINE void dec_pv(const int H, const int HD, const float (*pj)[64], int nv, const uint16_t *vb, int c0, float *const *oh) {
+    __m256 acc[6][2];
+#pragma GCC unroll 6
+    for (int h = 0; h < H; h++) {
+        acc[h][0] = _mm256_loadu_ps(oh[h] + c0);
+        acc[h][1] = _mm256_loadu_ps(oh[h] + c0 + 8);
+    }
+    for (int j = 0; j < nv; j++) {
+        __m256 v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vb + j * HD + c0)));
+        __m256 v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vb + j * HD + c0 + 8)));
+#pragma GCC unroll 6
+        for (int h = 0; h < H; h++) {
+            __m256 p = _mm256_broadcast_ss(&pj[h][j]);
+            acc[h][0] = _mm256_fmadd_ps(p, v0, acc[h][0]);
+            acc[h][1] = _mm256_fmadd_ps(p, v1, acc[h][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int h = 0; h < H; h++) {
+        _mm256_storeu_ps(oh[h] + c0, acc[h][0]);
+        _mm256_storeu_ps(oh[h] + c0 + 8, acc[h][1]);
+    }
+}
+
+/* One query token, gn <= 8 heads, n >= 1 visible keys, head_dim HD: scores into scratch with lane maxima; softmax
+ * in place (each 8-vector summed in f32, those sums in double, as ggml's soft_max); values in blocks of 64 keys,
+ * p = fp16(e / sum). */
+INLINE void dec_group(const int HD, const float *qh, int gn, const uint16_t *kh, const uint16_t *vh, int n,
+                      float *const *oh, float *scratch) {
+    float qr[8 * HD] __attribute__((aligned(32))); /* q rounded through fp16, as ggml converts it to K's type */
+    for (int i = 0; i < gn * HD; i += 8)
+        _mm256_store_ps(qr + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(qh + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    const float scale = 1.0f / sqrtf((float)HD);
+    const int64_t srow = (int64_t)(n + QE_KV_BLOCK - 1) / QE_KV_BLOCK * QE_KV_BLOCK;
+    __m256 mx[8];
+    for (int h = 0; h < gn; h++) mx[h] = _mm256_set1_ps(-INFINITY);
+    for (int j0 = 0; j0 < n; j0 += 8) {
+        const uint16_t *kb = kh + qe_kv_key_index(0, HD, 0, j0, 0);
+        const __m256 keep = lane_mask(n - j0);
+#define SCORES(G) dec_scores8(G, HD, qr, kb, scale, keep, scratch + j0, srow, mx)
+        switch (gn) {
+        case 1: SCORES(1); break;
+        case 2: SCORES(2); break;
+        case 3: SCORES(3); break;
+        case 4: SCORES(4); break;
+        case 5: SCORES(5); break;
+        case 6: SCORES(6); break;
+        case 7: SCORES(7); break;
+        default: SCORES(8); break;
+        }
+#undef SCORES
+    }
+    float inv[8];
+    for (int h = 0; h < gn; h++) {
+        float *sh = scratch + h * srow, lm[8], M = -INFINITY;
+        _mm256_storeu_ps(lm, mx[h]);
+        for (int l = 0; l < 8; l++) M = lm[l] > M ? lm[l] : M;
+        const __m256 m = _mm256_set1_ps(M), ninf = _mm256_set1_ps(-INFINITY);
+        double sum = 0;
+        for (int j0 = 0; j0 < n; j0 += 8) {
+            __m256 sc = _mm256_loadu_ps(sh + j0);
+            __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(sc, m)), _mm256_cmp_ps(sc, ninf, _CMP_NEQ_OQ));
+            _mm256_storeu_ps(sh + j0, e);
+            __m128 s4 = _mm_add_ps(_mm256_extractf128_ps(e, 1), _mm256_castps256_ps128(e));
+            s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+            sum += (double)_mm_cvtss_f32(s4);
+        }
+        inv[h] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+    }
+    for (int h = 0; h < gn; h++) memset(oh[h], 0, sizeof(float) * HD);
+    /* at most 6 heads per value pass; a group of 7 or 8 runs as two near-equal halves */
+    const int hn = gn <= 6 ? gn : (gn + 1) / 2;
+    float pj[8][64] __attribute__((aligned(32)));
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        const int nv = n - j0 < 64 ? n - j0 : 64;
+        for (int h = 0; h < gn; h++)
+            for (int j = 0; j < nv; j += 8)
+                _mm256_store_ps(pj[h] + j, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(scratch + h * srow + j0 + j), _mm256_set1_ps(inv[h])),
+                                                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        const uint16_t *vb = vh + (int64_t)j0 * HD;
+        for (int h0 = 0; h0 < gn; h0 += hn) {
+            const int hc = gn - h0 < hn ? gn - h0 : hn;
+            for (int c0 = 0; c0 < HD; c0 += 16) {
+#define PV(H) dec_pv(H, HD, (const float (*)[64])pj + h0, nv, vb, c0, oh + h0)
+                switch (hc) {
+                case 1: PV(1); break;
+                case 2: PV(2); break;
+                case 3: PV(3); break;
+                case 4: PV(4); break;
+                case 5: PV(5); break;
+                default: PV(6); break;
+                }
+#undef PV
+            }
+        }
+    }
+}
+
+static void dec_group64(const float *qh, int gn, const uint16_t *kh, const uint16_t *vh, int n, float *const *oh, float *scratch) {
+    dec_group(64, qh, gn, kh, vh, n, oh, scratch);
+}
+static void dec_group128(const float *qh, int gn, const uint16_t *kh, const uint16_t *vh, int n, float *const *oh, float *scratch) {
+    dec_group(128, qh, gn, kh, vh, n, oh, scratch);
+}
+
 void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                        int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                        float *scratch) {
@@ -151,6 +285,24 @@ void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, c
     const int group = n_head / n_head_kv, nd = head_dim / 8;
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int64_t ld = (int64_t)n_head * head_dim;
+    if (n_q == 1 && (head_dim == 64 || head_dim == 128)) {
+        const int n = q_pos0 + 1 < n_kv ? q_pos0 + 1 : n_kv;
+        for (int hk = kv_lo; hk < kv_hi; hk++)
+            for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
+                int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
+                float *oh[GMAX];
+                for (int h = 0; h < gn; h++) oh[h] = out + (int64_t)(hk * group + gh0 + h) * head_dim;
+                if (n <= 0) { /* a query that sees no key: zero output, as the reference */
+                    for (int h = 0; h < gn; h++) memset(oh[h], 0, sizeof(float) * head_dim);
+                    continue;
+                }
+                const float *qh = q + (int64_t)(hk * group + gh0) * head_dim;
+                const uint16_t *kh = k + qe_kv_key_index(head_stride, head_dim, hk, 0, 0), *vh = v + qe_kv_value_index(head_stride, head_dim, hk, 0, 0);
+                if (head_dim == 64) dec_group64(qh, gn, kh, vh, n, oh, scratch);
+                else dec_group128(qh, gn, kh, vh, n, oh, scratch);
+            }
+        return;
+    }
     float KT[MAX_HD][KB] __attribute__((aligned(32)));
     float VB[KB][MAX_HD] __attribute__((aligned(32)));
     float pj[GMAX + 4][KB] __attribute__((aligned(32)));
