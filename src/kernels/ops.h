@@ -4,7 +4,8 @@
 #pragma once
 #include <stdint.h>
 
-#define QE_ATT_SCRATCH(n_kv, n_head, n_head_kv) ((size_t)((n_head) / (n_head_kv)) * (size_t)((n_kv) + 16))
+/* Scratch floats one attention call may use: scores of up to 16 query tokens x the heads of a KV group. */
+#define QE_ATT_SCRATCH(n_kv, n_head, n_head_kv) ((size_t)16 * (size_t)((n_head) / (n_head_kv)) * (size_t)((n_kv) + 16))
 
 /* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; out may equal x. */
 void qe_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
@@ -42,7 +43,7 @@ static inline int64_t qe_kv_value_index(int64_t head_stride, int head_dim, int h
  *   q:   [n_q][n_head * head_dim] f32, query token i sits at position q_pos0 + i and sees keys 0..q_pos0+i
  *   k,v: fp16 keys and values of n_kv positions in the layout above (head_stride elements per KV head)
  *   out: [n_q][n_head * head_dim] f32 (only the heads of [kv_lo, kv_hi) are written)
- *   scratch: at least QE_ATT_SCRATCH(n_kv, n_head, n_head_kv) floats (a fast kernel keeps a decode step's scores
+ *   scratch: at least QE_ATT_SCRATCH(n_kv, n_head, n_head_kv) floats (a fast kernel keeps the scores
  *            of every head of a KV group there instead of computing them twice)
  * Scale 1/sqrt(head_dim); softmax in f32. */
 void qe_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,

@@ -76,6 +76,7 @@ void qe_avx512_f32_to_f16_row(const float *x, uint16_t *out, int n) {
 #define KB 16        /* keys per block */
 #define MAX_HD 256   /* head_dim bound for the stack blocks (Qwen2: 64 or 128) */
 
+
 /* Keys j0..j0+jn-1 (one 16-key block of the cache) of KV head hk -> KT[d][16] f32; missing keys are zero. */
 static void load_kt(const uint16_t *k, int64_t head_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
     const __mmask16 keep = (__mmask16)((1u << jn) - 1);
@@ -291,18 +292,22 @@ static void decode_group128(const float *qh, int gn, const uint16_t *kh, const u
 /* ---- the entry point ----------------------------------------------------------------------------------------- */
 
 /* Same numerics as qe_attention_ref (q and the normalised probabilities rounded to fp16, the exponentials
- * summed in double). A single query token goes to decode_group; a chunk of several is computed over blocks of
- * 16 keys shared by every query token and head of the chunk:
- *   pass 0: scores -> per-lane running max m and running sum of exp(s - m), rescaled when m grows (no
- *           horizontal reduction or branch per block); at the end max = max(m), sum = sum exp(m - max) * lane sums
- *           in double;
- *   pass 1: scores again -> p = fp16(exp(s - max) / sum), out = sum_j p_j v_j.
+ * summed in double). A single query token goes to decode_group; a chunk of up to 16 query tokens is computed over
+ * blocks of 16 keys, each key block converted once for every token and head of the chunk:
+ *   pass 0: scores (kept in scratch) -> per-lane running max m and running sum of exp(s - m), rescaled when m
+ *           grows (no horizontal reduction or branch per block); at the end max = max(m), sum = sum
+ *           exp(m - max) * lane sums in double;
+ *   pass 1: the kept scores -> p = fp16(exp(s - max) / sum), out = sum_j p_j v_j.
  * The exponentials of pass 0 are computed against the lane maxima, so the sum can differ from the reference's
- * in the last bits of f32 (the inverse is rounded to f32 either way). */
+ * in the last bits of f32 (the inverse is rounded to f32 either way). Pass 1 used to compute the scores again;
+ * reading them back gives the same bits for 2/3 of the QK work (bench/KERNELS.md). A three-pass version with the
+ * decode path's exact softmax was ~the same speed but moves near-ties of the parity files' greedy output. */
 void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                          int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                          float *scratch) {
-    enum { GMAX = 8, QC = 16, QR_HD = 128 }; /* QR_HD bounds the stack (~100 KB); Qwen2 heads are 64 or 128 */
+    /* QC query tokens per chunk (QE_ATT_SCRATCH reserves rows of scores for 16); QR_HD bounds the stack (~100 KB);
+     * Qwen2 heads are 64 or 128 */
+    enum { GMAX = 8, QC = 16, QR_HD = 128 };
     if (head_dim % 16 || head_dim > QR_HD || n_head % n_head_kv) {
         qe_attention_ref(q, n_q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
         return;
@@ -335,6 +340,7 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
     float dummy[MAX_HD] __attribute__((aligned(64)));
     memset(pj, 0, sizeof pj);
     __m512 mvec[QC * GMAX], svec[QC * GMAX];
+    float *S = scratch; /* the chunk's scores from pass 0, row (i, h) at S + (i * gn + h) * srow */
     float m_run[QC * GMAX], inv[QC * GMAX];
     for (int hk = kv_lo; hk < kv_hi; hk++)
         for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
@@ -348,10 +354,11 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
                         _mm512_store_ps(qr[i] + c * 16, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qi + c * 16), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
                 }
                 for (int i = 0; i < in * GMAX; i++) { mvec[i] = _mm512_set1_ps(-INFINITY); svec[i] = _mm512_setzero_ps(); }
+                const int64_t srow = (int64_t)(vis_max + KB - 1) / KB * KB;
                 for (int pass = 0; pass < 2; pass++) {
                     for (int j0 = 0; j0 < vis_max; j0 += KB) {
                         int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
-                        load_kt(k, head_stride, hk, head_dim, j0, jn, KT);
+                        if (pass == 0) load_kt(k, head_stride, hk, head_dim, j0, jn, KT);
                         if (pass == 1)
                             for (int j = 0; j < KB; j++)
                                 for (int c = 0; c < nd; c++)
@@ -363,7 +370,12 @@ void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k,
                             int nv = vis - j0 < KB ? vis - j0 : KB;
                             __mmask16 mk = (__mmask16)((1u << nv) - 1);
                             __m512 sc[GMAX];
-                            scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
+                            if (pass == 0) {
+                                scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
+                                for (int h = 0; h < gn; h++) _mm512_storeu_ps(S + (i * gn + h) * srow + j0, sc[h]);
+                            } else {
+                                for (int h = 0; h < gn; h++) sc[h] = _mm512_loadu_ps(S + (i * gn + h) * srow + j0);
+                            }
                             float *oh[GMAX];
                             for (int h = gn; h < GMAX; h++) oh[h] = dummy; /* pj rows stay zero */
                             for (int h = 0; h < gn; h++) {
