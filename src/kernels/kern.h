@@ -132,6 +132,15 @@ void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, c
                        int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                        float *scratch);
 
+/* The decode step (one query token) of a SIMD attention: for each KV head of [kv_lo, kv_hi) and each chunk of up to 8
+ * of its query heads, group_fn(qh, gn, kh, vh, n, oh, scratch) with kh / vh that head's keys and values (ops.h
+ * layout), n the keys the token sees (>= 1; a token that sees none gets zeros here) and oh the gn output rows. */
+typedef void (*qe_decode_group_fn)(const float *qh, int gn, const uint16_t *kh, const uint16_t *vh, int n,
+                                   float *const *oh, float *scratch);
+void qe_attention_decode(const float *q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride, int n_kv,
+                         int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out, float *scratch,
+                         qe_decode_group_fn group_fn);
+
 /* Name of a weight type for messages. */
 const char *qe_kern_type_name(int type);
 

@@ -286,21 +286,8 @@ void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, c
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int64_t ld = (int64_t)n_head * head_dim;
     if (n_q == 1 && (head_dim == 64 || head_dim == 128)) {
-        const int n = q_pos0 + 1 < n_kv ? q_pos0 + 1 : n_kv;
-        for (int hk = kv_lo; hk < kv_hi; hk++)
-            for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
-                int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
-                float *oh[GMAX];
-                for (int h = 0; h < gn; h++) oh[h] = out + (int64_t)(hk * group + gh0 + h) * head_dim;
-                if (n <= 0) { /* a query that sees no key: zero output, as the reference */
-                    for (int h = 0; h < gn; h++) memset(oh[h], 0, sizeof(float) * head_dim);
-                    continue;
-                }
-                const float *qh = q + (int64_t)(hk * group + gh0) * head_dim;
-                const uint16_t *kh = k + qe_kv_key_index(head_stride, head_dim, hk, 0, 0), *vh = v + qe_kv_value_index(head_stride, head_dim, hk, 0, 0);
-                if (head_dim == 64) dec_group64(qh, gn, kh, vh, n, oh, scratch);
-                else dec_group128(qh, gn, kh, vh, n, oh, scratch);
-            }
+        qe_attention_decode(q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch,
+                            head_dim == 64 ? dec_group64 : dec_group128);
         return;
     }
     float KT[MAX_HD][KB] __attribute__((aligned(32)));
