@@ -386,8 +386,10 @@ function openSettings(note) {
   if (note) $('#set-key').focus();
 }
 
-$('#settings').addEventListener('close', () => {
-  if ($('#settings').returnValue !== 'save') return;
+// Saved on the form's submit, which runs before the click that caused it returns; the dialog's 'close' event
+// comes later, as a queued task, so a message sent right after Save could still go out with the old settings.
+$('#settings-form').addEventListener('submit', (e) => {
+  if (e.submitter?.value !== 'save') return;
   settings = {
     system: $('#set-system').value,
     temperature: Math.min(2, Math.max(0, Number($('#set-temp').value) || 0)),
