@@ -9,6 +9,8 @@ mode=${1:-build}
 
 build_pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libutf8proc-dev libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev"
 test_pkgs="nodejs npm chromium curl"
+# the NEON kernels are tested on x86-64 by cross-building them and running them under qemu-user (mk/arm64.mk)
+[ "$(uname -m)" = x86_64 ] && test_pkgs="$test_pkgs gcc-aarch64-linux-gnu qemu-user-static"
 
 missing=()
 want=$build_pkgs

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of `make test`: the C unit tests (build/tests/test_*), then the end-to-end tests in
+# Runs every test of `make test`: the C unit tests (build/tests/test_*, and on x86-64 the kernel tests built
+# for aarch64 under qemu), then the end-to-end tests in
 # tests/js/*.test.mjs with node's test runner (they start the real binary, llama.cpp via node-llama-cpp, the
 # openai SDK and headless Chromium). Prints one closing line "tests: N passed, N failed".
 # QE_TEST_FILTER=regex runs only the matching files.
@@ -11,18 +12,28 @@ mkdir -p "$QE_TEST_TMP"
 filter=${QE_TEST_FILTER:-.}
 passed=0; failed=0; failed_files=()
 
-for t in build/tests/test_*; do
-  [ -x "$t" ] || continue
-  echo "$t" | grep -Eq "$filter" || continue
-  echo "== $t"
-  out=$("$t" 2>&1); rc=$?
+# run_c NAME COMMAND...: one C test binary; its closing line "file: N passed, N failed" is counted.
+run_c() {
+  local name=$1; shift
+  echo "$name" | grep -Eq "$filter" || return 0
+  echo "== $name"
+  local out rc line p f
+  out=$("$@" 2>&1); rc=$?
   echo "$out"
   line=$(echo "$out" | grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
   p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
   [ -n "$line" ] || { p=0; f=1; }
   [ $rc -eq 0 ] || [ "$f" -gt 0 ] || f=1
   passed=$((passed + p)); failed=$((failed + f))
-  [ "$f" -eq 0 ] || failed_files+=("$t")
+  [ "$f" -eq 0 ] || failed_files+=("$name")
+}
+
+for t in build/tests/test_*; do
+  [ -x "$t" ] && run_c "$t" "$t"
+done
+# The kernel tests cross-built for aarch64 (mk/arm64.mk) run under qemu-user: the NEON set against the reference.
+for t in build/arm64/tests/test_*; do
+  [ -x "$t" ] && run_c "$t" env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64-static "$t"
 done
 
 js=$(ls tests/js/*.test.mjs 2>/dev/null | grep -E "$filter" || true)

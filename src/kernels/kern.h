@@ -132,6 +132,13 @@ void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, c
                        int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                        float *scratch);
 
+void qe_neon_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void qe_neon_swiglu(float *out, const float *gate, const float *up, int n);
+void qe_neon_f32_to_f16_row(const float *x, uint16_t *out, int n);
+void qe_neon_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
+                       int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
+                       float *scratch);
+
 /* The decode step (one query token) of a SIMD attention: for each KV head of [kv_lo, kv_hi) and each chunk of up to 8
  * of its query heads, group_fn(qh, gn, kh, vh, n, oh, scratch) with kh / vh that head's keys and values (ops.h
  * layout), n the keys the token sees (>= 1; a token that sees none gets zeros here) and oh the gn output rows. */

@@ -5,153 +5,21 @@
  *     they are and the offset (8 or 16) is removed with the activation block sums, as in the AVX-512 set.
  *   - q8_0 and iq4_nl weights are signed bytes up to 127 in magnitude: ggml's sign trick, |w| x sign(x, w),
  *     keeps every pair sum <= 2 * 127 * 127 < 32768.
- * Panel per block (8 rows): codes 256 bytes (q8_0, signed) or 128 bytes of nibbles; q5_*: 8 x uint32 masks
- * of the 5th bit; d[8] fp16; m[8] fp16 (q4_1/q5_1). Float types: cols x 8 values. q4_K/q5_K/q6_K: per
- * 32-column sub-block, nibbles (128 bytes) | 5th/6th-bit masks | sub-scales, then d (and dmin) per 256-block
- * (see k_panel_bytes); q2_K/q3_K use the reference path. Activations: the tiled layouts of kern.h, shared with
- * the AVX-512 set. */
+ * The weights are packed into the 8-row panels of panel8.h (shared with the NEON set). Activations: the tiled
+ * layouts of kern.h, shared with the AVX-512 set. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
 #include "base.h"
 #include "kernels/kern.h"
+#include "kernels/panel8.h"
 #include "quant.h"
 
-enum {
-    L_Q8_0 = 201, L_Q4_0, L_Q4_1, L_Q5_0, L_Q5_1, L_IQ4_NL,
-    L_Q4_K = 210, L_Q5_K, L_Q6_K,
-    L_F16 = 220, L_BF16, L_F32,
-};
+#define TAG_BASE 200 /* this set's layout tags (matmul.c) */
+#define TT P8_TILE_TOKENS
 
-#define PR 8  /* rows per panel */
-#define TT 4  /* tokens per register tile (two tiles per group of 8) */
-#define TCHUNK 64
-
-static const int8_t iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
-static int q32_layout(int type) {
-    switch (type) {
-    case QE_TYPE_Q8_0: return L_Q8_0;
-    case QE_TYPE_Q4_0: return L_Q4_0;
-    case QE_TYPE_Q4_1: return L_Q4_1;
-    case QE_TYPE_Q5_0: return L_Q5_0;
-    case QE_TYPE_Q5_1: return L_Q5_1;
-    case QE_TYPE_IQ4_NL: return L_IQ4_NL;
-    default: return 0;
-    }
-}
-static int lay_qbytes(int l) { return l == L_Q8_0 ? 256 : 128; }
-static int lay_hbytes(int l) { return l == L_Q5_0 || l == L_Q5_1 ? 32 : 0; }
-static int lay_mbytes(int l) { return l == L_Q4_1 || l == L_Q5_1 ? 16 : 0; }
-static size_t q32_panel_bytes(int l, int64_t nb) {
-    return (size_t)nb * (size_t)(lay_qbytes(l) + lay_hbytes(l) + 16 + lay_mbytes(l));
-}
-static int float_esize(int l) { return l == L_F32 ? 4 : 2; }
-/* k-quant panel: codes nsb x 128 | masks (q5_K: nsb x 8 x u32 for bit 4; q6_K: nsb x 16 x u32 for bits 4, 5)
- * | sub-scales nsb x 16 bytes (q4_K/q5_K: u8 sc[8 rows], u8 mn[8 rows]; q6_K: i8 sc[2 halves][8 rows])
- * | d nb x 8 fp16 | dmin nb x 8 fp16 (q4_K/q5_K). */
-static int k_hbytes(int l) { return l == L_Q5_K ? 32 : l == L_Q6_K ? 64 : 0; }
-static size_t k_panel_bytes(int l, int64_t nsb) {
-    return (size_t)nsb * (128 + (size_t)k_hbytes(l) + 16) + (size_t)(nsb / 8) * (l == L_Q6_K ? 16 : 32);
-}
-
-static size_t panel_bytes(int l, int64_t cols) {
-    size_t pb = l >= L_F16 ? (size_t)cols * PR * (size_t)float_esize(l)
-              : l >= L_Q4_K ? k_panel_bytes(l, cols / 32) : q32_panel_bytes(l, cols / 32);
-    return (pb + 63) & ~(size_t)63;
-}
-
-static int pack_avx2(qe_mat *m) {
-    int64_t rows = m->rows, cols = m->cols, np = (rows + PR - 1) / PR;
-    int l = q32_layout(m->type);
-    if (!l) {
-        if (m->type == QE_TYPE_F16) l = L_F16;
-        else if (m->type == QE_TYPE_BF16) l = L_BF16;
-        else if (m->type == QE_TYPE_F32) l = L_F32;
-        else if (m->type == QE_TYPE_Q4_K) l = L_Q4_K;
-        else if (m->type == QE_TYPE_Q5_K) l = L_Q5_K;
-        else if (m->type == QE_TYPE_Q6_K) l = L_Q6_K;
-        else return 0; /* q2_K, q3_K: reference path */
-    }
-    size_t pb = panel_bytes(l, cols), total = pb * (size_t)np;
-    uint8_t *dst = qe_kern_packed_alloc(total);
-    if (!dst) return -1;
-    size_t rb = qe_kern_row_bytes(m->type, cols);
-    const uint8_t *src = m->data;
-    for (int64_t p = 0; p < np; p++) {
-        uint8_t *P = dst + (size_t)p * pb;
-        if ((p + 1) * PR > rows || l == L_Q5_0 || l == L_Q5_1 || (l >= L_Q4_K && l < L_F16)) memset(P, 0, pb); /* padding rows; OR-ed masks */
-        if ((p & 127) == 127) qe_kern_release_source(src + (size_t)(p - 127) * PR * rb, (size_t)128 * PR * rb);
-        for (int rr = 0; rr < PR && p * PR + rr < rows; rr++) {
-            const uint8_t *row = src + (size_t)(p * PR + rr) * rb;
-            if (l >= L_Q4_K && l < L_F16) {
-                int64_t nsb = cols / 32, nb = cols / 256;
-                uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * k_hbytes(l), *D = S + nsb * 16, *DM = D + nb * 16;
-                size_t bb = rb / (size_t)nb;
-                for (int64_t b = 0; b < nb; b++) {
-                    int q[256], sc[16], mn[16];
-                    float d, dmin;
-                    qe_unpack_k_codes(m->type, row + b * bb, q, sc, mn, &d, &dmin);
-                    uint16_t dh = qe_fp32_to_fp16(d), mh = qe_fp32_to_fp16(dmin); /* exact: they were fp16 */
-                    memcpy(D + b * 16 + rr * 2, &dh, 2);
-                    if (l != L_Q6_K) memcpy(DM + b * 16 + rr * 2, &mh, 2);
-                    for (int s8 = 0; s8 < 8; s8++) {
-                        int64_t sb = b * 8 + s8;
-                        const int *qs = q + s8 * 32;
-                        for (int j = 0; j < 4; j++)
-                            for (int k = 0; k < 4; k++)
-                                C[sb * 128 + j * 32 + rr * 4 + k] = (uint8_t)((qs[4 * j + k] & 15) | ((qs[16 + 4 * j + k] & 15) << 4));
-                        uint32_t *hm = (uint32_t *)(H + sb * k_hbytes(l));
-                        for (int g = 0; g < 8 && l != L_Q4_K; g++)
-                            for (int k = 0; k < 4; k++) {
-                                hm[g] |= (uint32_t)((qs[4 * g + k] >> 4) & 1) << (rr * 4 + k);
-                                if (l == L_Q6_K) hm[8 + g] |= (uint32_t)((qs[4 * g + k] >> 5) & 1) << (rr * 4 + k);
-                            }
-                        S[sb * 16 + rr] = (uint8_t)(l == L_Q6_K ? (uint8_t)(int8_t)sc[2 * s8] : (uint8_t)sc[2 * s8]);
-                        S[sb * 16 + 8 + rr] = (uint8_t)(l == L_Q6_K ? (uint8_t)(int8_t)sc[2 * s8 + 1] : (uint8_t)mn[2 * s8]);
-                    }
-                }
-                continue;
-            }
-            if (l >= L_F16) {
-                int es = float_esize(l);
-                for (int64_t c = 0; c < cols; c++) memcpy(P + ((size_t)c * PR + rr) * es, row + (size_t)c * es, es);
-                continue;
-            }
-            int64_t nb = cols / 32;
-            int qb = lay_qbytes(l), hb = lay_hbytes(l);
-            uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 16;
-            for (int64_t b = 0; b < nb; b++) {
-                uint8_t *q = Q + b * qb;
-                const uint8_t *qs, *qhp = NULL, *dp, *mp = NULL;
-                switch (l) {
-                case L_Q8_0: { const block_q8_0 *x = (const block_q8_0 *)row + b;
-                    for (int g = 0; g < 8; g++) memcpy(q + g * 32 + rr * 4, x->qs + 4 * g, 4);
-                    memcpy(D + b * 16 + rr * 2, &x->d, 2);
-                    continue; }
-                case L_Q4_0: case L_IQ4_NL: { const block_q4_0 *x = (const block_q4_0 *)row + b; qs = x->qs; dp = (const uint8_t *)&x->d; break; }
-                case L_Q4_1: { const block_q4_1 *x = (const block_q4_1 *)row + b; qs = x->qs; dp = (const uint8_t *)&x->d; mp = (const uint8_t *)&x->m; break; }
-                case L_Q5_0: { const block_q5_0 *x = (const block_q5_0 *)row + b; qs = x->qs; qhp = x->qh; dp = (const uint8_t *)&x->d; break; }
-                default: { const block_q5_1 *x = (const block_q5_1 *)row + b; qs = x->qs; qhp = x->qh; dp = (const uint8_t *)&x->d; mp = (const uint8_t *)&x->m; break; }
-                }
-                for (int j = 0; j < 4; j++) memcpy(q + j * 32 + rr * 4, qs + 4 * j, 4);
-                memcpy(D + b * 16 + rr * 2, dp, 2);
-                if (mp) memcpy(M + b * 16 + rr * 2, mp, 2);
-                if (qhp) {
-                    uint32_t qh, *hm = (uint32_t *)(H + b * 32);
-                    memcpy(&qh, qhp, 4);
-                    for (int g = 0; g < 8; g++)
-                        for (int k = 0; k < 4; k++) hm[g] |= ((qh >> (4 * g + k)) & 1u) << (rr * 4 + k);
-                }
-            }
-        }
-    }
-    m->packed = dst;
-    m->packed_bytes = total;
-    m->layout = l;
-    return 0;
-}
+static int pack_avx2(qe_mat *m) { return qe_panel8_pack(m, TAG_BASE); }
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -167,13 +35,13 @@ INLINE __m256i bits_to_bytes(uint32_t m) {
 }
 
 INLINE void store_tile(__m256 v, float *y, const float *bias, int accumulate, int nr) {
-    if (nr == PR) {
+    if (nr == P8_ROWS) {
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
         if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(y));
         _mm256_storeu_ps(y, v);
         return;
     }
-    float tmp[PR];
+    float tmp[P8_ROWS];
     _mm256_storeu_ps(tmp, v);
     for (int r = 0; r < nr; r++) y[r] = qe_epilogue(tmp[r], y + r, bias, r, accumulate);
 }
@@ -181,18 +49,18 @@ INLINE void store_tile(__m256 v, float *y, const float *bias, int accumulate, in
 /* 8 rows x T tokens (slots s0..s0+T-1 of the group G) of a 32-block layout over nb blocks. */
 INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, int s0, float *y,
                      int64_t ldy, const float *bias, int accumulate, int nr) {
-    const int qb = lay_qbytes(L), hb = lay_hbytes(L);
+    const int qb = p8_qbytes(L), hb = p8_hbytes(L);
     const uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 16;
-    const int oi = L == L_Q4_0 ? 1 : L == L_Q5_0 ? 2 : -1; /* q8_0 and iq4_nl are signed: no offset */
+    const int oi = L == P8_Q4_0 ? 1 : L == P8_Q5_0 ? 2 : -1; /* q8_0 and iq4_nl are signed: no offset */
     const int8_t *XQ = (const int8_t *)G;
     const float *XD = (const float *)(G + nb * QE_ACT_TILE * 32), *XS = XD + nb * QE_ACT_TILE;
     const int32_t *NS = (const int32_t *)(XS + nb * QE_ACT_TILE) + (oi < 0 ? 0 : oi) * nb * QE_ACT_TILE;
-    const int signed_w = L == L_Q8_0 || L == L_IQ4_NL;
+    const int signed_w = L == P8_Q8_0 || L == P8_IQ4_NL;
     __m256 acc[TT];
     #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     const __m256i lo4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), b16 = _mm256_set1_epi8(16);
-    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4nl_values));
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qe_kvalues_iq4nl));
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
         __m256i s[TT];
@@ -202,7 +70,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
             #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) {
                 __m256i w;
-                if (L == L_Q8_0) w = _mm256_loadu_si256((const __m256i *)(Q + b * 256 + g * 32));
+                if (L == P8_Q8_0) w = _mm256_loadu_si256((const __m256i *)(Q + b * 256 + g * 32));
                 else {
                     __m256i v = _mm256_loadu_si256((const __m256i *)(Q + b * 128 + (g & 3) * 32));
                     w = _mm256_shuffle_epi8(lut, _mm256_and_si256(g < 4 ? v : _mm256_srli_epi16(v, 4), lo4));
@@ -237,11 +105,11 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
         }
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(D + b * 16)));
         __m256 mw = _mm256_setzero_ps();
-        if (L == L_Q4_1 || L == L_Q5_1) mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(M + b * 16)));
+        if (L == P8_Q4_1 || L == P8_Q5_1) mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(M + b * 16)));
         #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(dw, _mm256_set1_ps(XD[b * QE_ACT_TILE + s0 + t])), acc[t]);
-            if (L == L_Q4_1 || L == L_Q5_1) acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(XS[b * QE_ACT_TILE + s0 + t]), acc[t]);
+            if (L == P8_Q4_1 || L == P8_Q5_1) acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(XS[b * QE_ACT_TILE + s0 + t]), acc[t]);
         }
     }
     #pragma GCC unroll 8
@@ -254,7 +122,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
 INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, int s0, float *y,
                    int64_t ldy, const float *bias, int accumulate, int nr) {
     const int64_t nb = nsb / 8;
-    const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * k_hbytes(L), *D = S + nsb * 16, *DM = D + nb * 16;
+    const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * p8_k_hbytes(L), *D = S + nsb * 16, *DM = D + nb * 16;
     const int8_t *XQ = (const int8_t *)G;
     const float *XD = (const float *)(G + nsb * QE_ACT_TILE * 32), *XS = XD + nsb * QE_ACT_TILE;
     const int32_t *NS0 = (const int32_t *)(XS + nsb * QE_ACT_TILE), *NS1 = NS0 + nsb * QE_ACT_TILE;
@@ -266,16 +134,16 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
     for (int64_t b = 0; b < nsb; b++) {
         if ((b & 7) == 0) {
             dK = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(D + (b >> 3) * 16)));
-            if (L != L_Q6_K) dmK = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(DM + (b >> 3) * 16)));
+            if (L != P8_Q6_K) dmK = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(DM + (b >> 3) * 16)));
         }
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
-        const uint32_t *hm = (const uint32_t *)(H + b * k_hbytes(L));
+        const uint32_t *hm = (const uint32_t *)(H + b * p8_k_hbytes(L));
         __m256i s[2][TT];
 #pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++)
-                s[half][t] = L == L_Q6_K ? _mm256_set1_epi32((half ? NS1 : NS0)[b * QE_ACT_TILE + s0 + t]) : _mm256_setzero_si256();
+                s[half][t] = L == P8_Q6_K ? _mm256_set1_epi32((half ? NS1 : NS0)[b * QE_ACT_TILE + s0 + t]) : _mm256_setzero_si256();
             __m256i p16[TT];
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) p16[t] = _mm256_setzero_si256();
@@ -284,22 +152,22 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
                 int g = half * 4 + j;
                 __m256i v = _mm256_loadu_si256((const __m256i *)(C + b * 128 + j * 32));
                 __m256i w = _mm256_and_si256(half ? _mm256_srli_epi16(v, 4) : v, lo4);
-                if (L != L_Q4_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[g]), b16));
-                if (L == L_Q6_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[8 + g]), b32));
+                if (L != P8_Q4_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[g]), b16));
+                if (L == P8_Q6_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[8 + g]), b32));
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++)
                     p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(w, _mm256_set1_epi32(load_i32(xq + t * 32 + 4 * g))));
-                if (L == L_Q6_K && (j & 1)) { /* 6-bit: flush every 2 groups (2 * 2 * 63 * 127 < 32768) */
+                if (L == P8_Q6_K && (j & 1)) { /* 6-bit: flush every 2 groups (2 * 2 * 63 * 127 < 32768) */
 #pragma GCC unroll 4
                     for (int t = 0; t < T; t++) { s[half][t] = _mm256_add_epi32(s[half][t], _mm256_madd_epi16(p16[t], ones)); p16[t] = _mm256_setzero_si256(); }
                 }
             }
-            if (L != L_Q6_K) {
+            if (L != P8_Q6_K) {
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) s[half][t] = _mm256_add_epi32(s[half][t], _mm256_madd_epi16(p16[t], ones));
             }
         }
-        if (L == L_Q6_K) {
+        if (L == P8_Q6_K) {
             __m256 dw0 = _mm256_mul_ps(dK, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(S + b * 16)))));
             __m256 dw1 = _mm256_mul_ps(dK, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(S + b * 16 + 8)))));
 #pragma GCC unroll 4
@@ -325,8 +193,8 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
 }
 
 INLINE __m256 load_wcol(const int L, const uint8_t *P, int64_t c) {
-    if (L == L_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(P + c * 16)));
-    if (L == L_BF16)
+    if (L == P8_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(P + c * 16)));
+    if (L == P8_BF16)
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(P + c * 16))), 16));
     return _mm256_loadu_ps((const float *)(P + c * 32));
 }
@@ -362,126 +230,23 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     }
 }
 
-#define TILE_FN(name, KIND, L)                                                                                      \
-    static void name(int T, const uint8_t *P, int64_t k, const uint8_t *G, int s0, float *y, int64_t ldy,          \
-                     const float *bias, int acc, int nr) {                                                          \
-        switch (T) {                                                                                               \
-        case 1: KIND(L, 1, P, k, G, s0, y, ldy, bias, acc, nr); break;                                             \
-        case 2: KIND(L, 2, P, k, G, s0, y, ldy, bias, acc, nr); break;                                             \
-        case 3: KIND(L, 3, P, k, G, s0, y, ldy, bias, acc, nr); break;                                             \
-        default: KIND(L, 4, P, k, G, s0, y, ldy, bias, acc, nr); break;                                            \
-        }                                                                                                          \
-    }
-TILE_FN(tiles_q8_0, tile_q32, L_Q8_0)
-TILE_FN(tiles_q4_0, tile_q32, L_Q4_0)
-TILE_FN(tiles_q4_1, tile_q32, L_Q4_1)
-TILE_FN(tiles_q5_0, tile_q32, L_Q5_0)
-TILE_FN(tiles_q5_1, tile_q32, L_Q5_1)
-TILE_FN(tiles_iq4_nl, tile_q32, L_IQ4_NL)
-TILE_FN(tiles_q4_K, tile_k, L_Q4_K)
-TILE_FN(tiles_q5_K, tile_k, L_Q5_K)
-TILE_FN(tiles_q6_K, tile_k, L_Q6_K)
-TILE_FN(tiles_f16, tile_f, L_F16)
-TILE_FN(tiles_bf16, tile_f, L_BF16)
-TILE_FN(tiles_f32, tile_f, L_F32)
-
-typedef void (*tiles_fn)(int T, const uint8_t *P, int64_t k, const uint8_t *G, int s0, float *y, int64_t ldy,
-                         const float *bias, int acc, int nr);
+P8_TILES(tiles_q8_0, tile_q32, P8_Q8_0)
+P8_TILES(tiles_q4_0, tile_q32, P8_Q4_0)
+P8_TILES(tiles_q4_1, tile_q32, P8_Q4_1)
+P8_TILES(tiles_q5_0, tile_q32, P8_Q5_0)
+P8_TILES(tiles_q5_1, tile_q32, P8_Q5_1)
+P8_TILES(tiles_iq4_nl, tile_q32, P8_IQ4_NL)
+P8_TILES(tiles_q4_K, tile_k, P8_Q4_K)
+P8_TILES(tiles_q5_K, tile_k, P8_Q5_K)
+P8_TILES(tiles_q6_K, tile_k, P8_Q6_K)
+P8_TILES(tiles_f16, tile_f, P8_F16)
+P8_TILES(tiles_bf16, tile_f, P8_BF16)
+P8_TILES(tiles_f32, tile_f, P8_F32)
+static const qe_panel8_tile_fn tiles[P8_N_LAYOUTS] = P8_TILE_TABLE(tiles_);
 
 static void mm_avx2(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
                     int accumulate, int64_t r0, int64_t r1) {
-    tiles_fn fn;
-    int l = m->layout;
-    switch (l) {
-    case L_Q8_0: fn = tiles_q8_0; break;
-    case L_Q4_0: fn = tiles_q4_0; break;
-    case L_Q4_1: fn = tiles_q4_1; break;
-    case L_Q5_0: fn = tiles_q5_0; break;
-    case L_Q5_1: fn = tiles_q5_1; break;
-    case L_IQ4_NL: fn = tiles_iq4_nl; break;
-    case L_Q4_K: fn = tiles_q4_K; break;
-    case L_Q5_K: fn = tiles_q5_K; break;
-    case L_Q6_K: fn = tiles_q6_K; break;
-    case L_F16: fn = tiles_f16; break;
-    case L_BF16: fn = tiles_bf16; break;
-    case L_F32: fn = tiles_f32; break;
-    default: QE_ASSERT(0); return;
-    }
-    QE_ASSERT(a->tiled);
-    int64_t k = l >= L_F16 ? m->cols : m->cols / 32;
-    size_t pb = panel_bytes(l, m->cols);
-    const uint8_t *packed = m->packed;
-    for (int tc = 0; tc < n; tc += TCHUNK) {
-        int tn = n - tc < TCHUNK ? n - tc : TCHUNK;
-        for (int64_t p = r0 / PR; p < (r1 + PR - 1) / PR; p++) {
-            int64_t rlo = p * PR, rhi = rlo + PR < r1 ? rlo + PR : r1;
-            const float *bp = bias ? bias + rlo : NULL;
-            for (int t = tc; t < tc + tn; t += TT) {
-                int T = tc + tn - t < TT ? tc + tn - t : TT;
-                const uint8_t *G = a->base + (size_t)(t / QE_ACT_TILE) * a->tile_bytes;
-                fn(T, packed + (size_t)p * pb, k, G, t % QE_ACT_TILE, y + (int64_t)t * ldy + rlo, ldy, bp, accumulate, (int)(rhi - rlo));
-            }
-        }
-    }
-}
-
-static void row_f32_avx2(const qe_mat *m, int64_t row, float *out) {
-    int l = m->layout;
-    int64_t cols = m->cols, p = row / PR;
-    int rr = (int)(row % PR);
-    const uint8_t *P = (const uint8_t *)m->packed + (size_t)p * panel_bytes(l, cols);
-    if (l >= L_Q4_K && l < L_F16) {
-        int64_t nsb = cols / 32, nb = cols / 256;
-        const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * k_hbytes(l), *D = S + nsb * 16, *DM = D + nb * 16;
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            uint16_t dh, mh = 0;
-            memcpy(&dh, D + (sb / 8) * 16 + rr * 2, 2);
-            if (l != L_Q6_K) memcpy(&mh, DM + (sb / 8) * 16 + rr * 2, 2);
-            float d = qe_fp16_to_fp32(dh), dmin = qe_fp16_to_fp32(mh);
-            const uint32_t *hm = (const uint32_t *)(H + sb * k_hbytes(l));
-            for (int c = 0; c < 32; c++) {
-                int g = c / 4, k = c % 4;
-                uint8_t byte = C[sb * 128 + (g % 4) * 32 + rr * 4 + k];
-                int q = g < 4 ? byte & 15 : byte >> 4;
-                if (l != L_Q4_K) q |= (int)((hm[g] >> (rr * 4 + k)) & 1) << 4;
-                if (l == L_Q6_K) q |= (int)((hm[8 + g] >> (rr * 4 + k)) & 1) << 5;
-                if (l == L_Q6_K) out[sb * 32 + c] = d * (float)(int8_t)S[sb * 16 + (c / 16) * 8 + rr] * (float)(q - 32);
-                else out[sb * 32 + c] = d * (float)S[sb * 16 + rr] * (float)q - dmin * (float)S[sb * 16 + 8 + rr];
-            }
-        }
-        return;
-    }
-    if (l >= L_F16) {
-        for (int64_t c = 0; c < cols; c++) {
-            uint16_t h;
-            if (l == L_F32) memcpy(&out[c], P + (c * PR + rr) * 4, 4);
-            else { memcpy(&h, P + (c * PR + rr) * 2, 2); out[c] = l == L_F16 ? qe_fp16_to_fp32(h) : qe_bf16_to_fp32(h); }
-        }
-        return;
-    }
-    int64_t nb = cols / 32;
-    int qb = lay_qbytes(l), hb = lay_hbytes(l);
-    const uint8_t *Q = P, *H = Q + nb * qb, *D = H + nb * hb, *M = D + nb * 16;
-    for (int64_t b = 0; b < nb; b++) {
-        uint16_t dh, mh = 0;
-        memcpy(&dh, D + b * 16 + rr * 2, 2);
-        if (lay_mbytes(l)) memcpy(&mh, M + b * 16 + rr * 2, 2);
-        float d = qe_fp16_to_fp32(dh), mn = qe_fp16_to_fp32(mh);
-        const uint32_t *hm = (const uint32_t *)(H + b * 32);
-        for (int c = 0; c < 32; c++) {
-            int g = c / 4, k = c % 4, q;
-            if (l == L_Q8_0) q = (int8_t)Q[b * 256 + g * 32 + rr * 4 + k];
-            else {
-                uint8_t byte = Q[b * 128 + (g % 4) * 32 + rr * 4 + k];
-                q = g < 4 ? byte & 15 : byte >> 4;
-                if (hb) q |= (int)((hm[g] >> (rr * 4 + k)) & 1) << 4;
-                if (l == L_Q4_0) q -= 8;
-                else if (l == L_Q5_0) q -= 16;
-                else if (l == L_IQ4_NL) q = iq4nl_values[q];
-            }
-            out[b * 32 + c] = d * (float)q + mn;
-        }
-    }
+    qe_panel8_mm(m, m->layout - TAG_BASE, tiles, a, n, y, ldy, bias, accumulate, r0, r1);
 }
 
 /* --- activation quantiser (bit-identical to qe_quant_tiled_ref for Q8 and F32) -------------------------- */
@@ -598,11 +363,11 @@ static void quant_tiled_avx2(const float *x, int64_t cols, int fmt, int rounding
 
 static const qe_kernel_set set_avx2 = {
     .name = "avx2",
-    .row_align = PR,
+    .row_align = P8_ROWS,
     .pack = pack_avx2,
     .mm = mm_avx2,
     .quant_tiled = quant_tiled_avx2,
-    .row_f32 = row_f32_avx2,
+    .row_f32 = qe_panel8_row_f32,
     .rmsnorm = qe_avx2_rmsnorm,
     .swiglu = qe_avx2_swiglu,
     .f32_to_f16_row = qe_avx2_f32_to_f16_row,
