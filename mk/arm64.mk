@@ -1,7 +1,9 @@
 # mk/arm64.mk — on x86-64, the kernel-level unit tests are also cross-built for aarch64 (gcc-aarch64-linux-gnu)
 # and run under qemu-user by `make test` (tests/run.sh): the NEON kernel set is held to the reference for every
 # weight type without an ARM machine. Only these tests: the rest of the library links Debian libraries that
-# would need their arm64 builds. On an aarch64 host the normal unit tests run the NEON set natively.
+# would need their arm64 builds. Linked statically: nothing depends on which arm64 libc (cross sysroot or
+# multiarch) qemu would find, and mixing the two hangs in pthread_create. On an aarch64 host the normal unit tests
+# run the NEON set natively.
 .DEFAULT_GOAL := all  # this file is included before the Makefile's first rule
 ifeq ($(ARCH),x86_64)
 A64_CC     := aarch64-linux-gnu-gcc
@@ -21,7 +23,7 @@ $(A64_OBJ): $(A64_BUILD)/%.o: %.c
 $(A64_TESTS): $(A64_BUILD)/tests/%: tests/unit/%.c $(A64_OBJ) tests/unit/test.h
 	@mkdir -p $(@D)
 	@echo "  LD $@"
-	@$(A64_CC) $(A64_CFLAGS) -Itests/unit -o $@ $< $(A64_OBJ) -lm -lpthread
+	@$(A64_CC) $(A64_CFLAGS) -static -Itests/unit -o $@ $< $(A64_OBJ) -lm -lpthread
 
 test: $(A64_TESTS)
 endif

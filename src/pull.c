@@ -688,7 +688,7 @@ int qe_pull(const char *spec, const qe_pull_opts *opts, char *path_out, size_t c
                 n_files > 1 ? ", in parts" : "");
     }
     char sha[65] = "";
-    if (n_files == 1) {
+    if (n_files <= 1) { /* list_remote gives at least one file on success */
         if (ref.url[0]) snprintf(url, sizeof url, "%s", ref.url);
         else file_url(&ref, endpoint, o.source, files[0].name, url, sizeof url);
         if ((rc = download_one(url, dest, &files[0], &o, sha, err))) return rc;
