@@ -20,15 +20,16 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
-ISA_NEON   := -march=armv8.2-a+dotprod+fp16
+# plain ARMv8.0 (Raspberry Pi 4 and up): matmul_neon.c enables dotprod for itself, matmul_neon_v80.c does not
+ISA_NEON   := -march=armv8-a
 
 ALL_SRC := $(wildcard src/*.c src/*/*.c)
 ifeq ($(ARCH),x86_64)
-  ALL_SRC := $(filter-out %_neon.c,$(ALL_SRC))
+  ALL_SRC := $(filter-out %_neon.c %_neon_v80.c,$(ALL_SRC))
 else ifeq ($(ARCH),aarch64)
   ALL_SRC := $(filter-out %_avx2.c %_avx512.c,$(ALL_SRC))
 else
-  ALL_SRC := $(filter-out %_avx2.c %_avx512.c %_neon.c,$(ALL_SRC))
+  ALL_SRC := $(filter-out %_avx2.c %_avx512.c %_neon.c %_neon_v80.c,$(ALL_SRC))
 endif
 CLI_SRC := $(filter src/cli/%,$(ALL_SRC))
 LIB_SRC := $(filter-out src/cli/%,$(ALL_SRC))

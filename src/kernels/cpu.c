@@ -77,18 +77,22 @@ const qe_kernel_set *qe_kernels_avx2(void) { return NULL; }
 #endif
 #if !defined(__aarch64__)
 const qe_kernel_set *qe_kernels_neon(void) { return NULL; }
+const qe_kernel_set *qe_kernels_neon_v80(void) { return NULL; }
 #endif
 
 static const qe_kernel_set *g_active;
 static pthread_once_t g_ks_once = PTHREAD_ONCE_INIT;
 
-static const qe_kernel_set *usable(const char *name) {
+const char *const qe_kernel_set_names[] = {"avx512", "avx2", "neon", "neon-v80", NULL};
+
+const qe_kernel_set *qe_kernels_usable(const char *name) {
     const qe_cpu_features *f = qe_cpu();
     if (!strcmp(name, "avx512"))
         return f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni && f->fma && f->f16c
                    ? qe_kernels_avx512() : NULL;
     if (!strcmp(name, "avx2")) return f->avx2 && f->fma && f->f16c ? qe_kernels_avx2() : NULL;
     if (!strcmp(name, "neon")) return f->neon && f->dotprod ? qe_kernels_neon() : NULL;
+    if (!strcmp(name, "neon-v80")) return f->neon ? qe_kernels_neon_v80() : NULL; /* ARMv8.0: no sdot */
     return NULL;
 }
 
@@ -96,13 +100,12 @@ static void choose(void) {
     const char *env = getenv("QE_KERNELS");
     if (env && *env) {
         if (!strcmp(env, "ref")) { g_active = NULL; return; }
-        g_active = usable(env);
+        g_active = qe_kernels_usable(env);
         if (g_active) return;
         qe_log(QE_LOG_WARN, "QE_KERNELS=%s is not available on this CPU (%s); choosing automatically", env,
                qe_cpu_describe());
     }
-    const char *order[] = {"avx512", "avx2", "neon"};
-    for (size_t i = 0; i < 3 && !g_active; i++) g_active = usable(order[i]);
+    for (size_t i = 0; qe_kernel_set_names[i] && !g_active; i++) g_active = qe_kernels_usable(qe_kernel_set_names[i]);
 }
 
 const qe_kernel_set *qe_kernels_active(void) { pthread_once(&g_ks_once, choose); return g_active; }

@@ -1,5 +1,5 @@
 /* cpu.h — what this CPU can do (cpuid + OS support via xgetbv on x86, HWCAP on aarch64), detected once.
- * The kernel set is chosen from this in cpu.c; QE_KERNELS=ref|avx2|avx512|neon overrides the choice. */
+ * The kernel set is chosen from this in cpu.c; QE_KERNELS=ref|avx2|avx512|neon|neon-v80 overrides the choice. */
 #pragma once
 #include <stdbool.h>
 

@@ -165,6 +165,11 @@ void qe_kern_release_source(const void *p, size_t bytes);
 const qe_kernel_set *qe_kernels_avx512(void);
 const qe_kernel_set *qe_kernels_avx2(void);
 const qe_kernel_set *qe_kernels_neon(void);
+const qe_kernel_set *qe_kernels_neon_v80(void);
+/* The sets in order of preference ("avx512", "avx2", "neon", "neon-v80"; NULL-terminated), and the named set if
+ * this CPU and build can run it, else NULL. */
+extern const char *const qe_kernel_set_names[];
+const qe_kernel_set *qe_kernels_usable(const char *name);
 /* The set in use (chosen once from cpuid and QE_KERNELS). */
 const qe_kernel_set *qe_kernels_active(void);
 /* Testing hook: use this set from now on (NULL = reference). Not thread-safe against running matmuls. */

@@ -25,6 +25,7 @@ static const qe_kernel_set *set_for_layout(int layout) {
     case 1: return qe_kernels_avx512();
     case 2: return qe_kernels_avx2();
     case 3: return qe_kernels_neon();
+    case 4: return qe_kernels_neon_v80();
     default: return NULL;
     }
 }

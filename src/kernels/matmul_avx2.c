@@ -230,23 +230,11 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     }
 }
 
-P8_TILES(tiles_q8_0, tile_q32, P8_Q8_0)
-P8_TILES(tiles_q4_0, tile_q32, P8_Q4_0)
-P8_TILES(tiles_q4_1, tile_q32, P8_Q4_1)
-P8_TILES(tiles_q5_0, tile_q32, P8_Q5_0)
-P8_TILES(tiles_q5_1, tile_q32, P8_Q5_1)
-P8_TILES(tiles_iq4_nl, tile_q32, P8_IQ4_NL)
-P8_TILES(tiles_q4_K, tile_k, P8_Q4_K)
-P8_TILES(tiles_q5_K, tile_k, P8_Q5_K)
-P8_TILES(tiles_q6_K, tile_k, P8_Q6_K)
-P8_TILES(tiles_f16, tile_f, P8_F16)
-P8_TILES(tiles_bf16, tile_f, P8_BF16)
-P8_TILES(tiles_f32, tile_f, P8_F32)
-static const qe_panel8_tile_fn tiles[P8_N_LAYOUTS] = P8_TILE_TABLE(tiles_);
+P8_DEFINE_TILES(tile_q32, tile_k, tile_f)
 
 static void mm_avx2(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
                     int accumulate, int64_t r0, int64_t r1) {
-    qe_panel8_mm(m, m->layout - TAG_BASE, tiles, a, n, y, ldy, bias, accumulate, r0, r1);
+    qe_panel8_mm(m, m->layout - TAG_BASE, p8_tiles, a, n, y, ldy, bias, accumulate, r0, r1);
 }
 
 /* --- activation quantiser (bit-identical to qe_quant_tiled_ref for Q8 and F32) -------------------------- */

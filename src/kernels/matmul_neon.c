@@ -1,14 +1,20 @@
-/* matmul_neon.c — the aarch64 NEON + dotprod kernel set (Raspberry Pi 5's Cortex-A76, Apple M1 and later,
- * Graviton 2 and later). Weights are in the 8-row panels of panel8.h, the layout the AVX2 set uses: the 32
- * bytes of one column group (4 consecutive weights of 8 rows) are two q registers, rows 0-3 and rows 4-7.
+/* matmul_neon.c — the aarch64 NEON kernel sets: "neon" with dotprod (Raspberry Pi 5's Cortex-A76, Apple M1 and
+ * later, Graviton 2 and later) and, compiled again by matmul_neon_v80.c, "neon-v80" for ARMv8.0 cores without it
+ * (Raspberry Pi 4's Cortex-A72, A53 boards). Weights are in the 8-row panels of panel8.h, the layout the AVX2 set
+ * uses: the 32 bytes of one column group (4 consecutive weights of 8 rows) are two q registers, rows 0-3 and 4-7.
  *   - sdot (vdotq_laneq_s32) multiplies 4 weights of 4 rows by 4 activation bytes of one token, taken as a
- *     lane of the 16 activation bytes loaded once per token and half block: no broadcast per group.
+ *     lane of the 16 activation bytes loaded once per token and half block: no broadcast per group. Without
+ *     dotprod the same sums come from widening multiplies and pairwise adds (DOT_LANE below).
  *   - Its operands are both signed with 32-bit sums, so nothing saturates: 4/5/6-bit codes are used unsigned
  *     as stored and their offset comes from the activation block sums (as in the x86 sets), q8_0 and iq4_nl
  *     (after a table lookup) are signed bytes used directly — no sign trick.
  *   - Float weights: f16 through vcvt_f32_f16, bf16 by a 16-bit shift, f32 as is; f32 FMA.
  * Activations: the tiled layouts of kern.h, quantised by the reference quantiser (one pass over the inputs per
- * call, small next to the matmul; the layouts are defined bit for bit by it). */
+ * call, small next to the matmul; the layouts are defined bit for bit by it). The Makefile compiles *_neon.c for
+ * plain ARMv8.0; the dotprod set enables the extension for this file only, so nothing else can use it. */
+#ifndef QE_NEON_V80
+#pragma GCC target("arch=armv8.2-a+dotprod")
+#endif
 #include <arm_neon.h>
 #include <string.h>
 
@@ -17,7 +23,15 @@
 #include "kernels/panel8.h"
 #include "quant.h"
 
+#ifndef QE_NEON_V80
 #define TAG_BASE 300 /* this set's layout tags (matmul.c) */
+#define SET_NAME "neon"
+#define SET_FN qe_kernels_neon
+#else
+#define TAG_BASE 400
+#define SET_NAME "neon-v80"
+#define SET_FN qe_kernels_neon_v80
+#endif
 #define TT P8_TILE_TOKENS
 
 #define INLINE static inline __attribute__((always_inline))
@@ -55,13 +69,26 @@ INLINE void store_tile(float32x4_t lo, float32x4_t hi, float *y, const float *bi
     for (int r = 0; r < nr; r++) y[r] = qe_epilogue(tmp[r], y + r, bias, r, accumulate);
 }
 
+/* acc[i] += the dot product of bytes 4i..4i+3 of w with bytes 4 lane..4 lane+3 of x (sdot by element). */
+#ifndef QE_NEON_V80
+#define DOT_LANE(acc, w, x, lane) vdotq_laneq_s32(acc, w, x, lane)
+#else
+/* Products widened to 16 bits; |w x| <= 128 * 127, so a pair sum fits in int16 (vpaddq), and vpadalq adds the
+ * pairs of pairs into the 32-bit lanes: rows 0..3 of the group, as sdot. */
+INLINE int32x4_t dot_lane_v80(int32x4_t acc, int8x16_t w, int8x16_t xb) {
+    int16x8_t lo = vmull_s8(vget_low_s8(w), vget_low_s8(xb)), hi = vmull_high_s8(w, xb);
+    return vpadalq_s16(acc, vpaddq_s16(lo, hi));
+}
+#define DOT_LANE(acc, w, x, lane) dot_lane_v80(acc, w, vreinterpretq_s8_s32(vdupq_laneq_s32(vreinterpretq_s32_s8(x), lane)))
+#endif
+
 /* s[t][h] += the 4-column group g of weights w (halves h = rows 0-3, 4-7) times token t's 4 activation bytes,
  * lane g % 4 of x[t][g / 4]. The lane must be a literal, hence a macro over the 8 groups. */
 #define DOT_GROUP(g, w0, w1)                                                                                        \
     do {                                                                                                           \
         _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {                                                      \
-            s[t][0] = vdotq_laneq_s32(s[t][0], w0, x[t][(g) >> 2], (g) & 3);                                       \
-            s[t][1] = vdotq_laneq_s32(s[t][1], w1, x[t][(g) >> 2], (g) & 3);                                       \
+            s[t][0] = DOT_LANE(s[t][0], w0, x[t][(g) >> 2], (g) & 3);                                       \
+            s[t][1] = DOT_LANE(s[t][1], w1, x[t][(g) >> 2], (g) & 3);                                       \
         }                                                                                                          \
     } while (0)
 
@@ -262,27 +289,15 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     }
 }
 
-P8_TILES(tiles_q8_0, tile_q32, P8_Q8_0)
-P8_TILES(tiles_q4_0, tile_q32, P8_Q4_0)
-P8_TILES(tiles_q4_1, tile_q32, P8_Q4_1)
-P8_TILES(tiles_q5_0, tile_q32, P8_Q5_0)
-P8_TILES(tiles_q5_1, tile_q32, P8_Q5_1)
-P8_TILES(tiles_iq4_nl, tile_q32, P8_IQ4_NL)
-P8_TILES(tiles_q4_K, tile_k, P8_Q4_K)
-P8_TILES(tiles_q5_K, tile_k, P8_Q5_K)
-P8_TILES(tiles_q6_K, tile_k, P8_Q6_K)
-P8_TILES(tiles_f16, tile_f, P8_F16)
-P8_TILES(tiles_bf16, tile_f, P8_BF16)
-P8_TILES(tiles_f32, tile_f, P8_F32)
-static const qe_panel8_tile_fn tiles[P8_N_LAYOUTS] = P8_TILE_TABLE(tiles_);
+P8_DEFINE_TILES(tile_q32, tile_k, tile_f)
 
 static void mm_neon(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
                     int accumulate, int64_t r0, int64_t r1) {
-    qe_panel8_mm(m, m->layout - TAG_BASE, tiles, a, n, y, ldy, bias, accumulate, r0, r1);
+    qe_panel8_mm(m, m->layout - TAG_BASE, p8_tiles, a, n, y, ldy, bias, accumulate, r0, r1);
 }
 
 static const qe_kernel_set set_neon = {
-    .name = "neon",
+    .name = SET_NAME,
     .row_align = P8_ROWS,
     .pack = pack_neon,
     .mm = mm_neon,
@@ -294,4 +309,4 @@ static const qe_kernel_set set_neon = {
     .attention = qe_neon_attention,
 };
 
-const qe_kernel_set *qe_kernels_neon(void) { return &set_neon; }
+const qe_kernel_set *SET_FN(void) { return &set_neon; }

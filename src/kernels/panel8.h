@@ -64,8 +64,9 @@ typedef void (*qe_panel8_tile_fn)(int T, const uint8_t *P, int64_t k, const uint
 void qe_panel8_mm(const qe_mat *m, int l, const qe_panel8_tile_fn tiles[P8_N_LAYOUTS], const qe_act *a, int n,
                   float *y, int64_t ldy, const float *bias, int accumulate, int64_t r0, int64_t r1);
 
-/* A set defines its tile functions with P8_TILES (a kernel KIND(L, T, ...) with compile-time layout and token
- * count, instantiated for T = 1..4) and gathers them with P8_TILE_TABLE(prefix). */
+/* A set's kernels KIND(L, T, P, k, G, s0, y, ldy, bias, acc, nr) take the layout L and token count T as
+ * compile-time constants; P8_DEFINE_TILES instantiates Q32 (q8_0 .. iq4_nl), KQ (q4_K .. q6_K) and F (float)
+ * for every layout and T = 1..4, and gathers them in the table `p8_tiles` that qe_panel8_mm takes. */
 #define P8_TILES(name, KIND, L)                                                                                     \
     static void name(int T, const uint8_t *P, int64_t k, const uint8_t *G, int s0, float *y, int64_t ldy,          \
                      const float *bias, int acc, int nr) {                                                          \
@@ -76,9 +77,22 @@ void qe_panel8_mm(const qe_mat *m, int l, const qe_panel8_tile_fn tiles[P8_N_LAY
         default: KIND(L, 4, P, k, G, s0, y, ldy, bias, acc, nr); break;                                            \
         }                                                                                                          \
     }
-#define P8_TILE_TABLE(prefix)                                                                                       \
-    {                                                                                                              \
-        [P8_Q8_0] = prefix##q8_0, [P8_Q4_0] = prefix##q4_0, [P8_Q4_1] = prefix##q4_1, [P8_Q5_0] = prefix##q5_0,       \
-        [P8_Q5_1] = prefix##q5_1, [P8_IQ4_NL] = prefix##iq4_nl, [P8_Q4_K] = prefix##q4_K, [P8_Q5_K] = prefix##q5_K,   \
-        [P8_Q6_K] = prefix##q6_K, [P8_F16] = prefix##f16, [P8_BF16] = prefix##bf16, [P8_F32] = prefix##f32,           \
-    }
+#define P8_DEFINE_TILES(Q32, KQ, F)                                                                                 \
+    P8_TILES(p8_tiles_q8_0, Q32, P8_Q8_0)                                                                          \
+    P8_TILES(p8_tiles_q4_0, Q32, P8_Q4_0)                                                                          \
+    P8_TILES(p8_tiles_q4_1, Q32, P8_Q4_1)                                                                          \
+    P8_TILES(p8_tiles_q5_0, Q32, P8_Q5_0)                                                                          \
+    P8_TILES(p8_tiles_q5_1, Q32, P8_Q5_1)                                                                          \
+    P8_TILES(p8_tiles_iq4_nl, Q32, P8_IQ4_NL)                                                                      \
+    P8_TILES(p8_tiles_q4_K, KQ, P8_Q4_K)                                                                           \
+    P8_TILES(p8_tiles_q5_K, KQ, P8_Q5_K)                                                                           \
+    P8_TILES(p8_tiles_q6_K, KQ, P8_Q6_K)                                                                           \
+    P8_TILES(p8_tiles_f16, F, P8_F16)                                                                              \
+    P8_TILES(p8_tiles_bf16, F, P8_BF16)                                                                            \
+    P8_TILES(p8_tiles_f32, F, P8_F32)                                                                              \
+    static const qe_panel8_tile_fn p8_tiles[P8_N_LAYOUTS] = {                                                      \
+        [P8_Q8_0] = p8_tiles_q8_0, [P8_Q4_0] = p8_tiles_q4_0, [P8_Q4_1] = p8_tiles_q4_1,                          \
+        [P8_Q5_0] = p8_tiles_q5_0, [P8_Q5_1] = p8_tiles_q5_1, [P8_IQ4_NL] = p8_tiles_iq4_nl,                      \
+        [P8_Q4_K] = p8_tiles_q4_K, [P8_Q5_K] = p8_tiles_q5_K, [P8_Q6_K] = p8_tiles_q6_K,                          \
+        [P8_F16] = p8_tiles_f16, [P8_BF16] = p8_tiles_bf16, [P8_F32] = p8_tiles_f32,                              \
+    };

@@ -188,11 +188,9 @@ static const qe_kernel_set *sets[4];
 static int n_sets;
 
 static void collect_sets(void) {
-    const qe_cpu_features *f = qe_cpu();
     n_sets = 0;
-    if (f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni && qe_kernels_avx512()) sets[n_sets++] = qe_kernels_avx512();
-    if (f->avx2 && f->fma && f->f16c && qe_kernels_avx2()) sets[n_sets++] = qe_kernels_avx2();
-    if (f->neon && f->dotprod && qe_kernels_neon()) sets[n_sets++] = qe_kernels_neon();
+    for (int i = 0; qe_kernel_set_names[i]; i++)
+        if (qe_kernels_usable(qe_kernel_set_names[i])) sets[n_sets++] = qe_kernels_usable(qe_kernel_set_names[i]);
 }
 
 /* One kernel set vs the reference over shapes and types. */

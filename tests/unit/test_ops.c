@@ -224,10 +224,8 @@ TEST(attention) {
 }
 
 int main(void) {
-    const qe_cpu_features *f = qe_cpu();
-    if (f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni && qe_kernels_avx512()) sets[n_sets++] = qe_kernels_avx512();
-    if (f->avx2 && f->fma && f->f16c && qe_kernels_avx2()) sets[n_sets++] = qe_kernels_avx2();
-    if (f->neon && f->dotprod && qe_kernels_neon()) sets[n_sets++] = qe_kernels_neon();
+    for (int i = 0; qe_kernel_set_names[i]; i++)
+        if (qe_kernels_usable(qe_kernel_set_names[i])) sets[n_sets++] = qe_kernels_usable(qe_kernel_set_names[i]);
     RUN(rmsnorm);
     RUN(swiglu);
     RUN(swiglu_extremes);
