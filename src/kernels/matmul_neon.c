@@ -9,8 +9,8 @@
  *     as stored and their offset comes from the activation block sums (as in the x86 sets), q8_0 and iq4_nl
  *     (after a table lookup) are signed bytes used directly — no sign trick.
  *   - Float weights: f16 through vcvt_f32_f16, bf16 by a 16-bit shift, f32 as is; f32 FMA.
- * Activations: the tiled layouts of kern.h, quantised by the reference quantiser (one pass over the inputs per
- * call, small next to the matmul; the layouts are defined bit for bit by it). The Makefile compiles *_neon.c for
+ * Activations: the tiled layouts of kern.h; q8 and f32/f16 quantised here, bit for bit as the reference
+ * quantiser (q8_K and bf16 through it). The Makefile compiles *_neon.c for
  * plain ARMv8.0; the dotprod set enables the extension for this file only, so nothing else can use it. */
 #ifndef QE_NEON_V80
 #pragma GCC target("arch=armv8.2-a+dotprod")
@@ -296,12 +296,65 @@ static void mm_neon(const qe_mat *m, const qe_act *a, int n, float *y, int64_t l
     qe_panel8_mm(m, m->layout - TAG_BASE, p8_tiles, a, n, y, ldy, bias, accumulate, r0, r1);
 }
 
+/* --- activation quantiser (bit-identical to qe_quant_tiled_ref; q8_K and bf16 rounding use it directly) ------ */
+
+/* Q8 (32-blocks): amax by maxNum (as fmaxf), q = round-to-nearest-even(x * 127/amax) (vcvtnq, as nearbyintf);
+ * the scalars d, s and the offset corrections exactly as the reference forms them. */
+static void quant_q8_tiled(const float *x, int64_t cols, uint8_t *group, int slot) {
+    int64_t nb = cols / 32;
+    int8_t *qs = (int8_t *)group;
+    float *gd = (float *)(group + nb * QE_ACT_TILE * 32), *gs = gd + nb * QE_ACT_TILE;
+    int32_t *ns = (int32_t *)(gs + nb * QE_ACT_TILE);
+    for (int64_t b = 0; b < nb; b++) {
+        float32x4_t v[8], mx = vdupq_n_f32(0);
+        for (int i = 0; i < 8; i++) {
+            v[i] = vld1q_f32(x + b * 32 + 4 * i);
+            mx = vmaxnmq_f32(mx, vabsq_f32(v[i]));
+        }
+        float amax = vmaxnmvq_f32(mx), id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int32x4_t q[8], sum = vdupq_n_s32(0);
+        for (int i = 0; i < 8; i++) {
+            q[i] = vcvtnq_s32_f32(vmulq_n_f32(v[i], id));
+            sum = vaddq_s32(sum, q[i]);
+        }
+        int8_t *o = qs + (b * QE_ACT_TILE + slot) * 32;
+        for (int i = 0; i < 8; i += 4) { /* |q| <= 127: plain narrowing */
+            int16x8_t lo = vcombine_s16(vmovn_s32(q[i]), vmovn_s32(q[i + 1]));
+            int16x8_t hi = vcombine_s16(vmovn_s32(q[i + 2]), vmovn_s32(q[i + 3]));
+            vst1q_s8(o + 4 * i, vcombine_s8(vmovn_s16(lo), vmovn_s16(hi)));
+        }
+        int32_t sm = vaddvq_s32(sum);
+        gd[b * QE_ACT_TILE + slot] = qe_fp16_to_fp32(qe_fp32_to_fp16(amax / 127.0f));
+        gs[b * QE_ACT_TILE + slot] = qe_fp16_to_fp32(qe_fp32_to_fp16(amax / 127.0f * (float)sm));
+        ns[(0 * nb + b) * QE_ACT_TILE + slot] = -128 * sm;
+        ns[(1 * nb + b) * QE_ACT_TILE + slot] = -8 * sm;
+        ns[(2 * nb + b) * QE_ACT_TILE + slot] = -16 * sm;
+    }
+}
+
+static void quant_tiled_neon(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot) {
+    if (fmt == QE_ACT_Q8) { quant_q8_tiled(x, cols, group, slot); return; }
+    if (fmt == QE_ACT_F32 && rounding != QE_ROUND_BF16) {
+        float *o = (float *)group + slot, tmp[4];
+        int64_t c = 0;
+        for (; c + 4 <= cols; c += 4) {
+            float32x4_t v = vld1q_f32(x + c);
+            if (rounding == QE_ROUND_F16) v = vcvt_f32_f16(vcvt_f16_f32(v)); /* round to nearest even, as F16C */
+            vst1q_f32(tmp, v);
+            for (int i = 0; i < 4; i++) o[(c + i) * QE_ACT_TILE] = tmp[i];
+        }
+        for (; c < cols; c++) o[c * QE_ACT_TILE] = rounding == QE_ROUND_F16 ? qe_fp16_to_fp32(qe_fp32_to_fp16(x[c])) : x[c];
+        return;
+    }
+    qe_quant_tiled_ref(x, cols, fmt, rounding, group, slot);
+}
+
 static const qe_kernel_set set_neon = {
     .name = SET_NAME,
     .row_align = P8_ROWS,
     .pack = pack_neon,
     .mm = mm_neon,
-    .quant_tiled = qe_quant_tiled_ref,
+    .quant_tiled = quant_tiled_neon,
     .row_f32 = qe_panel8_row_f32,
     .rmsnorm = qe_neon_rmsnorm,
     .swiglu = qe_neon_swiglu,

@@ -326,6 +326,10 @@ TEST(quantisers_bit_identical) {
         for (int64_t cols = 32; cols <= 4864; cols = cols * 3 + 32) {
             float *x = random_acts(1, cols);
             if (cols > 64) x[5] = 0, memset(x + 32, 0, 32 * sizeof(float)); /* an all-zero block */
+            if (cols >= 96) { /* exact ties: scale 1 (max 127), values k + 0.5 must round to even, as nearbyintf */
+                x[64] = 127.0f;
+                for (int j = 65; j < 96; j++) x[j] = (float)(j - 80) + 0.5f;
+            }
             if (cols >= 512) { memset(x + 256, 0, 256 * sizeof(float)); x[300] = 2.5f; x[301] = -2.5f; } /* q8_K: a tie of |max| */
             if (cols >= 1024) memset(x + 512, 0, 256 * sizeof(float)); /* q8_K: an all-zero 256-block */
             size_t bytes = qe_act_row_bytes(QE_ACT_Q8, cols);
