@@ -148,6 +148,30 @@ void qe_attention_decode(const float *q, int q_pos0, const uint16_t *k, const ui
                          int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out, float *scratch,
                          qe_decode_group_fn group_fn);
 
+/* Software prefetch for few-token (decode) tiles (T <= QE_PF_MAX_T): the hardware prefetcher restarts at every
+ * 4 KiB page, and a decode step streams each weight panel exactly once, so asking QE_PF_BLOCKS blocks ahead keeps
+ * more lines in flight (past a panel's end it touches the next panel, which is read next). */
+#ifndef QE_PF_BLOCKS
+#define QE_PF_BLOCKS 8
+#endif
+#define QE_PF_MAX_T 2
+/* Prefetches the cache lines of [p, p + bytes) into L1 (prefetcht0 on x86). */
+static inline __attribute__((always_inline)) void qe_prefetch_lines(const uint8_t *p, int bytes) {
+    for (int line = 0; line < bytes; line += 64) __builtin_prefetch(p + line, 0, 3);
+}
+
+/* QE_DISPATCH(n, MAX, M): M(k) with the compile-time constant k = n for n = 1 .. MAX-1, M(MAX) otherwise
+ * (MAX a literal 2..8). How the SIMD kernels turn a small run-time count (heads, tokens, vectors) into a constant
+ * for a fully unrolled body with its accumulators in registers. */
+#define QE_DISPATCH(n, MAX, M) switch (n) { QE_CASES_BELOW_##MAX(M) default: M(MAX); break; }
+#define QE_CASES_BELOW_2(M) case 1: M(1); break;
+#define QE_CASES_BELOW_3(M) QE_CASES_BELOW_2(M) case 2: M(2); break;
+#define QE_CASES_BELOW_4(M) QE_CASES_BELOW_3(M) case 3: M(3); break;
+#define QE_CASES_BELOW_5(M) QE_CASES_BELOW_4(M) case 4: M(4); break;
+#define QE_CASES_BELOW_6(M) QE_CASES_BELOW_5(M) case 5: M(5); break;
+#define QE_CASES_BELOW_7(M) QE_CASES_BELOW_6(M) case 6: M(6); break;
+#define QE_CASES_BELOW_8(M) QE_CASES_BELOW_7(M) case 7: M(7); break;
+
 /* Name of a weight type for messages. */
 const char *qe_kern_type_name(int type);
 

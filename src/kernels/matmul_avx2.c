@@ -25,17 +25,6 @@ static int pack_avx2(qe_mat *m) { return qe_panel8_pack(m, TAG_BASE); }
 
 INLINE int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
-/* Software prefetch for few-token (decode) tiles, as in the AVX-512 set: the hardware prefetcher restarts at
- * every 4 KiB page, and a decode step streams each panel once, so asking QE_PF_BLOCKS blocks ahead keeps more
- * lines in flight (past a panel's end it touches the next panel, which is read next). */
-#ifndef QE_PF_BLOCKS
-#define QE_PF_BLOCKS 8
-#endif
-#define QE_PF_MAX_T 2
-INLINE void prefetch_lines(const uint8_t *p, int bytes) {
-    for (int line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(p + line), _MM_HINT_T0);
-}
-
 /* 0xFF in byte i where bit i of m is set (ggml's bytes_from_bits_32 idea). */
 INLINE __m256i bits_to_bytes(uint32_t m) {
     const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -75,9 +64,9 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
         if (T <= QE_PF_MAX_T) {
-            prefetch_lines(Q + (b + QE_PF_BLOCKS) * qb, qb);
-            if (hb) prefetch_lines(H + (b + QE_PF_BLOCKS) * hb, hb);
-            prefetch_lines(D + (b + QE_PF_BLOCKS) * 16, 16);
+            qe_prefetch_lines(Q + (b + QE_PF_BLOCKS) * qb, qb);
+            if (hb) qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * hb, hb);
+            qe_prefetch_lines(D + (b + QE_PF_BLOCKS) * 16, 16);
         }
         __m256i s[TT];
         #pragma GCC unroll 8
@@ -155,9 +144,9 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
         const uint32_t *hm = (const uint32_t *)(H + b * p8_k_hbytes(L));
         if (T <= QE_PF_MAX_T) {
-            prefetch_lines(C + (b + QE_PF_BLOCKS) * 128, 128);
-            if (L != P8_Q4_K) prefetch_lines(H + (b + QE_PF_BLOCKS) * p8_k_hbytes(L), p8_k_hbytes(L));
-            prefetch_lines(S + (b + QE_PF_BLOCKS) * 16, 16);
+            qe_prefetch_lines(C + (b + QE_PF_BLOCKS) * 128, 128);
+            if (L != P8_Q4_K) qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * p8_k_hbytes(L), p8_k_hbytes(L));
+            qe_prefetch_lines(S + (b + QE_PF_BLOCKS) * 16, 16);
         }
         __m256i s[2][TT];
 #pragma GCC unroll 2
@@ -232,7 +221,7 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     int64_t c = 0;
     const int esz = L == P8_F32 ? 32 : 16; /* bytes of one weight column of the panel */
     for (; c + U <= cols; c += U) {
-        if (T <= QE_PF_MAX_T) prefetch_lines(P + (c + 16 * U) * esz, U * esz);
+        if (T <= QE_PF_MAX_T) qe_prefetch_lines(P + (c + 16 * U) * esz, U * esz);
         #pragma GCC unroll 8
         for (int u = 0; u < U; u++) {
             __m256 w = load_wcol(L, P, c + u);

@@ -303,19 +303,6 @@ INLINE void store_tile(__m512 v, float *y, const float *bias, int accumulate, __
 
 INLINE int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
-/* Software prefetch for few-token (decode) tiles: the hardware prefetcher restarts at every 4 KiB page, and a
- * decode step streams each weight panel exactly once, so asking QE_PF_BLOCKS blocks ahead keeps more lines in
- * flight (prefetching past a panel's end only touches the next panel, which is read next). */
-#ifndef QE_PF_BLOCKS
-#define QE_PF_BLOCKS 8
-#endif
-#define QE_PF_MAX_T 2
-
-/* Prefetches the cache lines of [p, p + bytes). */
-INLINE void prefetch_lines(const uint8_t *p, int bytes) {
-    for (int line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(p + line), _MM_HINT_T0);
-}
-
 /* 16 rows x T tokens of a 32-block layout L over all nb blocks; G = the tokens' tiled activation group. */
 INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, float *y,
                      int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
@@ -334,9 +321,9 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
         if (T <= QE_PF_MAX_T) { /* decode streams the panel once: ask for it ahead (see QE_PF_BLOCKS) */
-            prefetch_lines(Q + (b + QE_PF_BLOCKS) * qb, qb);
-            prefetch_lines(H + (b + QE_PF_BLOCKS) * hb, hb);
-            prefetch_lines(D + (b + QE_PF_BLOCKS) * 32, 32);
+            qe_prefetch_lines(Q + (b + QE_PF_BLOCKS) * qb, qb);
+            qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * hb, hb);
+            qe_prefetch_lines(D + (b + QE_PF_BLOCKS) * 32, 32);
         }
         /* One int32 chain per token, the tokens interleaved (8 independent chains of vpdpbusd); weights are
          * widened one column-group pair at a time so few registers hold them. (Two chains per token, adding
@@ -403,9 +390,9 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
         }
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
         if (T <= QE_PF_MAX_T) {
-            prefetch_lines(C + (b + QE_PF_BLOCKS) * 256, 256);
-            prefetch_lines(H + (b + QE_PF_BLOCKS) * k_hbytes(L), k_hbytes(L));
-            prefetch_lines(S + (b + QE_PF_BLOCKS) * 32, 32);
+            qe_prefetch_lines(C + (b + QE_PF_BLOCKS) * 256, 256);
+            qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * k_hbytes(L), k_hbytes(L));
+            qe_prefetch_lines(S + (b + QE_PF_BLOCKS) * 32, 32);
         }
         __m512i s0[TT], s1[TT];
 #pragma GCC unroll 8
@@ -477,7 +464,7 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     int64_t c = 0;
     const int esz = L == L_F32 ? 64 : 32; /* bytes of one weight column of the panel */
     for (; c + U <= cols; c += U) {
-        if (T <= QE_PF_MAX_T) prefetch_lines(P + (c + 8 * U) * esz, U * esz);
+        if (T <= QE_PF_MAX_T) qe_prefetch_lines(P + (c + 8 * U) * esz, U * esz);
 #pragma GCC unroll 4
         for (int u = 0; u < U; u++) {
             __m512 w = load_wcol(L, P, c + u);

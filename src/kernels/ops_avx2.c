@@ -104,16 +104,9 @@ INLINE void scores_gn(const int GN, const float *qr, int hd, const float (*KT)[K
 }
 
 static void scores(int gn, const float *qr, int hd, const float (*KT)[KB], float scale, __m256 mk, __m256 *s) {
-    switch (gn) {
-    case 1: scores_gn(1, qr, hd, KT, scale, mk, s); break;
-    case 2: scores_gn(2, qr, hd, KT, scale, mk, s); break;
-    case 3: scores_gn(3, qr, hd, KT, scale, mk, s); break;
-    case 4: scores_gn(4, qr, hd, KT, scale, mk, s); break;
-    case 5: scores_gn(5, qr, hd, KT, scale, mk, s); break;
-    case 6: scores_gn(6, qr, hd, KT, scale, mk, s); break;
-    case 7: scores_gn(7, qr, hd, KT, scale, mk, s); break;
-    default: scores_gn(8, qr, hd, KT, scale, mk, s); break;
-    }
+#define SCORES_GN_K(K_) scores_gn(K_, qr, hd, KT, scale, mk, s)
+    QE_DISPATCH(gn, 8, SCORES_GN_K)
+#undef SCORES_GN_K
 }
 
 /* out[h][c0 .. c0 + 16) (+)= sum_j p[h][j] * VB[j][...] for 4 heads: 8 accumulators. */
@@ -208,16 +201,7 @@ INLINE void dec_group(const int HD, const float *qh, int gn, const uint16_t *kh,
         const uint16_t *kb = kh + qe_kv_key_index(0, HD, 0, j0, 0);
         const __m256 keep = lane_mask(n - j0);
 #define SCORES(G) dec_scores8(G, HD, qr, kb, scale, keep, scratch + j0, srow, mx)
-        switch (gn) {
-        case 1: SCORES(1); break;
-        case 2: SCORES(2); break;
-        case 3: SCORES(3); break;
-        case 4: SCORES(4); break;
-        case 5: SCORES(5); break;
-        case 6: SCORES(6); break;
-        case 7: SCORES(7); break;
-        default: SCORES(8); break;
-        }
+        QE_DISPATCH(gn, 8, SCORES)
 #undef SCORES
     }
     float inv[8];
@@ -253,14 +237,7 @@ INLINE void dec_group(const int HD, const float *qh, int gn, const uint16_t *kh,
             const int hc = gn - h0 < hn ? gn - h0 : hn;
             for (int c0 = 0; c0 < HD; c0 += 16) {
 #define PV(H) dec_pv(H, HD, (const float (*)[64])pj + h0, nv, vb, c0, oh + h0)
-                switch (hc) {
-                case 1: PV(1); break;
-                case 2: PV(2); break;
-                case 3: PV(3); break;
-                case 4: PV(4); break;
-                case 5: PV(5); break;
-                default: PV(6); break;
-                }
+                QE_DISPATCH(hc, 6, PV)
 #undef PV
             }
         }

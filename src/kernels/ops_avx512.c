@@ -102,16 +102,9 @@ INLINE void scores_gn(const int GN, const float *qr, int hd, const float (*KT)[K
 }
 
 static void scores(int gn, const float *qr, int hd, const float (*KT)[KB], float scale, __mmask16 mk, __m512 *s) {
-    switch (gn) {
-    case 1: scores_gn(1, qr, hd, KT, scale, mk, s); break;
-    case 2: scores_gn(2, qr, hd, KT, scale, mk, s); break;
-    case 3: scores_gn(3, qr, hd, KT, scale, mk, s); break;
-    case 4: scores_gn(4, qr, hd, KT, scale, mk, s); break;
-    case 5: scores_gn(5, qr, hd, KT, scale, mk, s); break;
-    case 6: scores_gn(6, qr, hd, KT, scale, mk, s); break;
-    case 7: scores_gn(7, qr, hd, KT, scale, mk, s); break;
-    default: scores_gn(8, qr, hd, KT, scale, mk, s); break;
-    }
+#define SCORES_GN_K(K_) scores_gn(K_, qr, hd, KT, scale, mk, s)
+    QE_DISPATCH(gn, 8, SCORES_GN_K)
+#undef SCORES_GN_K
 }
 
 /* out[h][c0 .. c0 + 16 CN) (+)= sum_j p[h][j] * VB[j][...] for 4 heads: 4 x CN accumulators in registers, each
@@ -144,12 +137,9 @@ static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*V
     for (int h0 = 0; h0 < gn; h0 += 4)
         for (int c0 = 0; c0 < hd; c0 += 64) {
             int cn = (hd - c0 < 64 ? hd - c0 : 64) / 16;
-            switch (cn) {
-            case 1: pv4(1, pj + h0, nv, VB, c0, oh + h0, first); break;
-            case 2: pv4(2, pj + h0, nv, VB, c0, oh + h0, first); break;
-            case 3: pv4(3, pj + h0, nv, VB, c0, oh + h0, first); break;
-            default: pv4(4, pj + h0, nv, VB, c0, oh + h0, first); break;
-            }
+#define PV4_K(K_) pv4(K_, pj + h0, nv, VB, c0, oh + h0, first)
+            QE_DISPATCH(cn, 4, PV4_K)
+#undef PV4_K
         }
 }
 
@@ -214,18 +204,6 @@ INLINE void decode_pv(const int GN, const int HD, const float *scr, int64_t srow
         for (int c = 0; c < 4; c++) _mm512_storeu_ps(oh[h] + c0 + c * 16, acc[h][c]);
 }
 
-#define FOR_GN(GN_MAX, CALL)                                                                                        \
-    switch (gn) {                                                                                                  \
-    case 1: CALL(1); break;                                                                                        \
-    case 2: CALL(2); break;                                                                                        \
-    case 3: CALL(3); break;                                                                                        \
-    case 4: CALL(4); break;                                                                                        \
-    case 5: CALL(5); break;                                                                                        \
-    case 6: CALL(6); break;                                                                                        \
-    case 7: CALL(7); break;                                                                                        \
-    default: CALL(GN_MAX); break;                                                                                  \
-    }
-
 /* One query token, gn <= 8 heads of KV head hk, n >= 1 visible keys, head_dim HD (64 or 128):
  *   1. scores: the key blocks streamed once, every head's scores kept in scratch with per-lane maxima;
  *   2. softmax: e = exp(s - max) in place; the sum as ggml's soft_max forms it (each vector of 16 summed in f32,
@@ -246,7 +224,7 @@ INLINE void decode_group(const int HD, const float *qh, int gn, const uint16_t *
         const __mmask16 mk = (__mmask16)((1u << (n - j0 < KB ? n - j0 : KB)) - 1);
         const uint16_t *kb = kh + (int64_t)j0 * HD;
 #define SCORES(G) decode_scores(G, HD, qr, kb, scale, mk, scratch + j0, srow, mx)
-        FOR_GN(8, SCORES)
+        QE_DISPATCH(gn, 8, SCORES)
 #undef SCORES
     }
     float inv[8];
@@ -268,15 +246,7 @@ INLINE void decode_group(const int HD, const float *qh, int gn, const uint16_t *
         const int hc = gn - h0 < hn ? gn - h0 : hn;
         for (int c0 = 0; c0 < HD; c0 += 64) {
 #define PV(G) decode_pv(G, HD, scratch + h0 * srow, srow, inv + h0, vh, c0, n, oh + h0)
-            switch (hc) {
-            case 1: PV(1); break;
-            case 2: PV(2); break;
-            case 3: PV(3); break;
-            case 4: PV(4); break;
-            case 5: PV(5); break;
-            case 6: PV(6); break;
-            default: PV(7); break;
-            }
+            QE_DISPATCH(hc, 7, PV)
 #undef PV
         }
     }

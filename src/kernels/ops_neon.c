@@ -142,16 +142,7 @@ INLINE void dec_group(const int HD, const float *qh, int gn, const uint16_t *kh,
     for (int j0 = 0; j0 < n; j0 += 8) {
         const uint16_t *kb = kh + qe_kv_key_index(0, HD, 0, j0, 0);
 #define SCORES(G) dec_scores8(G, HD, qr, kb, scale, n - j0, scratch + j0, srow, mx)
-        switch (gn) {
-        case 1: SCORES(1); break;
-        case 2: SCORES(2); break;
-        case 3: SCORES(3); break;
-        case 4: SCORES(4); break;
-        case 5: SCORES(5); break;
-        case 6: SCORES(6); break;
-        case 7: SCORES(7); break;
-        default: SCORES(8); break;
-        }
+        QE_DISPATCH(gn, 8, SCORES)
 #undef SCORES
     }
     float inv[8];
@@ -184,14 +175,7 @@ INLINE void dec_group(const int HD, const float *qh, int gn, const uint16_t *kh,
             const int hc = gn - h0 < hn ? gn - h0 : hn;
             for (int c0 = 0; c0 < HD; c0 += 16) {
 #define PV(H) dec_pv(H, HD, (const float (*)[64])pj + h0, nv, vb, c0, oh + h0)
-                switch (hc) {
-                case 1: PV(1); break;
-                case 2: PV(2); break;
-                case 3: PV(3); break;
-                case 4: PV(4); break;
-                case 5: PV(5); break;
-                default: PV(6); break;
-                }
+                QE_DISPATCH(hc, 6, PV)
 #undef PV
             }
         }
