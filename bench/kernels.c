@@ -82,6 +82,53 @@ static int parse_list(const char *s, int *out, int max) {
     return n;
 }
 
+/* Decode attention as a forward pass meets it: one token against att_n cached positions in each of 24 layers'
+ * caches (48 MB at 4096 positions, far past the caches, as in a real step), one KV head per thread. Prints the
+ * best of 5 (wall time per token) and the GB/s of keys and values read: the decode-at-depth cost. */
+typedef struct { const float *q; uint16_t *const *k, *const *v; int64_t hs; int n; float *o[2], *scr[2]; int layer; } att_job;
+static void att_layer(void *p, int ith, int nth) {
+    att_job *j = p;
+    for (int hk = ith; hk < 2; hk += nth) /* 14 q / 2 kv heads x 64 */
+        qe_attention(j->q, 1, j->n - 1, j->k[j->layer], j->v[j->layer], j->hs, j->n, 14, 2, 64, hk, hk + 1, j->o[ith], j->scr[ith]);
+}
+static void decode_attention_from_memory(int n) {
+    enum { NL = 24 };
+    int64_t hs = (int64_t)(n + QE_KV_BLOCK - 1) / QE_KV_BLOCK * QE_KV_BLOCK * 64;
+    uint16_t *k[NL], *v[NL];
+    float *q = malloc(sizeof(float) * 14 * 64);
+    att_job j = {.q = q, .k = k, .v = v, .hs = hs, .n = n};
+    for (int l = 0; l < NL; l++) {
+        k[l] = malloc(2 * (size_t)hs * 2);
+        v[l] = malloc(2 * (size_t)hs * 2);
+        for (int64_t i = 0; i < hs * 2; i++) {
+            k[l][i] = qe_fp32_to_fp16((float)(rnd() % 2001) / 1000.0f - 1.0f);
+            v[l][i] = qe_fp32_to_fp16((float)(rnd() % 2001) / 1000.0f - 1.0f);
+        }
+    }
+    for (int i = 0; i < 14 * 64; i++) q[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
+    for (int t = 0; t < 2; t++) {
+        j.o[t] = malloc(sizeof(float) * 14 * 64);
+        j.scr[t] = malloc(sizeof(float) * QE_ATT_SCRATCH(n, 14, 2));
+    }
+    for (int nt = 1; nt <= 2; nt++) {
+        qe_pool *pool = qe_pool_new(nt);
+        double best = 1e9;
+        for (int r = 0; r < 5; r++) {
+            double t0 = qe_now();
+            for (int it = 0; it < 4; it++)
+                for (j.layer = 0; j.layer < NL; j.layer++) qe_pool_run(pool, att_layer, &j);
+            double dt = (qe_now() - t0) / 4;
+            if (dt < best) best = dt;
+        }
+        qe_pool_free(pool);
+        printf("attention decode at %d cached, 24 layers from memory, %d thread%s: %.3f ms per token, %.1f GB/s\n", n, nt,
+               nt > 1 ? "s" : "", best * 1e3, (double)NL * 2 * 2 * 2 * hs / best / 1e9);
+    }
+    for (int l = 0; l < NL; l++) { free(k[l]); free(v[l]); }
+    for (int t = 0; t < 2; t++) { free(j.o[t]); free(j.scr[t]); }
+    free(q);
+}
+
 int main(int argc, char **argv) {
     const char *types_arg = "q8_0,q4_0,q5_0,iq4_nl,q4_1,q5_1,f16,q4_K,q6_K";
     int threads[4] = {1, 2}, n_threads = 2, ns[4] = {1, 512}, n_ns = 2;
@@ -131,6 +178,7 @@ int main(int argc, char **argv) {
         }
         free(q); free(o); free(scr); free(kc); free(vc);
     }
+    decode_attention_from_memory(att_n > 0 ? att_n : 512);
     if (attention_only) return 0;
     int max_n = 1;
     for (int i = 0; i < n_ns; i++) if (ns[i] > max_n) max_n = ns[i];

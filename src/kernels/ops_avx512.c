@@ -146,16 +146,18 @@ static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*V
 /* ---- decode: one query token against every cached key --------------------------------------------------- */
 
 /* Scores of GN heads (qr[h][d], fp16-rounded q) for the 16 keys of one cache block, times scale, keys outside mk
- * -inf; stored to scr[h * srow] and folded into the per-lane maxima mx. HD is a
+ * -inf; stored to scr[h * srow] and folded into the per-lane maxima mx. pf: the block QE_ATT_PF_KEYS keys ahead,
+ * asked for one line every two rows of d (NULL near the end). HD is a
  * compile-time constant so every broadcast addresses qr with one index register and a fixed displacement (with a
  * run-time head_dim GCC keeps a pointer per head and spills them: the loop then waits on loads, ~1.7x slower). */
-INLINE void decode_scores(const int GN, const int HD, const float *qr, const uint16_t *kb, float scale, __mmask16 mk,
-                          float *scr, int64_t srow, __m512 *mx) {
+INLINE void decode_scores(const int GN, const int HD, const float *qr, const uint16_t *kb, const uint16_t *pf, float scale,
+                          __mmask16 mk, float *scr, int64_t srow, __m512 *mx) {
     __m512 acc[8];
 #pragma GCC unroll 8
     for (int h = 0; h < GN; h++) acc[h] = _mm512_setzero_ps();
 #pragma GCC unroll 2
     for (int d = 0; d < HD; d++) {
+        if (pf && (d & 1) == 0) __builtin_prefetch(pf + d * QE_KV_BLOCK, 0, 3);
         __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kb + d * QE_KV_BLOCK)));
 #pragma GCC unroll 8
         for (int h = 0; h < GN; h++) acc[h] = _mm512_fmadd_ps(_mm512_set1_ps(qr[h * HD + d]), kv, acc[h]);
@@ -188,6 +190,7 @@ INLINE void decode_pv(const int GN, const int HD, const float *scr, int64_t srow
         const uint16_t *vb = vh + (int64_t)j0 * HD + c0;
         for (int j = 0; j < nv; j++) {
             __m512 vv[4];
+            if (j0 + j + QE_ATT_PF_KEYS < n) qe_prefetch_lines((const uint8_t *)(vb + (int64_t)(j + QE_ATT_PF_KEYS) * HD), 128);
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) vv[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vb + j * HD + c * 16)));
 #pragma GCC unroll 7
@@ -223,7 +226,8 @@ INLINE void decode_group(const int HD, const float *qh, int gn, const uint16_t *
     for (int j0 = 0; j0 < n; j0 += KB) {
         const __mmask16 mk = (__mmask16)((1u << (n - j0 < KB ? n - j0 : KB)) - 1);
         const uint16_t *kb = kh + (int64_t)j0 * HD;
-#define SCORES(G) decode_scores(G, HD, qr, kb, scale, mk, scratch + j0, srow, mx)
+        const uint16_t *pf = j0 + QE_ATT_PF_KEYS + KB <= n ? kb + (int64_t)QE_ATT_PF_KEYS * HD : NULL;
+#define SCORES(G) decode_scores(G, HD, qr, kb, pf, scale, mk, scratch + j0, srow, mx)
         QE_DISPATCH(gn, 8, SCORES)
 #undef SCORES
     }
