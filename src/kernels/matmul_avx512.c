@@ -325,13 +325,19 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
             qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * hb, hb);
             qe_prefetch_lines(D + (b + QE_PF_BLOCKS) * 32, 32);
         }
-        /* One int32 chain per token, the tokens interleaved (8 independent chains of vpdpbusd); weights are
-         * widened one column-group pair at a time so few registers hold them. (Two chains per token, adding
-         * them at the end, measured ~5 % slower: the extra add costs more than the latency it hides.) */
-        __m512i s0[TT];
+        /* NC int32 chains per token, the tokens interleaved: 8 independent chains of vpdpbusd in all when T >= 4.
+         * With fewer tokens one chain per token would be a serial chain of 8 vpdpbusd per block (latency ~5
+         * each): decode would wait on it, so products go round-robin to NC chains, summed at the end (integer
+         * sums: the same bits). (Two chains per token at T = 8 measured ~5 % slower: the extra add costs more
+         * than the latency it hides.) Weights are widened one column-group pair at a time so few registers
+         * hold them. */
+        const int NC = T == 1 ? 4 : T <= 3 ? 2 : 1;
+        __m512i s0[TT][4];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            s0[t] = oi >= 0 ? _mm512_set1_epi32(NS[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
+            s0[t][0] = oi >= 0 ? _mm512_set1_epi32(NS[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = 1; c < NC; c++) s0[t][c] = _mm512_setzero_si512();
         }
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
@@ -350,17 +356,19 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
                     wh = _mm512_mask_add_epi8(wh, _cvtu64_mask64(hm[j + 4]), wh, b16);
                 }
             }
+            const int cl = (2 * j) % NC, ch = (2 * j + 1) % NC;
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) s0[t] = _mm512_dpbusd_epi32(s0[t], wl, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j)));
+            for (int t = 0; t < T; t++) s0[t][cl] = _mm512_dpbusd_epi32(s0[t][cl], wl, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j)));
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) s0[t] = _mm512_dpbusd_epi32(s0[t], wh, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j + 16)));
+            for (int t = 0; t < T; t++) s0[t][ch] = _mm512_dpbusd_epi32(s0[t][ch], wh, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j + 16)));
         }
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(D + b * 32)));
         __m512 mw = _mm512_setzero_ps();
         if (L == L_Q4_1 || L == L_Q5_1) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(M + b * 32)));
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            __m512i si = s0[t];
+            __m512i si = NC == 4 ? _mm512_add_epi32(_mm512_add_epi32(s0[t][0], s0[t][1]), _mm512_add_epi32(s0[t][2], s0[t][3]))
+                       : NC == 2 ? _mm512_add_epi32(s0[t][0], s0[t][1]) : s0[t][0];
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(XD[b * QE_ACT_TILE + t])), acc[t]);
             if (L == L_Q4_1 || L == L_Q5_1) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(XS[b * QE_ACT_TILE + t]), acc[t]);
         }
@@ -394,11 +402,15 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
             qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * k_hbytes(L), k_hbytes(L));
             qe_prefetch_lines(S + (b + QE_PF_BLOCKS) * 32, 32);
         }
-        __m512i s0[TT], s1[TT];
+        /* s0: columns 0-15 of the sub-block, s1: 16-31 (q6_K scales them apart); one token alone splits each into
+         * two chains (tile_q32 says why; integer sums, the same bits) */
+        const int NC = T == 1 ? 2 : 1;
+        __m512i s0[TT][2], s1[TT][2];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            s0[t] = L == L_Q6_K ? _mm512_set1_epi32(NS0[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
-            s1[t] = L == L_Q6_K ? _mm512_set1_epi32(NS1[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
+            s0[t][0] = L == L_Q6_K ? _mm512_set1_epi32(NS0[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
+            s1[t][0] = L == L_Q6_K ? _mm512_set1_epi32(NS1[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
+            if (NC == 2) { s0[t][1] = _mm512_setzero_si512(); s1[t][1] = _mm512_setzero_si512(); }
         }
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
@@ -413,10 +425,17 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
                     wh = _mm512_mask_add_epi8(wh, _cvtu64_mask64(hm[8 + j + 4]), wh, b32);
                 }
             }
+            const int c = j % NC;
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) s0[t] = _mm512_dpbusd_epi32(s0[t], wl, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j)));
+            for (int t = 0; t < T; t++) s0[t][c] = _mm512_dpbusd_epi32(s0[t][c], wl, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j)));
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) s1[t] = _mm512_dpbusd_epi32(s1[t], wh, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j + 16)));
+            for (int t = 0; t < T; t++) s1[t][c] = _mm512_dpbusd_epi32(s1[t][c], wh, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j + 16)));
+        }
+        __m512i lo[TT], hi[TT];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            lo[t] = NC == 2 ? _mm512_add_epi32(s0[t][0], s0[t][1]) : s0[t][0];
+            hi[t] = NC == 2 ? _mm512_add_epi32(s1[t][0], s1[t][1]) : s1[t][0];
         }
         if (L == L_Q6_K) {
             __m512 dw0 = _mm512_mul_ps(dK, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32)))));
@@ -424,8 +443,8 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 __m512 dx = _mm512_set1_ps(XD[b * QE_ACT_TILE + t]);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[t]), _mm512_mul_ps(dw0, dx), acc[t]);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[t]), _mm512_mul_ps(dw1, dx), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[t]), _mm512_mul_ps(dw0, dx), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[t]), _mm512_mul_ps(dw1, dx), acc[t]);
             }
         } else {
             __m512 dw = _mm512_mul_ps(dK, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32)))));
@@ -433,7 +452,7 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
                                       _mm512_mul_ps(dmK, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32 + 16))))));
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                __m512i si = _mm512_add_epi32(s0[t], s1[t]);
+                __m512i si = _mm512_add_epi32(lo[t], hi[t]);
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(XD[b * QE_ACT_TILE + t])), acc[t]);
                 acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(XS[b * QE_ACT_TILE + t]), acc[t]);
             }
