@@ -30,7 +30,7 @@ typedef struct {
     int n_threads;   /* <= 0: physical cores */
     int n_ctx;       /* per slot; <= 0: 4096 (capped at the model's training context) */
     int n_parallel;  /* slots; <= 0: 4 */
-    int n_batch;     /* max tokens in one forward pass; <= 0: 512 */
+    int n_batch;     /* max tokens in one forward pass; <= 0: 256 */
     int max_queue;   /* jobs waiting for a slot before submit says QE_EBUSY; <= 0: 64 */
 } qe_engine_opts;
 

@@ -19,6 +19,7 @@ static void usage(FILE *out) {
             "  -r N          repetitions; the median is reported (default 3)\n"
             "  --parallel B  decode B sequences at once and report the aggregate tok/s (default 1)\n"
             "  --depth D     tokens already in the context before the decode test (default 0)\n"
+            "  -b N          at most N tokens per forward pass (default 512; a longer prompt runs in chunks)\n"
             "  --json        one JSON object: pp_tok_s, tg_tok_s, threads, model_bytes, ...\n"
             "  --bandwidth   only measure memory read bandwidth (GB/s), the ceiling of decode speed\n");
 }
@@ -82,6 +83,7 @@ int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL;
     int n_threads = 0, n_prompt = 512, n_gen = 128, reps = 3, parallel = 1, depth = 0;
     bool json = false, bandwidth = false;
+    int max_batch = 512;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool ok = true;
@@ -93,13 +95,15 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-r")) ok = cli_int(argc, argv, &i, &reps);
         else if (!strcmp(a, "--parallel")) ok = cli_int(argc, argv, &i, &parallel);
         else if (!strcmp(a, "--depth")) ok = cli_int(argc, argv, &i, &depth);
+        else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) ok = cli_int(argc, argv, &i, &max_batch);
         else if (!strcmp(a, "--json")) json = true;
         else if (!strcmp(a, "--bandwidth")) bandwidth = true;
         else { fprintf(stderr, "qwen-edge bench: unknown option '%s' (see --help)\n", a); return 2; }
         if (!ok) return 2;
     }
-    if (n_prompt < 0 || n_gen < 0 || reps < 1 || reps > 100 || parallel < 1 || parallel > 64 || depth < 0) {
-        fprintf(stderr, "qwen-edge bench: bad -p/-n/-r/--parallel/--depth value\n");
+    if (n_prompt < 0 || n_gen < 0 || reps < 1 || reps > 100 || parallel < 1 || parallel > 64 || depth < 0 ||
+        max_batch < parallel || max_batch > 4096) {
+        fprintf(stderr, "qwen-edge bench: bad -p/-n/-r/--parallel/--depth/-b value\n");
         return 2;
     }
     if (bandwidth) {
@@ -117,7 +121,7 @@ int cmd_bench(int argc, char **argv) {
     int n_ctx = (n_prompt > depth ? n_prompt : depth) + n_gen + 1;
     int n_batch = n_prompt > parallel ? n_prompt : parallel;
     if (depth > n_batch) n_batch = depth; /* the depth is filled like a prompt, not one token per pass */
-    if (n_batch > 512) n_batch = 512;
+    if (n_batch > max_batch) n_batch = max_batch;
     if (n_batch < 1) n_batch = 1;
     qe_fwd *f;
     char err[QE_ERR_LEN];
