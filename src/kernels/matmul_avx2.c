@@ -17,6 +17,11 @@
 #include "quant.h"
 
 #define TAG_BASE 200 /* this set's layout tags (matmul.c) */
+/* Decode prefetch distance in blocks (kern.h's QE_PF_BLOCKS is the AVX-512 one). These tiles spend more
+ * instructions per byte, and ask further ahead: 2-thread decode with QE_KERNELS=avx2, 3 alternating rounds,
+ * medians at 8 / 32 / 64 blocks: q4_0 39.5 / 50.6 / 49.6 tok/s, q8_0 23.5 / 30.2 / 28.3, q4_k_m official
+ * 24.0 / 28.4 / 32.5 (bench/KERNELS.md). */
+#define PF_BLOCKS 32
 #define TT P8_TILE_TOKENS
 
 static int pack_avx2(qe_mat *m) { return qe_panel8_pack(m, TAG_BASE); }
@@ -64,9 +69,9 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
         if (T <= QE_PF_MAX_T) {
-            qe_prefetch_lines(Q + (b + QE_PF_BLOCKS) * qb, qb);
-            if (hb) qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * hb, hb);
-            qe_prefetch_lines(D + (b + QE_PF_BLOCKS) * 16, 16);
+            qe_prefetch_lines(Q + (b + PF_BLOCKS) * qb, qb);
+            if (hb) qe_prefetch_lines(H + (b + PF_BLOCKS) * hb, hb);
+            qe_prefetch_lines(D + (b + PF_BLOCKS) * 16, 16);
         }
         __m256i s[TT];
         #pragma GCC unroll 8
@@ -144,9 +149,9 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
         const uint32_t *hm = (const uint32_t *)(H + b * p8_k_hbytes(L));
         if (T <= QE_PF_MAX_T) {
-            qe_prefetch_lines(C + (b + QE_PF_BLOCKS) * 128, 128);
-            if (L != P8_Q4_K) qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * p8_k_hbytes(L), p8_k_hbytes(L));
-            qe_prefetch_lines(S + (b + QE_PF_BLOCKS) * 16, 16);
+            qe_prefetch_lines(C + (b + PF_BLOCKS) * 128, 128);
+            if (L != P8_Q4_K) qe_prefetch_lines(H + (b + PF_BLOCKS) * p8_k_hbytes(L), p8_k_hbytes(L));
+            qe_prefetch_lines(S + (b + PF_BLOCKS) * 16, 16);
         }
         __m256i s[2][TT];
 #pragma GCC unroll 2
