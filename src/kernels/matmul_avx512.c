@@ -402,15 +402,11 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
             qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * k_hbytes(L), k_hbytes(L));
             qe_prefetch_lines(S + (b + QE_PF_BLOCKS) * 32, 32);
         }
-        /* s0: columns 0-15 of the sub-block, s1: 16-31 (q6_K scales them apart); one token alone splits each into
-         * two chains (tile_q32 says why; integer sums, the same bits) */
-        const int NC = T == 1 ? 2 : 1;
-        __m512i s0[TT][2], s1[TT][2];
+        __m512i s0[TT], s1[TT];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            s0[t][0] = L == L_Q6_K ? _mm512_set1_epi32(NS0[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
-            s1[t][0] = L == L_Q6_K ? _mm512_set1_epi32(NS1[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
-            if (NC == 2) { s0[t][1] = _mm512_setzero_si512(); s1[t][1] = _mm512_setzero_si512(); }
+            s0[t] = L == L_Q6_K ? _mm512_set1_epi32(NS0[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
+            s1[t] = L == L_Q6_K ? _mm512_set1_epi32(NS1[b * QE_ACT_TILE + t]) : _mm512_setzero_si512();
         }
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
@@ -425,17 +421,10 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
                     wh = _mm512_mask_add_epi8(wh, _cvtu64_mask64(hm[8 + j + 4]), wh, b32);
                 }
             }
-            const int c = j % NC;
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) s0[t][c] = _mm512_dpbusd_epi32(s0[t][c], wl, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j)));
+            for (int t = 0; t < T; t++) s0[t] = _mm512_dpbusd_epi32(s0[t], wl, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j)));
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) s1[t][c] = _mm512_dpbusd_epi32(s1[t][c], wh, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j + 16)));
-        }
-        __m512i lo[TT], hi[TT];
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            lo[t] = NC == 2 ? _mm512_add_epi32(s0[t][0], s0[t][1]) : s0[t][0];
-            hi[t] = NC == 2 ? _mm512_add_epi32(s1[t][0], s1[t][1]) : s1[t][0];
+            for (int t = 0; t < T; t++) s1[t] = _mm512_dpbusd_epi32(s1[t], wh, _mm512_set1_epi32(load_i32(xq + t * 32 + 4 * j + 16)));
         }
         if (L == L_Q6_K) {
             __m512 dw0 = _mm512_mul_ps(dK, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32)))));
@@ -443,8 +432,8 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 __m512 dx = _mm512_set1_ps(XD[b * QE_ACT_TILE + t]);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[t]), _mm512_mul_ps(dw0, dx), acc[t]);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[t]), _mm512_mul_ps(dw1, dx), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[t]), _mm512_mul_ps(dw0, dx), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[t]), _mm512_mul_ps(dw1, dx), acc[t]);
             }
         } else {
             __m512 dw = _mm512_mul_ps(dK, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32)))));
@@ -452,7 +441,7 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
                                       _mm512_mul_ps(dmK, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(S + b * 32 + 16))))));
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                __m512i si = _mm512_add_epi32(lo[t], hi[t]);
+                __m512i si = _mm512_add_epi32(s0[t], s1[t]);
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw, _mm512_set1_ps(XD[b * QE_ACT_TILE + t])), acc[t]);
                 acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(XS[b * QE_ACT_TILE + t]), acc[t]);
             }
