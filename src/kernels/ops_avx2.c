@@ -75,63 +75,9 @@ void qe_avx2_f32_to_f16_row(const float *x, uint16_t *out, int n) {
 /* --- attention ---------------------------------------------------------------------------------------------- */
 
 #define KB 8
-#define MAX_HD 256
-
-/* Keys j0..j0+jn-1 (j0 a multiple of 8, so within one 16-key block of the cache) of KV head hk -> KT[d][8] f32;
- * missing keys are zero. The cache stores them dimension-major, so this is a conversion, not a transposition. */
-static void load_kt8(const uint16_t *k, int64_t head_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
-    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(jn), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-    const uint16_t *row = k + qe_kv_key_index(head_stride, head_dim, hk, j0, 0);
-    for (int d = 0; d < head_dim; d++)
-        _mm256_store_ps(KT[d], _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + d * QE_KV_BLOCK))), keep));
-}
 
 INLINE __m256 lane_mask(int nv) {
     return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nv), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-}
-
-INLINE void scores_gn(const int GN, const float *qr, int hd, const float (*KT)[KB], float scale, __m256 mk, __m256 *s) {
-    __m256 acc[8];
-#pragma GCC unroll 8
-    for (int h = 0; h < GN; h++) acc[h] = _mm256_setzero_ps();
-    for (int d = 0; d < hd; d++) {
-        __m256 kt = _mm256_load_ps(KT[d]);
-#pragma GCC unroll 8
-        for (int h = 0; h < GN; h++) acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(qr + h * hd + d), kt, acc[h]);
-    }
-#pragma GCC unroll 8
-    for (int h = 0; h < GN; h++) s[h] = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_mul_ps(acc[h], _mm256_set1_ps(scale)), mk);
-}
-
-static void scores(int gn, const float *qr, int hd, const float (*KT)[KB], float scale, __m256 mk, __m256 *s) {
-#define SCORES_GN_K(K_) scores_gn(K_, qr, hd, KT, scale, mk, s)
-    QE_DISPATCH(gn, 8, SCORES_GN_K)
-#undef SCORES_GN_K
-}
-
-/* out[h][c0 .. c0 + 16) (+)= sum_j p[h][j] * VB[j][...] for 4 heads: 8 accumulators. */
-static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*VB)[MAX_HD], int hd, float *const *oh, int first) {
-    for (int h0 = 0; h0 < gn; h0 += 4)
-        for (int c0 = 0; c0 < hd; c0 += 16) {
-            __m256 acc[4][2];
-#pragma GCC unroll 4
-            for (int h = 0; h < 4; h++)
-#pragma GCC unroll 2
-                for (int c = 0; c < 2; c++) acc[h][c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(oh[h0 + h] + c0 + c * 8);
-            for (int j = 0; j < nv; j++) {
-                __m256 v0 = _mm256_load_ps(VB[j] + c0), v1 = _mm256_load_ps(VB[j] + c0 + 8);
-#pragma GCC unroll 4
-                for (int h = 0; h < 4; h++) {
-                    __m256 p = _mm256_broadcast_ss(&pj[h0 + h][j]);
-                    acc[h][0] = _mm256_fmadd_ps(p, v0, acc[h][0]);
-                    acc[h][1] = _mm256_fmadd_ps(p, v1, acc[h][1]);
-                }
-            }
-#pragma GCC unroll 4
-            for (int h = 0; h < 4; h++)
-#pragma GCC unroll 2
-                for (int c = 0; c < 2; c++) _mm256_storeu_ps(oh[h0 + h] + c0 + c * 8, acc[h][c]);
-        }
 }
 
 /* ---- decode: one query token against every cached key (the scheme of ops_avx512.c's decode_group) ---------- */
@@ -251,98 +197,175 @@ static void dec_group128(const float *qh, int gn, const uint16_t *kh, const uint
     dec_group(128, qh, gn, kh, vh, n, oh, scratch);
 }
 
+/* ---- prefill: a chunk of query tokens (the scheme of ops_avx512.c's prefill_group, 8 keys per block) ------ */
+
+enum { PF_GMAX = 8, PF_QC = 16 }; /* heads per pass, query tokens per chunk */
+
+/* Keys j0..j0+jn-1 (j0 a multiple of 8, so within one 16-key block of the cache) -> KT[d][8] f32; missing keys
+ * are zero. The cache stores them dimension-major, so this is a conversion, not a transposition. */
+INLINE void prefill_load_keys(const int HD, const uint16_t *kb, int jn, float (*KT)[KB]) {
+    const __m256 keep = lane_mask(jn);
+#pragma GCC unroll 4
+    for (int d = 0; d < HD; d++)
+        _mm256_store_ps(KT[d], _mm256_and_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kb + d * QE_KV_BLOCK))), keep));
+}
+
+/* Folds one block's scores into a lane's running max m and sum s of exp(score - m): s = s * f + e, f = 1 if the
+ * max did not grow, exp(old - new) if it grew from a finite value (from -inf the sum is 0 anyway); the factor's
+ * exponential only when some lane grew. */
+INLINE void prefill_online_stats(__m256 sc, __m256 *m, __m256 *s) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 mo = *m, mn = _mm256_max_ps(mo, sc);
+    __m256 grew = _mm256_and_ps(_mm256_cmp_ps(mo, mn, _CMP_LT_OQ), _mm256_cmp_ps(mo, ninf, _CMP_NEQ_OQ));
+    __m256 f = _mm256_set1_ps(1.0f);
+    if (_mm256_movemask_ps(grew)) f = _mm256_blendv_ps(f, exp256(_mm256_sub_ps(mo, mn)), grew);
+    __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(sc, mn)), _mm256_cmp_ps(sc, ninf, _CMP_NEQ_OQ));
+    *s = _mm256_fmadd_ps(*s, f, e);
+    *m = mn;
+}
+
+/* Scores of GN heads of one query token (qr[h][d], fp16-rounded q) against the 8 keys of KT, times scale, keys
+ * outside mk -inf: stored to Sb[h * 8] and folded into the heads' running max and sum. HD a constant: see
+ * dec_scores8. */
+INLINE void prefill_scores(const int GN, const int HD, const float *qr, const float (*KT)[KB], float scale, __m256 mk,
+                           float *Sb, __m256 *m, __m256 *s) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) acc[h] = _mm256_setzero_ps();
+#pragma GCC unroll 2
+    for (int d = 0; d < HD; d++) {
+        __m256 kt = _mm256_load_ps(KT[d]);
+#pragma GCC unroll 8
+        for (int h = 0; h < GN; h++) acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(qr + h * HD + d), kt, acc[h]);
+    }
+#pragma GCC unroll 8
+    for (int h = 0; h < GN; h++) {
+        __m256 sc = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_mul_ps(acc[h], _mm256_set1_ps(scale)), mk);
+        _mm256_storeu_ps(Sb + h * KB, sc);
+        prefill_online_stats(sc, &m[h], &s[h]);
+    }
+}
+
+/* out[h][c0 .. c0 + 16) (+)= sum_j p[h][j] * VB[j][c0 ..] for H <= 4 heads: 2 H accumulators. */
+INLINE void prefill_pv(const int H, const int HD, const float (*pj)[KB], int nv, const float *VB, int c0, float *const *oh, int first) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int h = 0; h < H; h++)
+#pragma GCC unroll 2
+        for (int c = 0; c < 2; c++) acc[h][c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(oh[h] + c0 + c * 8);
+    for (int j = 0; j < nv; j++) {
+        __m256 v0 = _mm256_load_ps(VB + j * HD + c0), v1 = _mm256_load_ps(VB + j * HD + c0 + 8);
+#pragma GCC unroll 4
+        for (int h = 0; h < H; h++) {
+            __m256 p = _mm256_broadcast_ss(&pj[h][j]);
+            acc[h][0] = _mm256_fmadd_ps(p, v0, acc[h][0]);
+            acc[h][1] = _mm256_fmadd_ps(p, v1, acc[h][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < H; h++)
+#pragma GCC unroll 2
+        for (int c = 0; c < 2; c++) _mm256_storeu_ps(oh[h] + c0 + c * 8, acc[h][c]);
+}
+
+/* gn <= PF_GMAX heads (head0 ..) of KV head hk, every query token in chunks of PF_QC, over blocks of 8 keys:
+ * pass 0 scores (kept in scratch, block-major) and running softmax statistics, pass 1 p = fp16(exp(s - max) / sum)
+ * and out = sum_j p_j v_j. */
+INLINE void prefill_group(const int HD, const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v,
+                          int64_t head_stride, int n_kv, int hk, int head0, int gn, int64_t ld, float *out, float *scratch) {
+    float KT[HD][KB] __attribute__((aligned(32)));
+    float VB[KB * HD] __attribute__((aligned(32)));
+    float pj[PF_GMAX][KB] __attribute__((aligned(32)));
+    float qr[PF_QC][PF_GMAX * HD] __attribute__((aligned(32)));
+    __m256 mvec[PF_QC * PF_GMAX], svec[PF_QC * PF_GMAX];
+    float m_run[PF_QC * PF_GMAX], inv[PF_QC * PF_GMAX];
+    const float scale = 1.0f / sqrtf((float)HD);
+    for (int i0 = 0; i0 < n_q; i0 += PF_QC) {
+        const int in = n_q - i0 < PF_QC ? n_q - i0 : PF_QC;
+        const int vis_max = q_pos0 + i0 + in < n_kv ? q_pos0 + i0 + in : n_kv;
+        for (int i = 0; i < in; i++) { /* q rounded through fp16, as ggml converts it to K's type */
+            const float *qi = q + (i0 + i) * ld + (int64_t)head0 * HD;
+            for (int c = 0; c < gn * HD; c += 8)
+                _mm256_store_ps(qr[i] + c, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(qi + c), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        }
+        for (int i = 0; i < in * PF_GMAX; i++) { mvec[i] = _mm256_set1_ps(-INFINITY); svec[i] = _mm256_setzero_ps(); }
+        float *S = scratch; /* block b, token i, head h at S + ((b * in + i) * gn + h) * KB */
+        for (int j0 = 0; j0 < vis_max; j0 += KB) {
+            prefill_load_keys(HD, k + qe_kv_key_index(head_stride, HD, hk, j0, 0), vis_max - j0 < KB ? vis_max - j0 : KB, KT);
+            for (int i = 0; i < in; i++) {
+                const int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
+                if (vis <= j0) continue;
+                float *Sb = S + ((int64_t)(j0 / KB) * in + i) * gn * KB;
+#define SCORES(G) prefill_scores(G, HD, qr[i], (const float (*)[KB])KT, scale, lane_mask(vis - j0), Sb, mvec + i * PF_GMAX, svec + i * PF_GMAX)
+                QE_DISPATCH(gn, 8, SCORES)
+#undef SCORES
+            }
+        }
+        for (int i = 0; i < in; i++)
+            for (int h = 0; h < gn; h++) {
+                const int si = i * PF_GMAX + h;
+                float lm[8], ls[8], M = -INFINITY;
+                _mm256_storeu_ps(lm, mvec[si]);
+                _mm256_storeu_ps(ls, svec[si]);
+                for (int l = 0; l < 8; l++) M = lm[l] > M ? lm[l] : M;
+                double sum = 0;
+                for (int l = 0; l < 8; l++)
+                    if (lm[l] != -INFINITY) sum += (double)ls[l] * exp((double)lm[l] - (double)M);
+                m_run[si] = M;
+                inv[si] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+            }
+        for (int j0 = 0; j0 < vis_max; j0 += KB) {
+            const int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
+            for (int j = 0; j < KB; j++)
+#pragma GCC unroll 16
+                for (int c = 0; c < HD; c += 8)
+                    _mm256_store_ps(VB + j * HD + c, j < jn ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + qe_kv_value_index(head_stride, HD, hk, j0 + j, c))))
+                                                            : _mm256_setzero_ps());
+            for (int i = 0; i < in; i++) {
+                const int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
+                if (vis <= j0) continue;
+                const int nv = vis - j0 < KB ? vis - j0 : KB;
+                const __m256 mk = lane_mask(nv);
+                const float *Sb = S + ((int64_t)(j0 / KB) * in + i) * gn * KB;
+                float *oh[PF_GMAX];
+                for (int h = 0; h < gn; h++) {
+                    const int si = i * PF_GMAX + h;
+                    __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_loadu_ps(Sb + h * KB), _mm256_set1_ps(m_run[si]))), mk);
+                    _mm256_store_ps(pj[h], _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(e, _mm256_set1_ps(inv[si])), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                    oh[h] = out + (i0 + i) * ld + (int64_t)(head0 + h) * HD;
+                }
+                for (int h0 = 0; h0 < gn; h0 += 4)
+                    for (int c0 = 0; c0 < HD; c0 += 16) {
+#define PV(H) prefill_pv(H, HD, (const float (*)[KB])pj + h0, nv, VB, c0, oh + h0, j0 == 0)
+                        QE_DISPATCH(gn - h0, 4, PV)
+#undef PV
+                    }
+            }
+        }
+        if (n_kv <= 0) /* a query that sees no key: zero output, as the reference */
+            for (int i = 0; i < in; i++)
+                for (int h = 0; h < gn; h++) memset(out + (i0 + i) * ld + (int64_t)(head0 + h) * HD, 0, sizeof(float) * HD);
+    }
+}
+
 void qe_avx2_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                        int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                        float *scratch) {
-    enum { GMAX = 8, QC = 16, QR_HD = 128 }; /* QR_HD bounds the stack (~100 KB); Qwen2 heads are 64 or 128 */
-    if (head_dim % 16 || head_dim > QR_HD || n_head % n_head_kv) {
+    if ((head_dim != 64 && head_dim != 128) || n_head % n_head_kv) {
         qe_attention_ref(q, n_q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
         return;
     }
-    const int group = n_head / n_head_kv, nd = head_dim / 8;
-    const float scale = 1.0f / sqrtf((float)head_dim);
-    const int64_t ld = (int64_t)n_head * head_dim;
-    if (n_q == 1 && (head_dim == 64 || head_dim == 128)) {
+    if (n_q == 1) {
         qe_attention_decode(q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch,
                             head_dim == 64 ? dec_group64 : dec_group128);
         return;
     }
-    float KT[MAX_HD][KB] __attribute__((aligned(32)));
-    float VB[KB][MAX_HD] __attribute__((aligned(32)));
-    float pj[GMAX + 4][KB] __attribute__((aligned(32)));
-    float qr[QC][GMAX * QR_HD] __attribute__((aligned(32)));
-    float dummy[MAX_HD] __attribute__((aligned(32)));
-    memset(pj, 0, sizeof pj);
-    __m256 mvec[QC * GMAX], svec[QC * GMAX];
-    float m_run[QC * GMAX], inv[QC * GMAX];
-    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    const int group = n_head / n_head_kv;
+    const int64_t ld = (int64_t)n_head * head_dim;
     for (int hk = kv_lo; hk < kv_hi; hk++)
-        for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
-            int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
-            for (int i0 = 0; i0 < n_q; i0 += QC) {
-                int in = n_q - i0 < QC ? n_q - i0 : QC;
-                int vis_max = q_pos0 + i0 + in < n_kv ? q_pos0 + i0 + in : n_kv;
-                for (int i = 0; i < in; i++) {
-                    const float *qi = q + (i0 + i) * ld + (int64_t)(hk * group + gh0) * head_dim;
-                    for (int c = 0; c < gn * nd; c++)
-                        _mm256_store_ps(qr[i] + c * 8, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(qi + c * 8), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-                }
-                for (int i = 0; i < in * GMAX; i++) { mvec[i] = ninf; svec[i] = _mm256_setzero_ps(); }
-                for (int pass = 0; pass < 2; pass++) {
-                    for (int j0 = 0; j0 < vis_max; j0 += KB) {
-                        int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
-                        load_kt8(k, head_stride, hk, head_dim, j0, jn, KT);
-                        if (pass == 1)
-                            for (int j = 0; j < KB; j++)
-                                for (int c = 0; c < nd; c++)
-                                    _mm256_store_ps(VB[j] + c * 8, j < jn ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + qe_kv_value_index(head_stride, head_dim, hk, j0 + j, c * 8))))
-                                                                          : _mm256_setzero_ps());
-                        for (int i = 0; i < in; i++) {
-                            int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
-                            if (vis <= j0) continue;
-                            int nv = vis - j0 < KB ? vis - j0 : KB;
-                            __m256 mk = lane_mask(nv);
-                            __m256 sc[GMAX];
-                            scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
-                            float *oh[GMAX + 4];
-                            for (int h = gn; h < GMAX + 4; h++) oh[h] = dummy;
-                            for (int h = 0; h < gn; h++) {
-                                int si = i * GMAX + h;
-                                if (pass == 0) {
-                                    __m256 mo = mvec[si], mn = _mm256_max_ps(mo, sc[h]);
-                                    /* factor for the old lane sum: 1 if the max did not grow, exp(old - new) if it
-                                     * grew from a finite value, 0 from -inf (the sum is 0 then anyway) */
-                                    __m256 grew = _mm256_and_ps(_mm256_cmp_ps(mo, mn, _CMP_LT_OQ), _mm256_cmp_ps(mo, ninf, _CMP_NEQ_OQ));
-                                    __m256 f = _mm256_blendv_ps(_mm256_set1_ps(1.0f), exp256(_mm256_sub_ps(mo, mn)), grew);
-                                    __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(sc[h], mn)), _mm256_cmp_ps(sc[h], ninf, _CMP_NEQ_OQ));
-                                    svec[si] = _mm256_fmadd_ps(svec[si], f, e);
-                                    mvec[si] = mn;
-                                    continue;
-                                }
-                                __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(sc[h], _mm256_set1_ps(m_run[si]))), mk);
-                                _mm256_store_ps(pj[h], _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(e, _mm256_set1_ps(inv[si])), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-                                oh[h] = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
-                            }
-                            if (pass == 1) pv_accumulate(gn, (const float (*)[KB])pj, nv, (const float (*)[MAX_HD])VB, head_dim, oh, j0 == 0);
-                        }
-                    }
-                    if (pass == 0)
-                        for (int i = 0; i < in * GMAX; i++) {
-                            float lm[8], ls[8], M = -INFINITY;
-                            _mm256_storeu_ps(lm, mvec[i]);
-                            _mm256_storeu_ps(ls, svec[i]);
-                            for (int l = 0; l < 8; l++) M = lm[l] > M ? lm[l] : M;
-                            double sum = 0;
-                            for (int l = 0; l < 8; l++)
-                                if (lm[l] != -INFINITY) sum += (double)ls[l] * exp((double)lm[l] - (double)M);
-                            m_run[i] = M;
-                            inv[i] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
-                        }
-                }
-                if (n_kv <= 0)
-                    for (int i = 0; i < in; i++)
-                        for (int h = 0; h < gn; h++)
-                            memset(out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim, 0, sizeof(float) * head_dim);
-            }
+        for (int gh0 = 0; gh0 < group; gh0 += PF_GMAX) {
+            const int gn = group - gh0 < PF_GMAX ? group - gh0 : PF_GMAX, head0 = hk * group + gh0;
+            if (head_dim == 64) prefill_group(64, q, n_q, q_pos0, k, v, head_stride, n_kv, hk, head0, gn, ld, out, scratch);
+            else prefill_group(128, q, n_q, q_pos0, k, v, head_stride, n_kv, hk, head0, gn, ld, out, scratch);
         }
 }

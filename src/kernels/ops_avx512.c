@@ -74,74 +74,7 @@ void qe_avx512_f32_to_f16_row(const float *x, uint16_t *out, int n) {
 }
 
 #define KB 16        /* keys per block */
-#define MAX_HD 256   /* head_dim bound for the stack blocks (Qwen2: 64 or 128) */
-
-
-/* Keys j0..j0+jn-1 (one 16-key block of the cache) of KV head hk -> KT[d][16] f32; missing keys are zero. */
-static void load_kt(const uint16_t *k, int64_t head_stride, int hk, int head_dim, int j0, int jn, float (*KT)[KB]) {
-    const __mmask16 keep = (__mmask16)((1u << jn) - 1);
-    const uint16_t *row = k + qe_kv_key_index(head_stride, head_dim, hk, j0, 0);
-    for (int d = 0; d < head_dim; d++)
-        _mm512_store_ps(KT[d], _mm512_maskz_mov_ps(keep, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + d * QE_KV_BLOCK)))));
-}
-
-/* Scores of up to 8 heads of one query (qr[h][d]: fp16-rounded q) against the 16 keys of KT, times scale;
- * keys outside mk are -inf. One KT load serves every head: GN independent FMA chains, ~1 load per FMA. */
 #define INLINE static inline __attribute__((always_inline))
-INLINE void scores_gn(const int GN, const float *qr, int hd, const float (*KT)[KB], float scale, __mmask16 mk, __m512 *s) {
-    __m512 acc[8];
-#pragma GCC unroll 8
-    for (int h = 0; h < GN; h++) acc[h] = _mm512_setzero_ps();
-    for (int d = 0; d < hd; d++) {
-        __m512 kt = _mm512_load_ps(KT[d]);
-#pragma GCC unroll 8
-        for (int h = 0; h < GN; h++) acc[h] = _mm512_fmadd_ps(_mm512_set1_ps(qr[h * hd + d]), kt, acc[h]);
-    }
-#pragma GCC unroll 8
-    for (int h = 0; h < GN; h++) s[h] = _mm512_mask_blend_ps(mk, _mm512_set1_ps(-INFINITY), _mm512_mul_ps(acc[h], _mm512_set1_ps(scale)));
-}
-
-static void scores(int gn, const float *qr, int hd, const float (*KT)[KB], float scale, __mmask16 mk, __m512 *s) {
-#define SCORES_GN_K(K_) scores_gn(K_, qr, hd, KT, scale, mk, s)
-    QE_DISPATCH(gn, 8, SCORES_GN_K)
-#undef SCORES_GN_K
-}
-
-/* out[h][c0 .. c0 + 16 CN) (+)= sum_j p[h][j] * VB[j][...] for 4 heads: 4 x CN accumulators in registers, each
- * VB vector loaded once for the 4 heads. */
-INLINE void pv4(const int CN, const float (*pj)[KB], int nv, const float (*VB)[MAX_HD], int c0, float *const *oh, int first) {
-    __m512 acc[4][4];
-#pragma GCC unroll 4
-    for (int h = 0; h < 4; h++)
-#pragma GCC unroll 4
-        for (int c = 0; c < CN; c++) acc[h][c] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(oh[h] + c0 + c * 16);
-    for (int j = 0; j < nv; j++) {
-        __m512 vv[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < CN; c++) vv[c] = _mm512_load_ps(VB[j] + c0 + c * 16);
-#pragma GCC unroll 4
-        for (int h = 0; h < 4; h++) {
-            __m512 p = _mm512_set1_ps(pj[h][j]);
-#pragma GCC unroll 4
-            for (int c = 0; c < CN; c++) acc[h][c] = _mm512_fmadd_ps(p, vv[c], acc[h][c]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int h = 0; h < 4; h++)
-#pragma GCC unroll 4
-        for (int c = 0; c < CN; c++) _mm512_storeu_ps(oh[h] + c0 + c * 16, acc[h][c]);
-}
-
-/* All gn heads (pj rows beyond gn are zero, their oh point at a dummy row). */
-static void pv_accumulate(int gn, const float (*pj)[KB], int nv, const float (*VB)[MAX_HD], int hd, float *const *oh, int first) {
-    for (int h0 = 0; h0 < gn; h0 += 4)
-        for (int c0 = 0; c0 < hd; c0 += 64) {
-            int cn = (hd - c0 < 64 ? hd - c0 : 64) / 16;
-#define PV4_K(K_) pv4(K_, pj + h0, nv, VB, c0, oh + h0, first)
-            QE_DISPATCH(cn, 4, PV4_K)
-#undef PV4_K
-        }
-}
 
 /* ---- decode: one query token against every cached key --------------------------------------------------- */
 
@@ -263,120 +196,217 @@ static void decode_group128(const float *qh, int gn, const uint16_t *kh, const u
     decode_group(128, qh, gn, kh, vh, n, oh, scratch);
 }
 
+/* ---- prefill: a chunk of query tokens against the keys each may see ------------------------------------------ */
+
+enum { PF_GMAX = 8, PF_QC = 16 }; /* heads per pass (a KV group of more runs in parts), query tokens per chunk */
+
+/* Keys j0..j0+jn-1 (one 16-key block of the cache) -> KT[d][16] f32; missing keys are zero. */
+INLINE void prefill_load_keys(const int HD, const uint16_t *kb, int jn, float (*KT)[KB]) {
+    const __mmask16 keep = (__mmask16)((1u << jn) - 1);
+#pragma GCC unroll 4
+    for (int d = 0; d < HD; d++)
+        _mm512_store_ps(KT[d], _mm512_maskz_mov_ps(keep, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kb + d * QE_KV_BLOCK)))));
+}
+
+/* Folds one block's scores sc into a lane's running max m and sum s of exp(score - m): s = s * exp(m_old - m) + e.
+ * Lanes that saw no key yet have m = -inf (their factor is 0), masked keys add exp(-inf) = 0. The factor's
+ * exponential is computed only when some lane's max grew, which after the first blocks is rare. */
+INLINE void prefill_online_stats(__m512 sc, __m512 *m, __m512 *s) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 mn = _mm512_max_ps(*m, sc);
+    __m512 f = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(*m, mn, _CMP_EQ_OQ), _mm512_set1_ps(1.0f));
+    __mmask16 grew = _mm512_cmp_ps_mask(*m, mn, _CMP_LT_OQ) & _mm512_cmp_ps_mask(*m, ninf, _CMP_NEQ_OQ);
+    if (grew) f = _mm512_mask_mov_ps(f, grew, exp512(_mm512_sub_ps(*m, mn)));
+    __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(sc, ninf, _CMP_NEQ_OQ), exp512(_mm512_sub_ps(sc, mn)));
+    *s = _mm512_fmadd_ps(*s, f, e);
+    *m = mn;
+}
+
+/* Scores of GN heads of one query token (qr[h][d]: fp16-rounded q) against NB = 1 or 2 blocks of 16 keys (KT, and
+ * KT + HD rows), times scale, keys outside mk[b] -inf: block b stored to Sb[b] + h * 16 and folded into the heads'
+ * running max m[h] and sum s[h], block 0 first. One broadcast of q serves both blocks: with one block the loop
+ * issues a load per FMA and runs well below the FMA ports' rate (bench/KERNELS.md). HD a constant: see
+ * decode_scores. */
+INLINE void prefill_scores(const int GN, const int NB, const int HD, const float *qr, const float (*KT)[KB], float scale,
+                           const __mmask16 *mk, float *const *Sb, __m512 *m, __m512 *s) {
+    __m512 acc[2][8];
+#pragma GCC unroll 2
+    for (int b = 0; b < NB; b++)
+#pragma GCC unroll 8
+        for (int h = 0; h < GN; h++) acc[b][h] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int d = 0; d < HD; d++) {
+        __m512 kt[2];
+#pragma GCC unroll 2
+        for (int b = 0; b < NB; b++) kt[b] = _mm512_load_ps(KT[b * HD + d]);
+#pragma GCC unroll 8
+        for (int h = 0; h < GN; h++) {
+            __m512 qb = _mm512_set1_ps(qr[h * HD + d]);
+#pragma GCC unroll 2
+            for (int b = 0; b < NB; b++) acc[b][h] = _mm512_fmadd_ps(qb, kt[b], acc[b][h]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int b = 0; b < NB; b++)
+#pragma GCC unroll 8
+        for (int h = 0; h < GN; h++) {
+            __m512 sc = _mm512_mask_blend_ps(mk[b], _mm512_set1_ps(-INFINITY), _mm512_mul_ps(acc[b][h], _mm512_set1_ps(scale)));
+            _mm512_storeu_ps(Sb[b] + h * KB, sc);
+            prefill_online_stats(sc, &m[h], &s[h]);
+        }
+}
+
+/* out[h][c0 .. c0 + 64) (+)= sum_j p[h][j] * VB[j][c0 ..] for H <= 4 heads: 4 H accumulators, each VB vector loaded
+ * once for the H heads. */
+INLINE void prefill_pv(const int H, const int HD, const float (*pj)[KB], int nv, const float *VB, int c0, float *const *oh, int first) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int h = 0; h < H; h++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) acc[h][c] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(oh[h] + c0 + c * 16);
+    for (int j = 0; j < nv; j++) {
+        __m512 vv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) vv[c] = _mm512_load_ps(VB + j * HD + c0 + c * 16);
+#pragma GCC unroll 4
+        for (int h = 0; h < H; h++) {
+            __m512 p = _mm512_set1_ps(pj[h][j]);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) acc[h][c] = _mm512_fmadd_ps(p, vv[c], acc[h][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < H; h++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) _mm512_storeu_ps(oh[h] + c0 + c * 16, acc[h][c]);
+}
+
+/* gn <= PF_GMAX heads (head0 ..) of KV head hk, every query token, in chunks of PF_QC tokens, over blocks of 16 keys,
+ * each key block converted once for every token and head of the chunk:
+ *   pass 0: scores (kept in scratch, block-major so both passes stream them) -> per-lane running max and sum
+ *           (prefill_online_stats); at the end max = max(m), sum = sum exp(m - max) * lane sums in double;
+ *   pass 1: the kept scores -> p = fp16(exp(s - max) / sum), out = sum_j p_j v_j. */
+INLINE void prefill_group(const int HD, const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v,
+                          int64_t head_stride, int n_kv, int hk, int head0, int gn, int64_t ld, float *out, float *scratch) {
+    float KT[2 * HD][KB] __attribute__((aligned(64))); /* two key blocks */
+    float VB[KB * HD] __attribute__((aligned(64)));
+    float pj[PF_GMAX][KB] __attribute__((aligned(64)));
+    float qr[PF_QC][PF_GMAX * HD] __attribute__((aligned(64))); /* fp16-rounded q of the chunk */
+    __m512 mvec[PF_QC * PF_GMAX], svec[PF_QC * PF_GMAX];
+    float m_run[PF_QC * PF_GMAX], inv[PF_QC * PF_GMAX];
+    const float scale = 1.0f / sqrtf((float)HD);
+    for (int i0 = 0; i0 < n_q; i0 += PF_QC) {
+        const int in = n_q - i0 < PF_QC ? n_q - i0 : PF_QC;
+        const int vis_max = q_pos0 + i0 + in < n_kv ? q_pos0 + i0 + in : n_kv;
+        for (int i = 0; i < in; i++) { /* q rounded through fp16, as ggml converts it to K's type */
+            const float *qi = q + (i0 + i) * ld + (int64_t)head0 * HD;
+            for (int c = 0; c < gn * HD; c += 16)
+                _mm512_store_ps(qr[i] + c, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qi + c), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        }
+        for (int i = 0; i < in * PF_GMAX; i++) { mvec[i] = _mm512_set1_ps(-INFINITY); svec[i] = _mm512_setzero_ps(); }
+        /* the chunk's scores: block b, token i, head h at S + ((b * in + i) * gn + h) * KB */
+        float *S = scratch;
+        for (int j0 = 0; j0 < vis_max; j0 += 2 * KB) { /* two key blocks at a time */
+            for (int b = 0; b < 2 && j0 + b * KB < vis_max; b++) {
+                const int jb = j0 + b * KB, jn = vis_max - jb < KB ? vis_max - jb : KB;
+                prefill_load_keys(HD, k + qe_kv_key_index(head_stride, HD, hk, jb, 0), jn, KT + b * HD);
+            }
+            for (int i = 0; i < in; i++) {
+                const int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
+                if (vis <= j0) continue;
+                __mmask16 mk[2];
+                float *Sb[2];
+                for (int b = 0; b < 2; b++) {
+                    const int nv = vis - (j0 + b * KB);
+                    mk[b] = (__mmask16)((1u << (nv <= 0 ? 0 : nv < KB ? nv : KB)) - 1);
+                    Sb[b] = S + ((int64_t)(j0 / KB + b) * in + i) * gn * KB;
+                }
+                if (vis > j0 + KB) {
+#define SCORES(G) prefill_scores(G, 2, HD, qr[i], (const float (*)[KB])KT, scale, mk, Sb, mvec + i * PF_GMAX, svec + i * PF_GMAX)
+                    QE_DISPATCH(gn, 8, SCORES)
+#undef SCORES
+                } else {
+#define SCORES(G) prefill_scores(G, 1, HD, qr[i], (const float (*)[KB])KT, scale, mk, Sb, mvec + i * PF_GMAX, svec + i * PF_GMAX)
+                    QE_DISPATCH(gn, 8, SCORES)
+#undef SCORES
+                }
+            }
+        }
+        for (int i = 0; i < in; i++)
+            for (int h = 0; h < gn; h++) {
+                const int si = i * PF_GMAX + h;
+                float M = _mm512_reduce_max_ps(mvec[si]), lm[16], ls[16];
+                _mm512_storeu_ps(lm, mvec[si]);
+                _mm512_storeu_ps(ls, svec[si]);
+                double sum = 0;
+                for (int l = 0; l < 16; l++)
+                    if (lm[l] != -INFINITY) sum += (double)ls[l] * exp((double)lm[l] - (double)M);
+                m_run[si] = M;
+                inv[si] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+            }
+        for (int j0 = 0; j0 < vis_max; j0 += KB) {
+            const int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
+            for (int j = 0; j < KB; j++)
+#pragma GCC unroll 8
+                for (int c = 0; c < HD; c += 16)
+                    _mm512_store_ps(VB + j * HD + c, j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + qe_kv_value_index(head_stride, HD, hk, j0 + j, c))))
+                                                            : _mm512_setzero_ps());
+            for (int i = 0; i < in; i++) {
+                const int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
+                if (vis <= j0) continue;
+                const int nv = vis - j0 < KB ? vis - j0 : KB;
+                const __mmask16 mk = (__mmask16)((1u << nv) - 1);
+                const float *Sb = S + ((int64_t)(j0 / KB) * in + i) * gn * KB;
+                float *oh[PF_GMAX];
+                for (int h = 0; h < gn; h++) {
+                    const int si = i * PF_GMAX + h;
+                    __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_loadu_ps(Sb + h * KB), _mm512_set1_ps(m_run[si]))));
+                    _mm512_store_ps(pj[h], _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(e, _mm512_set1_ps(inv[si])), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                    oh[h] = out + (i0 + i) * ld + (int64_t)(head0 + h) * HD;
+                }
+                for (int h0 = 0; h0 < gn; h0 += 4)
+                    for (int c0 = 0; c0 < HD; c0 += 64) {
+#define PV(H) prefill_pv(H, HD, (const float (*)[KB])pj + h0, nv, VB, c0, oh + h0, j0 == 0)
+                        QE_DISPATCH(gn - h0, 4, PV)
+#undef PV
+                    }
+            }
+        }
+        /* a query that sees no key (n_kv == 0): zero output, as the reference */
+        if (n_kv <= 0)
+            for (int i = 0; i < in; i++)
+                for (int h = 0; h < gn; h++) memset(out + (i0 + i) * ld + (int64_t)(head0 + h) * HD, 0, sizeof(float) * HD);
+    }
+}
+
 /* ---- the entry point ----------------------------------------------------------------------------------------- */
 
 /* Same numerics as qe_attention_ref (q and the normalised probabilities rounded to fp16, the exponentials
- * summed in double). A single query token goes to decode_group; a chunk of up to 16 query tokens is computed over
- * blocks of 16 keys, each key block converted once for every token and head of the chunk:
- *   pass 0: scores (kept in scratch) -> per-lane running max m and running sum of exp(s - m), rescaled when m
- *           grows (no horizontal reduction or branch per block); at the end max = max(m), sum = sum
- *           exp(m - max) * lane sums in double;
- *   pass 1: the kept scores -> p = fp16(exp(s - max) / sum), out = sum_j p_j v_j.
- * The exponentials of pass 0 are computed against the lane maxima, so the sum can differ from the reference's
- * in the last bits of f32 (the inverse is rounded to f32 either way). Pass 1 used to compute the scores again;
- * reading them back gives the same bits for 2/3 of the QK work (bench/KERNELS.md). A three-pass version with the
- * decode path's exact softmax was ~the same speed but moves near-ties of the parity files' greedy output. */
+ * summed in double). A single query token goes to decode_group, a chunk of query tokens to prefill_group; head
+ * sizes other than 64 and 128 (no Qwen2 model has them) to the reference.
+ * Prefill: the exponentials of pass 0 are computed against the lane maxima, so the sum can differ from the
+ * reference's in the last bits of f32 (the inverse is rounded to f32 either way). Pass 1 used to compute the
+ * scores again; reading them back gives the same bits for 2/3 of the QK work (bench/KERNELS.md). A three-pass
+ * version with the decode path's exact softmax was ~the same speed but moves near-ties of the parity files'
+ * greedy output. */
 void qe_avx512_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride,
                          int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out,
                          float *scratch) {
-    /* QC query tokens per chunk (QE_ATT_SCRATCH reserves rows of scores for 16); QR_HD bounds the stack (~100 KB);
-     * Qwen2 heads are 64 or 128 */
-    enum { GMAX = 8, QC = 16, QR_HD = 128 };
-    if (head_dim % 16 || head_dim > QR_HD || n_head % n_head_kv) {
+    if ((head_dim != 64 && head_dim != 128) || n_head % n_head_kv) {
         qe_attention_ref(q, n_q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
         return;
     }
-    const int group = n_head / n_head_kv, nd = head_dim / 16;
-    const float scale = 1.0f / sqrtf((float)head_dim);
-    const int64_t ld = (int64_t)n_head * head_dim;
-    if (n_q == 1 && (head_dim == 64 || head_dim == 128)) {
+    if (n_q == 1) {
         qe_attention_decode(q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch,
                             head_dim == 64 ? decode_group64 : decode_group128);
         return;
     }
-    float KT[MAX_HD][KB] __attribute__((aligned(64)));
-    float VB[KB][MAX_HD] __attribute__((aligned(64)));
-    float pj[GMAX][KB] __attribute__((aligned(64)));
-    float qr[QC][GMAX * QR_HD] __attribute__((aligned(64))); /* fp16-rounded q of the chunk */
-    float dummy[MAX_HD] __attribute__((aligned(64)));
-    memset(pj, 0, sizeof pj);
-    __m512 mvec[QC * GMAX], svec[QC * GMAX];
-    float *S = scratch; /* the chunk's scores from pass 0, row (i, h) at S + (i * gn + h) * srow */
-    float m_run[QC * GMAX], inv[QC * GMAX];
+    const int group = n_head / n_head_kv;
+    const int64_t ld = (int64_t)n_head * head_dim;
     for (int hk = kv_lo; hk < kv_hi; hk++)
-        for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
-            int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
-            for (int i0 = 0; i0 < n_q; i0 += QC) {
-                int in = n_q - i0 < QC ? n_q - i0 : QC;
-                int vis_max = q_pos0 + i0 + in < n_kv ? q_pos0 + i0 + in : n_kv;
-                for (int i = 0; i < in; i++) { /* q rounded through fp16, as ggml converts it to K's type */
-                    const float *qi = q + (i0 + i) * ld + (int64_t)(hk * group + gh0) * head_dim;
-                    for (int c = 0; c < gn * nd; c++)
-                        _mm512_store_ps(qr[i] + c * 16, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qi + c * 16), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-                }
-                for (int i = 0; i < in * GMAX; i++) { mvec[i] = _mm512_set1_ps(-INFINITY); svec[i] = _mm512_setzero_ps(); }
-                const int64_t srow = (int64_t)(vis_max + KB - 1) / KB * KB;
-                for (int pass = 0; pass < 2; pass++) {
-                    for (int j0 = 0; j0 < vis_max; j0 += KB) {
-                        int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
-                        if (pass == 0) load_kt(k, head_stride, hk, head_dim, j0, jn, KT);
-                        if (pass == 1)
-                            for (int j = 0; j < KB; j++)
-                                for (int c = 0; c < nd; c++)
-                                    _mm512_store_ps(VB[j] + c * 16, j < jn ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + qe_kv_value_index(head_stride, head_dim, hk, j0 + j, c * 16))))
-                                                                           : _mm512_setzero_ps());
-                        for (int i = 0; i < in; i++) {
-                            int vis = q_pos0 + i0 + i + 1 < n_kv ? q_pos0 + i0 + i + 1 : n_kv;
-                            if (vis <= j0) continue;
-                            int nv = vis - j0 < KB ? vis - j0 : KB;
-                            __mmask16 mk = (__mmask16)((1u << nv) - 1);
-                            __m512 sc[GMAX];
-                            if (pass == 0) {
-                                scores(gn, qr[i], head_dim, (const float (*)[KB])KT, scale, mk, sc);
-                                for (int h = 0; h < gn; h++) _mm512_storeu_ps(S + (i * gn + h) * srow + j0, sc[h]);
-                            } else {
-                                for (int h = 0; h < gn; h++) sc[h] = _mm512_loadu_ps(S + (i * gn + h) * srow + j0);
-                            }
-                            float *oh[GMAX];
-                            for (int h = gn; h < GMAX; h++) oh[h] = dummy; /* pj rows stay zero */
-                            for (int h = 0; h < gn; h++) {
-                                int si = i * GMAX + h;
-                                if (pass == 0) {
-                                    /* lanes that saw no key yet have m = -inf: their factor exp(-inf - x) is 0,
-                                     * masked lanes of this block contribute exp(-inf) = 0 */
-                                    __m512 mn = _mm512_max_ps(mvec[si], sc[h]);
-                                    __m512 f = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(mvec[si], mn, _CMP_EQ_OQ), _mm512_set1_ps(1.0f));
-                                    __mmask16 grew = _mm512_cmp_ps_mask(mvec[si], mn, _CMP_LT_OQ) & _mm512_cmp_ps_mask(mvec[si], _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
-                                    f = _mm512_mask_mov_ps(f, grew, exp512(_mm512_sub_ps(mvec[si], mn)));
-                                    __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(sc[h], _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ), exp512(_mm512_sub_ps(sc[h], mn)));
-                                    svec[si] = _mm512_fmadd_ps(svec[si], f, e);
-                                    mvec[si] = mn;
-                                    continue;
-                                }
-                                __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(sc[h], _mm512_set1_ps(m_run[si]))));
-                                _mm512_store_ps(pj[h], _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(e, _mm512_set1_ps(inv[si])), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-                                oh[h] = out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim;
-                            }
-                            if (pass == 1) pv_accumulate(gn, (const float (*)[KB])pj, nv, (const float (*)[MAX_HD])VB, head_dim, oh, j0 == 0);
-                        }
-                    }
-                    if (pass == 0)
-                        for (int i = 0; i < in * GMAX; i++) {
-                            float M = _mm512_reduce_max_ps(mvec[i]), lm[16], ls[16];
-                            _mm512_storeu_ps(lm, mvec[i]);
-                            _mm512_storeu_ps(ls, svec[i]);
-                            double sum = 0;
-                            for (int l = 0; l < 16; l++)
-                                if (lm[l] != -INFINITY) sum += (double)ls[l] * exp((double)lm[l] - (double)M);
-                            m_run[i] = M;
-                            inv[i] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
-                        }
-                }
-                /* a query that sees no key (n_kv == 0): zero output, as the reference */
-                if (n_kv <= 0)
-                    for (int i = 0; i < in; i++)
-                        for (int h = 0; h < gn; h++)
-                            memset(out + (i0 + i) * ld + (int64_t)(hk * group + gh0 + h) * head_dim, 0, sizeof(float) * head_dim);
-            }
+        for (int gh0 = 0; gh0 < group; gh0 += PF_GMAX) {
+            const int gn = group - gh0 < PF_GMAX ? group - gh0 : PF_GMAX, head0 = hk * group + gh0;
+            if (head_dim == 64) prefill_group(64, q, n_q, q_pos0, k, v, head_stride, n_kv, hk, head0, gn, ld, out, scratch);
+            else prefill_group(128, q, n_q, q_pos0, k, v, head_stride, n_kv, hk, head0, gn, ld, out, scratch);
         }
 }
