@@ -1,6 +1,6 @@
 /* cmd_bench.c — `qwen-edge bench`: prefill and decode speed of a model on this machine, measured the way
  * llama-bench does (pp: one batch of P prompt tokens; tg: N tokens generated one at a time), plus effective
- * weight bandwidth (decode reads every weight once per token), peak RSS and load time. */
+ * weight bandwidth (decode reads every weight once per token), one token's sampling time, peak RSS and load time. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,18 +9,20 @@
 #include "kernels/matmul.h"
 #include "quant.h"
 #include "qwen2.h"
+#include "sampler.h"
 #include "threadpool.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: qwen-edge bench -m MODEL [-t N] [-p 512] [-n 128] [-r 3] [--parallel B] [--depth D] [--json]\n\n"
             "  -p N          prompt tokens processed in one batch (prefill test; 0 skips it)\n"
-            "  -n N          tokens generated one by one (decode test; 0 skips it)\n"
+            "  -n N          tokens generated one by one (decode test; 0 skips it), then one token's sampling\n"
+            "                timed over the last logits (Qwen2.5-Instruct's defaults)\n"
             "  -r N          repetitions; the median is reported (default 3)\n"
             "  --parallel B  decode B sequences at once and report the aggregate tok/s (default 1)\n"
             "  --depth D     tokens already in the context before the decode test (default 0)\n"
             "  -b N          at most N tokens per forward pass (default 512; a longer prompt runs in chunks)\n"
-            "  --json        one JSON object: pp_tok_s, tg_tok_s, threads, model_bytes, ...\n"
+            "  --json        one JSON object: pp_tok_s, tg_tok_s, sample_ms, threads, model_bytes, ...\n"
             "  --bandwidth   only measure memory read bandwidth (GB/s), the ceiling of decode speed\n");
 }
 
@@ -77,6 +79,33 @@ static uint64_t weight_bytes_per_token(const qe_model *m) {
              mat_bytes(&L->w_up) + mat_bytes(&L->w_down);
     }
     return b;
+}
+
+/* Milliseconds one token's sampling takes with Qwen2.5-Instruct's defaults (repetition penalty over n_hist
+ * tokens of history, temperature, top-k 20, top-p 0.8) over a row of real logits from the model: the median of
+ * 201 draws, each on a fresh copy of the row (the sampler changes it in place; the copy is not timed). */
+static double measure_sampling_ms(const float *logits, int n_vocab, const int32_t *hist, int n_hist) {
+    enum { DRAWS = 201 };
+    qe_sampler *smp = qe_sampler_new(n_vocab);
+    float *row = malloc(sizeof(float) * (size_t)n_vocab);
+    if (!smp || !row) { qe_sampler_free(smp); free(row); return -1; }
+    qe_sample_params sp;
+    qe_sample_params_default(&sp);
+    sp.seed = 42;
+    qe_sampler_reset(smp, &sp);
+    for (int i = 0; i < n_hist; i++) qe_sampler_accept(smp, hist[i], false);
+    double ms[DRAWS];
+    for (int d = 0; d < DRAWS; d++) {
+        memcpy(row, logits, sizeof(float) * (size_t)n_vocab);
+        double t = qe_now();
+        volatile int32_t tok = qe_sampler_sample(smp, row);
+        ms[d] = (qe_now() - t) * 1e3;
+        (void)tok;
+    }
+    qsort(ms, DRAWS, sizeof(double), cmp_double);
+    qe_sampler_free(smp);
+    free(row);
+    return ms[DRAWS / 2];
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -170,6 +199,8 @@ int cmd_bench(int argc, char **argv) {
             tg[r] = (double)n_gen * parallel / (qe_now() - s);
         }
     }
+    double sample_ms = -1;
+    if (!rc && n_gen > 0) sample_ms = measure_sampling_ms(logits, m->cfg.n_vocab, toks, n_tok_buf < 512 ? n_tok_buf : 512);
     if (rc) { fprintf(stderr, "qwen-edge: %s\n", err); }
     else {
         qsort(pp, (size_t)reps, sizeof(double), cmp_double);
@@ -180,9 +211,9 @@ int cmd_bench(int argc, char **argv) {
         if (json) {
             printf("{\"model\":\"%s\",\"weight_types\":\"%s\",\"kernels\":\"%s\",\"threads\":%d,\"n_prompt\":%d,"
                    "\"n_gen\":%d,\"parallel\":%d,\"depth\":%d,\"pp_tok_s\":%.2f,\"tg_tok_s\":%.2f,\"model_bytes\":%llu,"
-                   "\"weight_bytes_per_token\":%llu,\"tg_gb_s\":%.2f,\"load_s\":%.3f,\"peak_rss_mb\":%.1f}\n",
+                   "\"weight_bytes_per_token\":%llu,\"tg_gb_s\":%.2f,\"sample_ms\":%.4f,\"load_s\":%.3f,\"peak_rss_mb\":%.1f}\n",
                    m->path, m->weight_types, qe_kernels_name(), n_threads, n_prompt, n_gen, parallel, depth, pp_med,
-                   tg_med, (unsigned long long)m->file_bytes, (unsigned long long)wbytes, gbs, t_load,
+                   tg_med, (unsigned long long)m->file_bytes, (unsigned long long)wbytes, gbs, sample_ms, t_load,
                    cli_peak_rss_mb());
         } else {
             printf("model      %s (%s, %.0f MB)\nkernels    %s, %d threads\n", m->path, m->weight_types,
@@ -191,6 +222,9 @@ int cmd_bench(int argc, char **argv) {
             if (n_gen)
                 printf("decode     %8.1f tok/s  (%d tokens x %d sequences, depth %d; %.1f GB/s of weights)\n", tg_med,
                        n_gen, parallel, depth, gbs);
+            if (sample_ms >= 0)
+                printf("sampling   %8.3f ms per token (temperature 0.7, top-k 20, top-p 0.8, repetition penalty over 512 tokens)\n",
+                       sample_ms);
             printf("load %.2f s, peak RSS %.0f MB\n", t_load, cli_peak_rss_mb());
         }
     }
