@@ -148,13 +148,18 @@ void qe_attention_decode(const float *q, int q_pos0, const uint16_t *k, const ui
                          int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out, float *scratch,
                          qe_decode_group_fn group_fn);
 
-/* Software prefetch for few-token (decode) tiles (T <= QE_PF_MAX_T): the hardware prefetcher restarts at every
- * 4 KiB page, and a decode step streams each weight panel exactly once, so asking QE_PF_BLOCKS blocks ahead keeps
- * more lines in flight (past a panel's end it touches the next panel, which is read next). */
+/* Software prefetch in the tiles that stream a weight panel from memory: the hardware prefetcher restarts at
+ * every 4 KiB page, and such a tile reads each panel once, so asking QE_PF_BLOCKS blocks ahead keeps more lines
+ * in flight (past a panel's end it touches the next panel, which is read next). A panel is streamed when the
+ * chunk of tokens has one tile (decode: 1 token, or up to 8 sequences of a batched decode step); when several
+ * tiles share the panel the later ones find it in cache and the first one's prefetch measured a loss (prefill).
+ * QE_PF_STREAMED(tile's first token within the chunk, tokens in the chunk). */
 #ifndef QE_PF_BLOCKS
 #define QE_PF_BLOCKS 8
 #endif
-#define QE_PF_MAX_T 2
+#ifndef QE_PF_STREAMED
+#define QE_PF_STREAMED(t_in_chunk, chunk_tokens) ((t_in_chunk) == 0 && (chunk_tokens) <= QE_ACT_TILE)
+#endif
 /* Prefetches the cache lines of [p, p + bytes) into L1 (prefetcht0 on x86). */
 static inline __attribute__((always_inline)) void qe_prefetch_lines(const uint8_t *p, int bytes) {
     for (int line = 0; line < bytes; line += 64) __builtin_prefetch(p + line, 0, 3);

@@ -53,7 +53,7 @@ INLINE void store_tile(__m256 v, float *y, const float *bias, int accumulate, in
 
 /* 8 rows x T tokens (slots s0..s0+T-1 of the group G) of a 32-block layout over nb blocks. */
 INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, int s0, float *y,
-                     int64_t ldy, const float *bias, int accumulate, int nr) {
+                     int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const int qb = p8_qbytes(L), hb = p8_hbytes(L);
     const uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 16;
     const int oi = L == P8_Q4_0 ? 1 : L == P8_Q5_0 ? 2 : -1; /* q8_0 and iq4_nl are signed: no offset */
@@ -68,7 +68,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qe_kvalues_iq4nl));
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
-        if (T <= QE_PF_MAX_T) {
+        if (pf) {
             qe_prefetch_lines(Q + (b + PF_BLOCKS) * qb, qb);
             if (hb) qe_prefetch_lines(H + (b + PF_BLOCKS) * hb, hb);
             qe_prefetch_lines(D + (b + PF_BLOCKS) * 16, 16);
@@ -130,7 +130,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
  * unsigned (q6_K: 0..63, its -32 comes from the activation sums), so vpmaddubsw cannot saturate: pairs of
  * 16-bit products are summed over 4 column groups for 4/5-bit codes, 2 for 6-bit ones, before vpmaddwd. */
 INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, int s0, float *y,
-                   int64_t ldy, const float *bias, int accumulate, int nr) {
+                   int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const int64_t nb = nsb / 8;
     const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * p8_k_hbytes(L), *D = S + nsb * 16, *DM = D + nb * 16;
     const int8_t *XQ = (const int8_t *)G;
@@ -148,7 +148,7 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
         }
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
         const uint32_t *hm = (const uint32_t *)(H + b * p8_k_hbytes(L));
-        if (T <= QE_PF_MAX_T) {
+        if (pf) {
             qe_prefetch_lines(C + (b + PF_BLOCKS) * 128, 128);
             if (L != P8_Q4_K) qe_prefetch_lines(H + (b + PF_BLOCKS) * p8_k_hbytes(L), p8_k_hbytes(L));
             qe_prefetch_lines(S + (b + PF_BLOCKS) * 16, 16);
@@ -215,7 +215,7 @@ INLINE __m256 load_wcol(const int L, const uint8_t *P, int64_t c) {
 }
 
 INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, const uint8_t *G, int s0, float *y,
-                   int64_t ldy, const float *bias, int accumulate, int nr) {
+                   int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const int U = T >= 3 ? 2 : T == 1 ? 8 : 4; /* >= 8 independent FMA chains (latency 4, 2 ports) */
     const float *X = (const float *)G + s0;
     __m256 acc[TT][8];
@@ -226,7 +226,7 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     int64_t c = 0;
     const int esz = L == P8_F32 ? 32 : 16; /* bytes of one weight column of the panel */
     for (; c + U <= cols; c += U) {
-        if (T <= QE_PF_MAX_T) qe_prefetch_lines(P + (c + 16 * U) * esz, U * esz);
+        if (pf) qe_prefetch_lines(P + (c + 16 * U) * esz, U * esz);
         #pragma GCC unroll 8
         for (int u = 0; u < U; u++) {
             __m256 w = load_wcol(L, P, c + u);

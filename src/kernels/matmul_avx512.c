@@ -305,7 +305,7 @@ INLINE int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v
 
 /* 16 rows x T tokens of a 32-block layout L over all nb blocks; G = the tokens' tiled activation group. */
 INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, float *y,
-                     int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
+                     int64_t ldy, const float *bias, int accumulate, __mmask16 mk, int pf) {
     const int qb = lay_qbytes(L), hb = lay_hbytes(L);
     const uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 32;
     const int oi = L == L_Q8_0 || L == L_IQ4_NL ? 0 : L == L_Q4_0 ? 1 : L == L_Q5_0 ? 2 : -1;
@@ -320,7 +320,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     const __m512i b16 = _mm512_set1_epi8(16);
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
-        if (T <= QE_PF_MAX_T) { /* decode streams the panel once: ask for it ahead (see QE_PF_BLOCKS) */
+        if (pf) { /* this tile streams the panel from memory: ask for it ahead (see QE_PF_BLOCKS) */
             qe_prefetch_lines(Q + (b + QE_PF_BLOCKS) * qb, qb);
             qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * hb, hb);
             qe_prefetch_lines(D + (b + QE_PF_BLOCKS) * 32, 32);
@@ -380,7 +380,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
 /* 16 rows x T tokens of a k-quant layout over all nsb 32-column sub-blocks (the same VNNI scheme as
  * tile_q32, with per-sub-block weight scales built from the 256-block's d and the 6-bit/8-bit sub-scales). */
 INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, float *y,
-                   int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
+                   int64_t ldy, const float *bias, int accumulate, __mmask16 mk, int pf) {
     const int64_t nb = nsb / 8;
     const uint8_t *C = P, *H = C + nsb * 256, *S = H + nsb * k_hbytes(L), *D = S + nsb * 32, *DM = D + nb * 32;
     const int8_t *XQ = (const int8_t *)G;
@@ -397,7 +397,7 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
             if (L != L_Q6_K) dmK = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(DM + (b >> 3) * 32)));
         }
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
-        if (T <= QE_PF_MAX_T) {
+        if (pf) {
             qe_prefetch_lines(C + (b + QE_PF_BLOCKS) * 256, 256);
             qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * k_hbytes(L), k_hbytes(L));
             qe_prefetch_lines(S + (b + QE_PF_BLOCKS) * 32, 32);
@@ -461,7 +461,7 @@ INLINE __m512 load_wcol(const int L, const uint8_t *P, int64_t c) {
 }
 
 INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, const uint8_t *G, float *y,
-                   int64_t ldy, const float *bias, int accumulate, __mmask16 mk) {
+                   int64_t ldy, const float *bias, int accumulate, __mmask16 mk, int pf) {
     const int U = T >= 4 ? 1 : T == 1 ? 4 : 2;
     const float *X = (const float *)G; /* X[c * 8 + t] */
     __m512 acc[TT][4];
@@ -472,7 +472,7 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     int64_t c = 0;
     const int esz = L == L_F32 ? 64 : 32; /* bytes of one weight column of the panel */
     for (; c + U <= cols; c += U) {
-        if (T <= QE_PF_MAX_T) qe_prefetch_lines(P + (c + 8 * U) * esz, U * esz);
+        if (pf) qe_prefetch_lines(P + (c + 8 * U) * esz, U * esz);
 #pragma GCC unroll 4
         for (int u = 0; u < U; u++) {
             __m512 w = load_wcol(L, P, c + u);
@@ -536,16 +536,16 @@ TILE2_FN(tiles2_f32, L_F32)
 /* One function per layout with the token count dispatched to compile-time constants. */
 #define TILE_FN(name, KIND, L)                                                                                      \
     static void name(int T, const uint8_t *P, int64_t k, const uint8_t *G, float *y, int64_t ldy,                   \
-                     const float *bias, int acc, __mmask16 mk) {                                                    \
+                     const float *bias, int acc, __mmask16 mk, int pf) {                                            \
         switch (T) {                                                                                               \
-        case 1: KIND(L, 1, P, k, G, y, ldy, bias, acc, mk); break;                                             \
-        case 2: KIND(L, 2, P, k, G, y, ldy, bias, acc, mk); break;                                             \
-        case 3: KIND(L, 3, P, k, G, y, ldy, bias, acc, mk); break;                                             \
-        case 4: KIND(L, 4, P, k, G, y, ldy, bias, acc, mk); break;                                             \
-        case 5: KIND(L, 5, P, k, G, y, ldy, bias, acc, mk); break;                                             \
-        case 6: KIND(L, 6, P, k, G, y, ldy, bias, acc, mk); break;                                             \
-        case 7: KIND(L, 7, P, k, G, y, ldy, bias, acc, mk); break;                                             \
-        default: KIND(L, 8, P, k, G, y, ldy, bias, acc, mk); break;                                            \
+        case 1: KIND(L, 1, P, k, G, y, ldy, bias, acc, mk, pf); break;                                         \
+        case 2: KIND(L, 2, P, k, G, y, ldy, bias, acc, mk, pf); break;                                         \
+        case 3: KIND(L, 3, P, k, G, y, ldy, bias, acc, mk, pf); break;                                         \
+        case 4: KIND(L, 4, P, k, G, y, ldy, bias, acc, mk, pf); break;                                         \
+        case 5: KIND(L, 5, P, k, G, y, ldy, bias, acc, mk, pf); break;                                         \
+        case 6: KIND(L, 6, P, k, G, y, ldy, bias, acc, mk, pf); break;                                         \
+        case 7: KIND(L, 7, P, k, G, y, ldy, bias, acc, mk, pf); break;                                         \
+        default: KIND(L, 8, P, k, G, y, ldy, bias, acc, mk, pf); break;                                        \
         }                                                                                                          \
     }
 TILE_FN(tiles_q8_0, tile_q32, L_Q8_0)
@@ -562,7 +562,7 @@ TILE_FN(tiles_bf16, tile_f, L_BF16)
 TILE_FN(tiles_f32, tile_f, L_F32)
 
 typedef void (*tiles_fn)(int T, const uint8_t *P, int64_t k, const uint8_t *G, float *y, int64_t ldy,
-                         const float *bias, int acc, __mmask16 mk);
+                         const float *bias, int acc, __mmask16 mk, int pf);
 
 static void mm_avx512(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
                       int accumulate, int64_t r0, int64_t r1) {
@@ -606,13 +606,14 @@ static void mm_avx512(const qe_mat *m, const qe_act *a, int n, float *y, int64_t
             for (int t = tc; t < tc + tn; t += TT) {
                 int T = tc + tn - t < TT ? tc + tn - t : TT;
                 const uint8_t *G = a->base + (size_t)(t / QE_ACT_TILE) * a->tile_bytes;
+                const int pf = QE_PF_STREAMED(t - tc, tn);
                 if (pair && T >= 4)
                     fn2(T, packed + (size_t)p * pb, packed + (size_t)(p + 1) * pb, k, G, y + (int64_t)t * ldy + rlo, ldy,
                         bp, accumulate, mk, mk2);
                 else {
-                    fn(T, packed + (size_t)p * pb, k, G, y + (int64_t)t * ldy + rlo, ldy, bp, accumulate, mk);
+                    fn(T, packed + (size_t)p * pb, k, G, y + (int64_t)t * ldy + rlo, ldy, bp, accumulate, mk, pf);
                     if (pair) fn(T, packed + (size_t)(p + 1) * pb, k, G, y + (int64_t)t * ldy + rhi, ldy,
-                                 bias ? bias + rhi : NULL, accumulate, mk2);
+                                 bias ? bias + rhi : NULL, accumulate, mk2, pf);
                 }
             }
             p += pair;

@@ -125,7 +125,7 @@ INLINE void group_codes(const int L, const uint8_t *Q, const uint32_t *hm, int g
 
 /* 8 rows x T tokens (slots s0..s0+T-1 of the group G) of a 32-block layout over nb blocks. */
 INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, int s0, float *y,
-                     int64_t ldy, const float *bias, int accumulate, int nr) {
+                     int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const int qb = p8_qbytes(L), hb = p8_hbytes(L);
     const uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 16;
     const int oi = L == P8_Q4_0 ? 1 : L == P8_Q5_0 ? 2 : -1; /* which offset correction (kern.h negsum) */
@@ -174,7 +174,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
  * has a scale per 16 columns, so each half's sums are scaled on their own (starting from its -32 offset
  * correction); q4_K/q5_K sum both halves in integers and scale once, then subtract the min term. */
 INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, int s0, float *y,
-                   int64_t ldy, const float *bias, int accumulate, int nr) {
+                   int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const int64_t nb = nsb / 8;
     const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * p8_k_hbytes(L), *D = S + nsb * 16, *DM = D + nb * 16;
     const int8_t *XQ = (const int8_t *)G;
@@ -257,7 +257,7 @@ INLINE void load_wcol(const int L, const uint8_t *P, int64_t c, float32x4_t *w0,
 /* 8 rows x T tokens of a float layout over `cols` columns (tiled f32 activations x[c][8]). U columns in flight
  * per token keep >= 8 independent FMA chains (latency 4, 2 pipes). */
 INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, const uint8_t *G, int s0, float *y,
-                   int64_t ldy, const float *bias, int accumulate, int nr) {
+                   int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const int U = T >= 4 ? 1 : T >= 2 ? 2 : 4;
     const float *X = (const float *)G + s0;
     float32x4_t acc[TT][4][2];

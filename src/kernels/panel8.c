@@ -186,7 +186,7 @@ void qe_panel8_mm(const qe_mat *m, int l, const qe_panel8_tile_fn tiles[P8_N_LAY
                 int T = tc + tn - t < P8_TILE_TOKENS ? tc + tn - t : P8_TILE_TOKENS;
                 const uint8_t *G = a->base + (size_t)(t / QE_ACT_TILE) * a->tile_bytes;
                 fn(T, packed + (size_t)p * pb, k, G, t % QE_ACT_TILE, y + (int64_t)t * ldy + rlo, ldy, bp, accumulate,
-                   (int)(rhi - rlo));
+                   (int)(rhi - rlo), QE_PF_STREAMED(t - tc, tn));
             }
         }
     }

@@ -53,10 +53,11 @@ void qe_panel8_row_f32(const qe_mat *m, int64_t row, float *out);
 
 /* A set's register tile: rows [0, nr) of one panel P (nr <= 8) times T tokens (1..P8_TILE_TOKENS) starting at
  * slot s0 of the activation group G; k = blocks (32 columns; k-quants: 32-column sub-blocks) or columns
- * (float types). Writes y[t * ldy + r] through qe_epilogue (bias for rows of this panel, accumulate). */
+ * (float types). Writes y[t * ldy + r] through qe_epilogue (bias for rows of this panel, accumulate). pf: this
+ * tile streams the panel from memory (QE_PF_STREAMED): prefetch ahead. */
 #define P8_TILE_TOKENS 4
 typedef void (*qe_panel8_tile_fn)(int T, const uint8_t *P, int64_t k, const uint8_t *G, int s0, float *y, int64_t ldy,
-                                  const float *bias, int accumulate, int nr);
+                                  const float *bias, int accumulate, int nr, int pf);
 
 /* The matmul of a set over panels: tokens in chunks of 64 (their activations stay in L1/L2 across a chunk's
  * panels), panels of rows [r0, r1), tiles of up to 4 tokens; tiles[l] is the set's tile function of layout l
@@ -64,17 +65,17 @@ typedef void (*qe_panel8_tile_fn)(int T, const uint8_t *P, int64_t k, const uint
 void qe_panel8_mm(const qe_mat *m, int l, const qe_panel8_tile_fn tiles[P8_N_LAYOUTS], const qe_act *a, int n,
                   float *y, int64_t ldy, const float *bias, int accumulate, int64_t r0, int64_t r1);
 
-/* A set's kernels KIND(L, T, P, k, G, s0, y, ldy, bias, acc, nr) take the layout L and token count T as
+/* A set's kernels KIND(L, T, P, k, G, s0, y, ldy, bias, acc, nr, pf) take the layout L and token count T as
  * compile-time constants; P8_DEFINE_TILES instantiates Q32 (q8_0 .. iq4_nl), KQ (q4_K .. q6_K) and F (float)
  * for every layout and T = 1..4, and gathers them in the table `p8_tiles` that qe_panel8_mm takes. */
 #define P8_TILES(name, KIND, L)                                                                                     \
     static void name(int T, const uint8_t *P, int64_t k, const uint8_t *G, int s0, float *y, int64_t ldy,          \
-                     const float *bias, int acc, int nr) {                                                          \
+                     const float *bias, int acc, int nr, int pf) {                                                  \
         switch (T) {                                                                                               \
-        case 1: KIND(L, 1, P, k, G, s0, y, ldy, bias, acc, nr); break;                                             \
-        case 2: KIND(L, 2, P, k, G, s0, y, ldy, bias, acc, nr); break;                                             \
-        case 3: KIND(L, 3, P, k, G, s0, y, ldy, bias, acc, nr); break;                                             \
-        default: KIND(L, 4, P, k, G, s0, y, ldy, bias, acc, nr); break;                                            \
+        case 1: KIND(L, 1, P, k, G, s0, y, ldy, bias, acc, nr, pf); break;                                         \
+        case 2: KIND(L, 2, P, k, G, s0, y, ldy, bias, acc, nr, pf); break;                                         \
+        case 3: KIND(L, 3, P, k, G, s0, y, ldy, bias, acc, nr, pf); break;                                         \
+        default: KIND(L, 4, P, k, G, s0, y, ldy, bias, acc, nr, pf); break;                                        \
         }                                                                                                          \
     }
 #define P8_DEFINE_TILES(Q32, KQ, F)                                                                                 \
