@@ -149,14 +149,11 @@ void qe_attention_decode(const float *q, int q_pos0, const uint16_t *k, const ui
                          qe_decode_group_fn group_fn);
 
 /* Software prefetch in the tiles that stream a weight panel from memory: the hardware prefetcher restarts at
- * every 4 KiB page, and such a tile reads each panel once, so asking QE_PF_BLOCKS blocks ahead keeps more lines
- * in flight (past a panel's end it touches the next panel, which is read next). A panel is streamed when the
+ * every 4 KiB page, and such a tile reads each panel once, so asking a few KiB ahead (each set's PF_BLOCKS*)
+ * keeps more lines in flight (past a panel's end it touches the next panel, which is read next). A panel is streamed when the
  * chunk of tokens has one tile (decode: 1 token, or up to 8 sequences of a batched decode step); when several
  * tiles share the panel the later ones find it in cache and the first one's prefetch measured a loss (prefill).
  * QE_PF_STREAMED(tile's first token within the chunk, tokens in the chunk). */
-#ifndef QE_PF_BLOCKS
-#define QE_PF_BLOCKS 8
-#endif
 #ifndef QE_PF_STREAMED
 #define QE_PF_STREAMED(t_in_chunk, chunk_tokens) ((t_in_chunk) == 0 && (chunk_tokens) <= QE_ACT_TILE)
 #endif

@@ -17,7 +17,7 @@
 #include "quant.h"
 
 #define TAG_BASE 200 /* this set's layout tags (matmul.c) */
-/* Decode prefetch distance in blocks (kern.h's QE_PF_BLOCKS is the AVX-512 one). These tiles spend more
+/* Decode prefetch distance in blocks (matmul_avx512.c has its own). These tiles spend more
  * instructions per byte, and ask further ahead: 2-thread decode with QE_KERNELS=avx2, 3 alternating rounds,
  * medians at 8 / 32 / 64 blocks: q4_0 39.5 / 50.6 / 49.6 tok/s, q8_0 23.5 / 30.2 / 28.3, q4_k_m official
  * 24.0 / 28.4 / 32.5 (bench/KERNELS.md). */

@@ -36,6 +36,13 @@ enum {
 #define PR 16    /* rows per panel */
 #define TT 8     /* tokens per register tile */
 #define TCHUNK 64
+/* Decode prefetch distance (QE_PF_STREAMED tiles): q8_0 panels 8 blocks (4 KiB of codes) ahead, the nibble
+ * layouts (4/5-bit and k-quants, 256 bytes of codes per 32 columns) 32 blocks (8 KiB), float panels 32 column
+ * steps (4 KiB of f16 for one token); each measured best of 8 / 16 / 32 / 64 for its type (bench/KERNELS.md,
+ * sessions 5 and 7). */
+#define PF_BLOCKS_Q8 8
+#define PF_BLOCKS_NIBBLE 32
+#define PF_COLS_F 32
 
 static const int8_t iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
@@ -320,10 +327,11 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
     const __m512i b16 = _mm512_set1_epi8(16);
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
-        if (pf) { /* this tile streams the panel from memory: ask for it ahead (see QE_PF_BLOCKS) */
-            qe_prefetch_lines(Q + (b + QE_PF_BLOCKS) * qb, qb);
-            qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * hb, hb);
-            qe_prefetch_lines(D + (b + QE_PF_BLOCKS) * 32, 32);
+        if (pf) { /* this tile streams the panel from memory: ask for it ahead */
+            const int ahead = L == L_Q8_0 ? PF_BLOCKS_Q8 : PF_BLOCKS_NIBBLE;
+            qe_prefetch_lines(Q + (b + ahead) * qb, qb);
+            qe_prefetch_lines(H + (b + ahead) * hb, hb);
+            qe_prefetch_lines(D + (b + ahead) * 32, 32);
         }
         /* NC int32 chains per token, the tokens interleaved: 8 independent chains of vpdpbusd in all when T >= 4.
          * With fewer tokens one chain per token would be a serial chain of 8 vpdpbusd per block (latency ~5
@@ -398,9 +406,9 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
         }
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;
         if (pf) {
-            qe_prefetch_lines(C + (b + QE_PF_BLOCKS) * 256, 256);
-            qe_prefetch_lines(H + (b + QE_PF_BLOCKS) * k_hbytes(L), k_hbytes(L));
-            qe_prefetch_lines(S + (b + QE_PF_BLOCKS) * 32, 32);
+            qe_prefetch_lines(C + (b + PF_BLOCKS_NIBBLE) * 256, 256);
+            qe_prefetch_lines(H + (b + PF_BLOCKS_NIBBLE) * k_hbytes(L), k_hbytes(L));
+            qe_prefetch_lines(S + (b + PF_BLOCKS_NIBBLE) * 32, 32);
         }
         __m512i s0[TT], s1[TT];
 #pragma GCC unroll 8
@@ -472,7 +480,7 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     int64_t c = 0;
     const int esz = L == L_F32 ? 64 : 32; /* bytes of one weight column of the panel */
     for (; c + U <= cols; c += U) {
-        if (pf) qe_prefetch_lines(P + (c + 8 * U) * esz, U * esz);
+        if (pf) qe_prefetch_lines(P + (c + PF_COLS_F * U) * esz, U * esz);
 #pragma GCC unroll 4
         for (int u = 0; u < U; u++) {
             __m512 w = load_wcol(L, P, c + u);
