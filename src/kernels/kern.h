@@ -11,6 +11,7 @@
  * Unlike ggml's interleaved structs, one token row is stored as separate arrays (all qs first, then the
  * per-block scalars) so SIMD kernels can broadcast 4 activation bytes straight from memory. */
 #pragma once
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -150,10 +151,10 @@ void qe_attention_decode(const float *q, int q_pos0, const uint16_t *k, const ui
 
 /* Software prefetch in the tiles that stream a weight panel from memory: the hardware prefetcher restarts at
  * every 4 KiB page, and such a tile reads each panel once, so asking a few KiB ahead (each set's PF_BLOCKS*)
- * keeps more lines in flight (past a panel's end it touches the next panel, which is read next). A panel is streamed when the
- * chunk of tokens has one tile (decode: 1 token, or up to 8 sequences of a batched decode step); when several
- * tiles share the panel the later ones find it in cache and the first one's prefetch measured a loss (prefill).
- * QE_PF_STREAMED(tile's first token within the chunk, tokens in the chunk). */
+ * keeps more lines in flight (past a panel's end it touches the next panel, which is read next). A panel is
+ * streamed when the chunk of tokens has one tile (decode: 1 token, or up to 8 sequences of a batched decode
+ * step); when several tiles share the panel the later ones find it in cache and the first one's prefetch
+ * measured a loss (prefill). QE_PF_STREAMED(tile's first token within the chunk, tokens in the chunk). */
 #ifndef QE_PF_STREAMED
 #define QE_PF_STREAMED(t_in_chunk, chunk_tokens) ((t_in_chunk) == 0 && (chunk_tokens) <= QE_ACT_TILE)
 #endif
@@ -167,6 +168,19 @@ static inline __attribute__((always_inline)) void qe_prefetch_lines(const uint8_
  * two add up instead of overlapping. In positions ahead of the one in use; 4096 cached positions, 24 layers, 2
  * threads: 9.1-9.6 -> 11.0-12.2 GB/s (bench/kernels --attention --att-n 4096; 32 and 128 measured no better). */
 #define QE_ATT_PF_KEYS 64
+
+/* Softmax statistics of a row whose scores were folded into per-lane running maxima lm[] and sums ls[] of
+ * exp(score - lm) (the SIMD prefill kernels' pass 0; lanes with lm = -inf saw no key): the row's max and 1/sum,
+ * sum = sum over lanes of ls * exp(lm - max), in double. */
+static inline void qe_lane_softmax_stats(const float *lm, const float *ls, int lanes, float *max_out, float *inv_out) {
+    float M = -INFINITY;
+    for (int l = 0; l < lanes; l++) M = lm[l] > M ? lm[l] : M;
+    double sum = 0;
+    for (int l = 0; l < lanes; l++)
+        if (lm[l] != -INFINITY) sum += (double)ls[l] * exp((double)lm[l] - (double)M);
+    *max_out = M;
+    *inv_out = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+}
 
 /* QE_DISPATCH(n, MAX, M): M(k) with the compile-time constant k = n for n = 1 .. MAX-1, M(MAX) otherwise
  * (MAX a literal 2..8). How the SIMD kernels turn a small run-time count (heads, tokens, vectors) into a constant

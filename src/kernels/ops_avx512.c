@@ -335,14 +335,10 @@ INLINE void prefill_group(const int HD, const float *q, int n_q, int q_pos0, con
         for (int i = 0; i < in; i++)
             for (int h = 0; h < gn; h++) {
                 const int si = i * PF_GMAX + h;
-                float M = _mm512_reduce_max_ps(mvec[si]), lm[16], ls[16];
+                float lm[16], ls[16];
                 _mm512_storeu_ps(lm, mvec[si]);
                 _mm512_storeu_ps(ls, svec[si]);
-                double sum = 0;
-                for (int l = 0; l < 16; l++)
-                    if (lm[l] != -INFINITY) sum += (double)ls[l] * exp((double)lm[l] - (double)M);
-                m_run[si] = M;
-                inv[si] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+                qe_lane_softmax_stats(lm, ls, 16, &m_run[si], &inv[si]);
             }
         for (int j0 = 0; j0 < vis_max; j0 += KB) {
             const int jn = vis_max - j0 < KB ? vis_max - j0 : KB;
