@@ -160,7 +160,9 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     /* random ids for the prompt / depth, and for the decode steps (sequence b, step g reads toks[b + g % 7]) */
+    enum { SAMPLE_HIST = 512 }; /* history the sampling test's repetition penalty looks over */
     int n_tok_buf = (n_prompt > depth ? n_prompt : depth) + parallel + 8;
+    if (n_tok_buf < SAMPLE_HIST) n_tok_buf = SAMPLE_HIST;
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)n_tok_buf);
     uint64_t rng = 1234567;
     for (int i = 0; i < n_tok_buf; i++) {
@@ -200,7 +202,7 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     double sample_ms = -1;
-    if (!rc && n_gen > 0) sample_ms = measure_sampling_ms(logits, m->cfg.n_vocab, toks, n_tok_buf < 512 ? n_tok_buf : 512);
+    if (!rc && n_gen > 0) sample_ms = measure_sampling_ms(logits, m->cfg.n_vocab, toks, SAMPLE_HIST);
     if (rc) { fprintf(stderr, "qwen-edge: %s\n", err); }
     else {
         qsort(pp, (size_t)reps, sizeof(double), cmp_double);
