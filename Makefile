@@ -93,7 +93,7 @@ test: deps-test all $(TEST_BIN) $(BUILD)/bench/kernels
 	@tests/run.sh
 
 bench: deps-test all
-	bench/compare
+	PATH="$$PWD/build/tools/node/bin:$$PATH" bench/compare
 
 fuzz: all
 	@tests/fuzz/run.sh
