@@ -10,7 +10,9 @@
 
 CC      ?= cc
 BUILD   ?= build
-ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
+# On a bare machine the compiler does not exist yet when make reads this file (the `deps` prerequisite installs it
+# later in the same run): then the machine's own architecture is the target's.
+ARCH    := $(or $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1),$(shell uname -m))
 PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto
 OPT     ?= -O2
 CFLAGS  ?=

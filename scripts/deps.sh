@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 mode=${1:-build}
 
 build_pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libutf8proc-dev libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev"
+# npm fetches the page's three libraries (markdown, sanitizer, highlighting: mk/web-npm.sh) at their pinned versions;
+# without it the page would show answers as plain text
+build_pkgs="$build_pkgs npm"
 # fonts-noto-cjk: the page tests' screenshots show Chinese as text, not boxes
 test_pkgs="nodejs npm chromium fonts-noto-cjk curl"
 # the NEON kernels are tested on x86-64 by cross-building them and running them under qemu-user (mk/arm64.mk).
