@@ -33,6 +33,13 @@ struct qe_server {
     srv_metrics metrics;
     pthread_mutex_t live_mu;       /* the running streams, so stop() can cancel them */
     struct gen_state *live;
+    bool loopback;                 /* listening on 127.0.0.0/8 or ::1: only loopback Host names are answered */
+    /* slow clients (http.c): every open connection with its deadline, and the watchdog that enforces them */
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
+    struct conn_watch *watch;
+    bool watch_stop, watch_running;
+    pthread_t watch_thread;
 };
 
 /* One HTTP request (MHD's con_cls): body, timings and what the access log prints. */

@@ -91,7 +91,7 @@ test('entrypoint passes commands through and pulls QWEN_EDGE_MODEL before serve'
 
 test('compose.yaml and .dockerignore', () => {
   const c = fs.readFileSync('compose.yaml', 'utf8');
-  assert.match(c, /"8080:8080"/);
+  assert.match(c, /^\s+- "127\.0\.0\.1:8080:8080"$/m, 'published on this machine only');
   assert.match(c, /- models:\/models/);
   assert.match(c, /^volumes:\n {2}models:/m);
   const ign = fs.readFileSync('.dockerignore', 'utf8').split('\n');
