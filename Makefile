@@ -85,13 +85,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqwen.a tests/unit/test.h
 	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libqwen.a $(LDLIBS)
 
 # the kernel benchmark is built (not run) with the tests, so a layout change cannot leave it behind
-unit: all $(TEST_BIN) $(BUILD)/bench/kernels
+unit: all $(TEST_BIN) $(BUILD)/bench/kernels $(BUILD)/bench/sampler
 
 # serve explains any failure itself (no model and no network: what to do); make adds no error lines of its own
 run: all
 	@$(BUILD)/qwen-edge serve $(ARGS) || exit 0
 
-test: deps-test all $(TEST_BIN) $(BUILD)/bench/kernels
+test: deps-test all $(TEST_BIN) $(BUILD)/bench/kernels $(BUILD)/bench/sampler
 	@tests/run.sh
 
 bench: deps-test all

@@ -120,16 +120,7 @@ enum MHD_Result ollama_generate(struct MHD_Connection *c, qe_server *s, req_ctx 
     if (ctx && !json_is_null(ctx)) {
         /* the ids of an earlier exchange, returned as "context" by a previous call: continue after them */
         if (!json_is_array(ctx)) { BAD(&e, "context", "'context' must be an array of token ids"); goto fail; }
-        size_t k;
-        json_t *x;
-        int n_vocab = qe_tokenizer_n_vocab(s->model->tok);
-        json_array_foreach(ctx, k, x) {
-            if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= n_vocab) {
-                BAD(&e, "context", "context[%zu] is not a token id", k);
-                goto fail;
-            }
-            qe_ids_push(&r.prompt, (int32_t)json_integer_value(x));
-        }
+        if (get_ids(ctx, "context", qe_tokenizer_n_vocab(s->model->tok), &r.prompt, &e)) goto fail;
     }
     if (raw) {
         if (render_raw(s, prompt, strlen(prompt), true, &r, &e)) goto fail;
@@ -146,8 +137,10 @@ enum MHD_Result ollama_generate(struct MHD_Connection *c, qe_server *s, req_ctx 
             size_t skip = 0;
             int32_t ims = qe_tokenizer_im_start(s->model->tok);
             for (size_t i = 1; i < tmp.prompt.n; i++) if (tmp.prompt.p[i] == ims) { skip = i; break; }
-            for (size_t i = skip; i < tmp.prompt.n; i++) qe_ids_push(&r.prompt, tmp.prompt.p[i]);
+            int rc = 0;
+            for (size_t i = skip; i < tmp.prompt.n && rc == 0; i++) rc = qe_ids_push(&r.prompt, tmp.prompt.p[i]);
             gen_req_free(&tmp);
+            if (rc) { api_errf(&e, 500, "server_error", NULL, NULL, "out of memory"); goto fail; }
         } else if (render_chat(s, m, n, 0, &r, &e)) {
             goto fail;
         }
