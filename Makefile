@@ -87,9 +87,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqwen.a tests/unit/test.h
 # the kernel benchmark is built (not run) with the tests, so a layout change cannot leave it behind
 unit: all $(TEST_BIN) $(BUILD)/bench/kernels $(BUILD)/bench/sampler
 
-# serve explains any failure itself (no model and no network: what to do); make adds no error lines of its own
+# serve explains any failure itself (no model and no network: what to do, in `make run` words: it sees
+# QWEN_EDGE_MAKE_RUN); a failure is make's failure too (exit status 2), so scripts and CI see it
 run: all
-	@$(BUILD)/qwen-edge serve $(ARGS) || exit 0
+	@QWEN_EDGE_MAKE_RUN=$(BUILD)/qwen-edge $(BUILD)/qwen-edge serve $(ARGS)
 
 test: deps-test all $(TEST_BIN) $(BUILD)/bench/kernels $(BUILD)/bench/sampler
 	@tests/run.sh

@@ -109,6 +109,12 @@ int cmd_serve(int argc, char **argv) {
     qe_engine *eng = NULL;
     char *model_id = NULL;
     int rc = 1;
+    /* a missing file or an unusable model folder is said before anything listens (the download of a model
+     * that is not there yet happens after, while /health says "loading") */
+    if (qe_model_precheck(model_path, err)) {
+        fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
+        return 1;
+    }
     if (qe_server_start(&so, &srv, err)) {
         fprintf(stderr, "qwen-edge serve: %s\n", err);
         return 1;

@@ -170,7 +170,7 @@ static enum MHD_Result send_asset(struct MHD_Connection *c, qe_server *s, req_ct
         /* everything the page loads comes from this server: nothing leaves the machine */
         MHD_add_response_header(r, "Content-Security-Policy",
                                 "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+                                "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
         MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     }
     rq->status = fresh ? 304 : 200;
