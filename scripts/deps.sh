@@ -38,9 +38,18 @@ if [ -n "${missing[*]:-}" ]; then
 fi
 
 if [ "$mode" = test ]; then
+  # npm test tools, pinned by package-lock.json. node-llama-cpp's optional prebuilt packages are large;
+  # we take only the linux-x64 CPU one (listed in package.json) and skip its install scripts (no downloads).
+  stamp=node_modules/.qwen-edge-stamp
+  if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+    echo "deps: npm install (test tools)"
+    npm install --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error
+    touch "$stamp"
+  fi
   # The test tools need Node.js 20 or newer (node-llama-cpp, playwright-core); Debian 12 ships 18. Then we take
   # Node's own build from the npm registry (the node-linux-<arch> package is that binary), pinned to the version
-  # the tests run on, into build/tools/node; tests/run.sh puts it first on PATH.
+  # the tests run on, into build/tools/node; tests/run.sh puts it first on PATH. npm itself keeps running on the
+  # system's Node: Debian's trusts the system's CA store (a company proxy's CA), Node's own build only its bundle.
   node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
   node_dir=build/tools/node
   if [ "$node_major" -lt 20 ] && [ ! -x "$node_dir/bin/node" ]; then
@@ -52,14 +61,5 @@ if [ "$mode" = test ]; then
       "$node_pkg@20.20.2" >/dev/null
     mkdir -p "$node_dir/bin"
     ln -sf "../node_modules/$node_pkg/bin/node" "$node_dir/bin/node"
-  fi
-  [ -x "$node_dir/bin/node" ] && export PATH="$PWD/$node_dir/bin:$PATH"
-  # npm test tools, pinned by package-lock.json. node-llama-cpp's optional prebuilt packages are large;
-  # we take only the linux-x64 CPU one (listed in package.json) and skip its install scripts (no downloads).
-  stamp=node_modules/.qwen-edge-stamp
-  if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
-    echo "deps: npm install (test tools)"
-    npm install --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error
-    touch "$stamp"
   fi
 fi

@@ -71,7 +71,11 @@ step() {
   return $rc
 }
 
-in_root() { chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+# A clean environment, as a new login would have, but for the host's CA settings (a TLS proxy's CA is set up
+# there, not in a new root; Node's own build reads only NODE_EXTRA_CA_CERTS)
+ca_env=()
+for v in NODE_EXTRA_CA_CERTS SSL_CERT_FILE CURL_CA_BUNDLE; do [ -n "${!v:-}" ] && ca_env+=("$v=${!v}"); done
+in_root() { chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${ca_env[@]}" \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c "$1"; }
 
 mount_root() {
