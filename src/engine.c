@@ -28,6 +28,7 @@ struct qe_job {
     int max_tokens;
     qe_sample_params sample;
     bool ignore_eos;
+    uint64_t cache_salt;
     double t_submit;
     qe_job *next_waiting;        /* engine queue link */
     /* event queue */
@@ -113,6 +114,7 @@ typedef struct {
     qe_job *job;
     int32_t *cache;      /* [n_ctx] tokens whose K/V are in this slot: cache[0, n_past) */
     int n_past;
+    uint64_t salt;       /* cache_salt of the job that computed them: only a job with the same salt reuses them */
     int i_prompt;        /* next prompt token to prefill */
     int n_gen;
     int n_cached;        /* prompt tokens reused from the cache */
@@ -153,7 +155,8 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
 /* Reuses as much of slot s's cache for prompt p as it can: the common prefix, then every later run of at least
  * MIN_REUSE_CHUNK tokens that also appears in the cache (in order), shifting it down over the tokens that the
  * new prompt no longer has (e.g. the chat round the memory window dropped). Returns the reused count. */
-static int reuse_cache(qe_engine *e, slot *s, const int32_t *p, int np) {
+static int reuse_cache(qe_engine *e, slot *s, const int32_t *p, int np, uint64_t salt) {
+    if (s->salt != salt) { s->n_past = 0; s->salt = salt; return 0; } /* another tenant's tokens: none shared */
     int keep = common_prefix(s->cache, s->n_past, p, np);
     int head_c = keep, head_p = keep, n_used = s->n_past;
     while (head_c < n_used && head_p < np) {
@@ -191,14 +194,15 @@ static void slot_finish(qe_engine *e, slot *s, qe_finish why) {
     atomic_fetch_sub(&e->slots_busy, 1);
 }
 
-/* Picks the idle slot whose cache shares the longest prefix with the prompt, else the least recently used. */
+/* Picks the idle slot whose cache shares the longest prefix with the prompt, else the least recently used. A slot
+ * holding another salt's tokens shares nothing (0), whatever its tokens. */
 static slot *pick_slot(qe_engine *e, const qe_job *j) {
     slot *best = NULL;
     int best_lcp = -1;
     for (int i = 0; i < e->n_slots; i++) {
         slot *s = &e->slots[i];
         if (s->state != SLOT_IDLE) continue;
-        int lcp = common_prefix(s->cache, s->n_past, j->prompt, j->n_prompt);
+        int lcp = s->salt == j->cache_salt ? common_prefix(s->cache, s->n_past, j->prompt, j->n_prompt) : 0;
         if (lcp > best_lcp || (lcp == best_lcp && best && s->last_used < best->last_used)) { best = s; best_lcp = lcp; }
     }
     return best;
@@ -210,7 +214,7 @@ static void slot_start(qe_engine *e, slot *s, qe_job *j) {
     s->t_start = qe_now();
     s->t_first = 0;
     s->n_gen = 0;
-    int reused = reuse_cache(e, s, j->prompt, j->n_prompt);
+    int reused = reuse_cache(e, s, j->prompt, j->n_prompt, j->cache_salt);
     if (reused >= j->n_prompt) reused = j->n_prompt - 1; /* the last prompt token must run to give logits */
     s->n_past = reused;
     s->i_prompt = reused;
@@ -448,6 +452,7 @@ int qe_engine_submit(qe_engine *e, const qe_job_params *p, qe_job **out, char *e
     j->max_tokens = p->max_tokens;
     j->sample = p->sample;
     j->ignore_eos = p->ignore_eos;
+    j->cache_salt = p->cache_salt;
     j->t_submit = qe_now();
     atomic_init(&j->refs, 2);
     pthread_mutex_init(&j->mu, NULL);

@@ -10,7 +10,7 @@
  * Each step the loop runs one forward pass over a batch made of one token for every generating slot plus
  * chunks of waiting prompts, so decode steps of all users read the weights once together. A job's slot is
  * chosen by the longest common prefix of its prompt with the slot's cached tokens (else least recently
- * used); a prompt whose cached copy lost a span in the middle (the chat window dropped its oldest round)
+ * used), counted only between jobs of the same cache salt (see qe_job_params.cache_salt); a prompt whose cached copy lost a span in the middle (the chat window dropped its oldest round)
  * keeps the cached tail by shifting its KV positions instead of recomputing it.
  *
  * Context: every slot has its own context of n_ctx tokens (prompt + answer). The KV cache is reserved for
@@ -40,6 +40,10 @@ typedef struct {
     int max_tokens;        /* <= 0: until the context is full */
     qe_sample_params sample;
     bool ignore_eos;       /* benchmarks: do not stop on <|im_end|> / <|endoftext|> */
+    /* Cache isolation (vLLM's cache_salt): a job reuses cached tokens only from a slot whose tokens were computed
+     * for a job with the same salt. Reuse is observable (n_cached, time to first token), so without a salt one
+     * user could test whether another user's prompt starts with a guessed text. 0 = no salt (shared). */
+    uint64_t cache_salt;
 } qe_job_params;
 
 typedef enum { QE_EV_TOKEN = 1, QE_EV_DONE = 2, QE_EV_ERROR = 3 } qe_event_kind;

@@ -3,6 +3,7 @@
  * no new connections, running answers get a few seconds, then the rest are canceled. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,12 @@ static void usage(FILE *f) {
             "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 = every interface:\n"
             "                         then set an API key, see docs/SERVER.md)\n"
             "      --port N           port (default 8080; 0 = any free port, printed at start)\n"
-            "      --api-key KEY      require 'Authorization: Bearer KEY' on every API route\n"
-            "                         (default: env QWEN_EDGE_API_KEY; the page asks for it)\n"
+            "      --api-key KEY      require 'Authorization: Bearer KEY' on every route but the page and\n"
+            "                         /health (default: env QWEN_EDGE_API_KEY; the page asks for it);\n"
+            "                         may be given several times\n"
+            "      --api-key-file FILE  the keys, one per line ('#' comments and blank lines ignored):\n"
+            "                         several keys are several tenants, whose prompt caches are kept apart;\n"
+            "                         unlike --api-key, the keys do not show in 'ps'\n"
             "      --ctx N            context per conversation in tokens (default 4096)\n"
             "      --parallel N       conversations answered at once (default 4)\n"
             "  -t, --threads N        compute threads (default: physical cores)\n"
@@ -56,6 +61,86 @@ static int int_arg(const char *opt, const char *v, long lo, long hi, long *out) 
     return 0;
 }
 
+/* The keys, from --api-key (borrowed argv strings) and --api-key-file (owned copies). */
+typedef struct {
+    const char **k;
+    char **owned;
+    int n, n_owned;
+} key_list;
+
+static int key_add(key_list *l, const char *k, bool own) {
+    const char **p = realloc(l->k, sizeof *p * (size_t)(l->n + 1));
+    if (!p) return -1;
+    l->k = p;
+    if (own) {
+        char **o = realloc(l->owned, sizeof *o * (size_t)(l->n_owned + 1));
+        char *c = strdup(k);
+        if (o) l->owned = o;
+        if (!o || !c) { free(c); return -1; }
+        l->owned[l->n_owned++] = c;
+        k = c;
+    }
+    l->k[l->n++] = k;
+    return 0;
+}
+
+static void key_list_free(key_list *l) {
+    for (int i = 0; i < l->n_owned; i++) {
+        memset(l->owned[i], 0, strlen(l->owned[i]));
+        free(l->owned[i]);
+    }
+    free(l->owned);
+    free(l->k);
+}
+
+/* One key per line; blank lines and lines starting with '#' are skipped, spaces around a key ignored. A file
+ * without any key is an error: starting without authentication because of an empty file would be a surprise. */
+static int read_key_file(const char *path, key_list *l) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "qwen-edge serve: --api-key-file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0044))
+        fprintf(stderr, "qwen-edge serve: warning: %s is readable by other users (chmod 600 it)\n", path);
+    char line[4096];
+    int n0 = l->n, lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n' && !feof(f)) {
+            fprintf(stderr, "qwen-edge serve: --api-key-file %s: line %d is longer than %zu bytes\n", path, lineno, sizeof line - 2);
+            rc = -1;
+            break;
+        }
+        char *a = line;
+        while (*a == ' ' || *a == '\t') a++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
+        if (!*a || *a == '#') continue;
+        for (const char *p = a; *p; p++)
+            if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+                fprintf(stderr, "qwen-edge serve: --api-key-file %s: line %d: a key may not contain spaces or control "
+                        "characters\n", path, lineno);
+                rc = -1;
+                break;
+            }
+        if (rc) break;
+        if (key_add(l, a, true)) { fprintf(stderr, "qwen-edge serve: out of memory\n"); rc = -1; break; }
+    }
+    if (!rc && ferror(f)) {
+        fprintf(stderr, "qwen-edge serve: --api-key-file %s: cannot read: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    fclose(f);
+    memset(line, 0, sizeof line);
+    if (!rc && l->n == n0) {
+        fprintf(stderr, "qwen-edge serve: --api-key-file %s holds no key (one per line; '#' starts a comment)\n", path);
+        rc = -1;
+    }
+    return rc;
+}
+
 static char *model_id_from_path(const char *path) {
     const char *b = strrchr(path, '/');
     b = b && b[1] ? b + 1 : path;
@@ -71,28 +156,35 @@ int cmd_serve(int argc, char **argv) {
     qe_server_opts so = {.host = "127.0.0.1", .port = 8080, .memory_rounds = 3};
     const char *model_path = NULL;
     long n_ctx = 0, n_parallel = 0, n_threads = 0, v;
-    so.api_key = getenv("QWEN_EDGE_API_KEY");
+    key_list keys = {0};
+    int rc = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(s, l) (!strcmp(a, s) || !strcmp(a, l))
-        if (OPT("-h", "--help")) { usage(stdout); return 0; }
+        if (OPT("-h", "--help")) { usage(stdout); key_list_free(&keys); return 0; }
         else if (!strcmp(a, "--quiet")) so.quiet = true;
-        else if (!val) { fprintf(stderr, "qwen-edge serve: %s: missing value or unknown option (see --help)\n", a); return 2; }
+        else if (!val) { fprintf(stderr, "qwen-edge serve: %s: missing value or unknown option (see --help)\n", a); goto bad_args; }
         else if (OPT("-m", "--model")) { model_path = val; i++; }
         else if (!strcmp(a, "--host")) { so.host = val; i++; }
-        else if (!strcmp(a, "--port")) { if (int_arg(a, val, 0, 65535, &v)) return 2; so.port = (int)v; i++; }
-        else if (!strcmp(a, "--api-key")) { so.api_key = val; i++; }
+        else if (!strcmp(a, "--port")) { if (int_arg(a, val, 0, 65535, &v)) goto bad_args; so.port = (int)v; i++; }
+        else if (!strcmp(a, "--api-key")) { if (key_add(&keys, val, false)) goto bad_args; i++; }
+        else if (!strcmp(a, "--api-key-file")) { if (read_key_file(val, &keys)) goto bad_args; i++; }
         else if (!strcmp(a, "--cors")) { so.cors_origin = val; i++; }
-        else if (!strcmp(a, "--ctx")) { if (int_arg(a, val, 16, 1 << 20, &n_ctx)) return 2; i++; }
-        else if (!strcmp(a, "--parallel")) { if (int_arg(a, val, 1, 256, &n_parallel)) return 2; i++; }
-        else if (OPT("-t", "--threads")) { if (int_arg(a, val, 1, 1024, &n_threads)) return 2; i++; }
-        else if (!strcmp(a, "--memory-rounds")) { if (int_arg(a, val, 0, 100000, &v)) return 2; so.memory_rounds = (int)v; i++; }
-        else if (!strcmp(a, "--max-queue")) { if (int_arg(a, val, 1, 100000, &v)) return 2; so.max_queue = (int)v; i++; }
-        else if (!strcmp(a, "--header-timeout")) { if (int_arg(a, val, 1, 3600, &v)) return 2; so.header_timeout_s = (double)v; i++; }
-        else if (!strcmp(a, "--max-body")) { if (int_arg(a, val, 1024, 1L << 30, &v)) return 2; so.max_body = (size_t)v; i++; }
-        else { fprintf(stderr, "qwen-edge serve: unknown option '%s' (see --help)\n", a); return 2; }
+        else if (!strcmp(a, "--ctx")) { if (int_arg(a, val, 16, 1 << 20, &n_ctx)) goto bad_args; i++; }
+        else if (!strcmp(a, "--parallel")) { if (int_arg(a, val, 1, 256, &n_parallel)) goto bad_args; i++; }
+        else if (OPT("-t", "--threads")) { if (int_arg(a, val, 1, 1024, &n_threads)) goto bad_args; i++; }
+        else if (!strcmp(a, "--memory-rounds")) { if (int_arg(a, val, 0, 100000, &v)) goto bad_args; so.memory_rounds = (int)v; i++; }
+        else if (!strcmp(a, "--max-queue")) { if (int_arg(a, val, 1, 100000, &v)) goto bad_args; so.max_queue = (int)v; i++; }
+        else if (!strcmp(a, "--header-timeout")) { if (int_arg(a, val, 1, 3600, &v)) goto bad_args; so.header_timeout_s = (double)v; i++; }
+        else if (!strcmp(a, "--max-body")) { if (int_arg(a, val, 1024, 1L << 30, &v)) goto bad_args; so.max_body = (size_t)v; i++; }
+        else { fprintf(stderr, "qwen-edge serve: unknown option '%s' (see --help)\n", a); goto bad_args; }
 #undef OPT
     }
+    /* the environment's key only when none is given on the command line */
+    const char *env_key = getenv("QWEN_EDGE_API_KEY");
+    if (keys.n == 0 && env_key && env_key[0] && key_add(&keys, env_key, false)) goto bad_args;
+    so.api_keys = keys.k;
+    so.n_api_keys = keys.n;
 
     /* Signals are taken by sigwait below, in this thread only: block them before any thread starts so the
      * server's threads inherit the mask. */
@@ -108,21 +200,25 @@ int cmd_serve(int argc, char **argv) {
     qe_model *model = NULL;
     qe_engine *eng = NULL;
     char *model_id = NULL;
-    int rc = 1;
+    rc = 1;
     /* a missing file or an unusable model folder is said before anything listens (the download of a model
      * that is not there yet happens after, while /health says "loading") */
     if (qe_model_precheck(model_path, err)) {
         fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
+        key_list_free(&keys);
         return 1;
     }
-    if (qe_server_start(&so, &srv, err)) {
+    int started = qe_server_start(&so, &srv, err);
+    key_list_free(&keys); /* the server keeps only their hashes */
+    so.api_keys = NULL;
+    if (started) {
         fprintf(stderr, "qwen-edge serve: %s\n", err);
         return 1;
     }
     const char *shown = !strcmp(so.host, "0.0.0.0") || !strcmp(so.host, "::") ? "localhost" : so.host;
     fprintf(stderr, "qwen-edge: listening on http://%s%s%s:%d/ (loading %s)\n", strchr(shown, ':') ? "[" : "", shown,
             strchr(shown, ':') ? "]" : "", qe_server_port(srv), model_path ? model_path : "the default model");
-    if (!qe_server_loopback(srv) && !(so.api_key && so.api_key[0]))
+    if (!qe_server_loopback(srv) && so.n_api_keys == 0)
         fprintf(stderr,
                 "qwen-edge: WARNING: listening on %s without an API key: anyone who can reach this port can use the\n"
                 "qwen-edge: WARNING: model. Set one with --api-key KEY (or env QWEN_EDGE_API_KEY), or listen on\n"
@@ -146,7 +242,7 @@ int cmd_serve(int argc, char **argv) {
     qe_server_set_ready(srv, model, eng, model_id);
     fprintf(stderr, "qwen-edge: ready in %.1fs — model %s, context %d, chat page http://%s%s%s:%d/%s\n", qe_now() - t0,
             model_id, qe_engine_n_ctx(eng), strchr(shown, ':') ? "[" : "", shown, strchr(shown, ':') ? "]" : "",
-            qe_server_port(srv), so.api_key && so.api_key[0] ? " (API key required)" : "");
+            qe_server_port(srv), so.n_api_keys > 1 ? " (API keys required)" : so.n_api_keys ? " (API key required)" : "");
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "qwen-edge: %s, shutting down\n", sig == SIGINT ? "interrupted" : "terminated");
@@ -158,4 +254,7 @@ out:
     qe_model_free(model);
     free(model_id);
     return rc;
+bad_args:
+    key_list_free(&keys);
+    return 2;
 }

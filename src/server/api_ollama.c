@@ -66,7 +66,7 @@ enum MHD_Result ollama_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq)
     int64_t rounds = s->o.memory_rounds;
     json_t *j = parse_body(rq, &e);
     if (!j) goto fail;
-    if (parse_options(s, j, &r, &e)) goto fail;
+    if (parse_options(s, j, &r, &e) || get_cache_salt(s, rq, j, &r, &e)) goto fail;
     if (get_int(j, "memory_rounds", 0, 100000, &rounds, &e) < 0) goto fail;
     json_t *msgs = json_object_get(j, "messages");
     size_t k;
@@ -98,7 +98,7 @@ enum MHD_Result ollama_generate(struct MHD_Connection *c, qe_server *s, req_ctx 
     bool raw = false;
     json_t *j = parse_body(rq, &e);
     if (!j) goto fail;
-    if (parse_options(s, j, &r, &e)) goto fail;
+    if (parse_options(s, j, &r, &e) || get_cache_salt(s, rq, j, &r, &e)) goto fail;
     if (get_str(j, "prompt", &prompt, &e) < 0 || get_str(j, "system", &system, &e) < 0 ||
         get_bool(j, "raw", &raw, &e) < 0)
         goto fail;

@@ -5,7 +5,7 @@
  *
  * Non-standard, documented in docs/SERVER.md: "memory_rounds" (int >= 0) on chat requests — how many
  * earlier rounds the server keeps besides the current question (default: serve --memory-rounds, 0 = all);
- * "repetition_penalty", "top_k", "min_p", "ignore_eos" (benchmarks) as in vLLM / llama.cpp. */
+ * "repetition_penalty", "top_k", "min_p", "ignore_eos" (benchmarks), "cache_salt" as in vLLM / llama.cpp. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -132,7 +132,7 @@ enum MHD_Result openai_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq)
     int64_t rounds = s->o.memory_rounds;
     json_t *j = parse_body(rq, &e);
     if (!j) goto fail;
-    if (parse_common(s, j, &r, &e)) goto fail;
+    if (parse_common(s, j, &r, &e) || get_cache_salt(s, rq, j, &r, &e)) goto fail;
     if (get_int(j, "memory_rounds", 0, 100000, &rounds, &e) < 0) goto fail;
     if (parse_messages(json_object_get(j, "messages"), &m, &bufs, &n, &e)) goto fail;
     if (render_chat(s, m, n, (int)rounds, &r, &e)) goto fail;
@@ -152,7 +152,7 @@ enum MHD_Result openai_completions(struct MHD_Connection *c, qe_server *s, req_c
     gen_req r = {.kind = GEN_OPENAI_COMPLETION};
     json_t *j = parse_body(rq, &e);
     if (!j) goto fail;
-    if (parse_common(s, j, &r, &e)) goto fail;
+    if (parse_common(s, j, &r, &e) || get_cache_salt(s, rq, j, &r, &e)) goto fail;
     json_t *p = json_object_get(j, "prompt");
     if (p && json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
     if (!p || json_is_null(p)) {

@@ -1,5 +1,5 @@
 /* http.c — the HTTP side of `qwen-edge serve` on libmicrohttpd: listening, request bodies and their limit,
- * the route table, API-key check, CORS and the Origin / Host checks, slow-client deadlines, the embedded
+ * the route table, which routes need an API key (auth.c checks it), CORS and the Origin / Host checks, slow-client deadlines, the embedded
  * page, /health, /metrics, errors in each dialect's shape, and one access-log line per request. The API
  * handlers live in api_openai.c and api_ollama.c.
  *
@@ -7,6 +7,7 @@
  * its job; a streaming one blocks in gen.c's reader callback). HTTP threads never touch the model: they
  * tokenize and talk to the engine through its job queue only. */
 #include <arpa/inet.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -140,7 +141,11 @@ enum MHD_Result send_error(struct MHD_Connection *c, qe_server *s, req_ctx *rq, 
         add_common_headers(s, r);
         MHD_add_response_header(r, "Content-Type", "application/json");
         if (e->status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
-        if (e->status == 429 || e->status == 503) MHD_add_response_header(r, "Retry-After", "1");
+        if (e->status == 429 || e->status == 503) {
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", e->retry_after > 0 ? e->retry_after : 1);
+            MHD_add_response_header(r, "Retry-After", ra);
+        }
         if (e->status == 405 && e->allow) MHD_add_response_header(r, "Allow", e->allow);
         rq->status = e->status;
         rq->bytes_out += strlen(txt);
@@ -200,17 +205,31 @@ static enum MHD_Result metrics(struct MHD_Connection *c, qe_server *s, req_ctx *
 
 /* ---- dispatch ---------------------------------------------------------------------------------------- */
 
-static bool key_ok(qe_server *s, struct MHD_Connection *c) {
-    if (!s->o.api_key || !s->o.api_key[0]) return true;
+/* Everything but the page's own files, /health and CORS preflights needs the key when one is set: also unknown
+ * URLs and wrong methods, so a client without a key cannot map the API by its 404s and 405s. */
+static bool needs_key(const qe_server *s, const char *url, const char *method) {
+    return auth_required(&s->auth) && strcmp(method, "OPTIONS") != 0 && strcmp(url, "/health") != 0 &&
+           !qe_asset_find(url);
+}
+
+/* Decides rq->auth from the headers: the throttle first (an address that sent too many wrong keys gets 429
+ * whatever it sends now), then the key. Only a wrong key counts against the address, not a missing one: the
+ * page's first visit has none and learns from the 401 that it must ask. */
+static void check_key(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
+    auth_addr addr;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    auth_addr_of(ci ? ci->client_addr : NULL, &addr);
+    double now = qe_now(), wait = auth_throttle_wait(&s->auth, &addr, now);
+    if (wait > 0) {
+        rq->auth = AUTH_THROTTLED;
+        rq->retry_after = wait;
+        return;
+    }
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
-    while (*h == ' ') h++;
-    /* compare without an early exit so the time does not tell how much of the key matched */
-    size_t n = strlen(s->o.api_key), m = strlen(h);
-    unsigned diff = n != m;
-    for (size_t i = 0; i < n; i++) diff |= (unsigned char)s->o.api_key[i] ^ (unsigned char)(i < m ? h[i] : 0);
-    return diff == 0;
+    rq->key_index = auth_key_index(&s->auth, h);
+    if (rq->key_index >= 0) return;
+    rq->auth = AUTH_DENIED;
+    if (h) auth_throttle_fail(&s->auth, &addr, now);
 }
 
 static dialect dialect_of(const char *path) { return !strncmp(path, "/api/", 5) ? DIALECT_OLLAMA : DIALECT_OPENAI; }
@@ -323,6 +342,18 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, qe_server *s, req_ctx 
         return send_asset(c, s, rq, a);
     }
 
+    if (rq->auth == AUTH_THROTTLED) {
+        api_errf(&e, 429, "rate_limit_error", "too_many_wrong_keys", NULL,
+                 "too many wrong API keys from this address; try again in %.0f s", ceil(rq->retry_after));
+        e.retry_after = (int)ceil(rq->retry_after);
+        return send_error(c, s, rq, d, &e);
+    }
+    if (rq->auth == AUTH_DENIED) {
+        api_errf(&e, 401, "authentication_error", "invalid_api_key", NULL,
+                 "missing or wrong API key: send the header 'Authorization: Bearer <key>'");
+        return send_error(c, s, rq, d, &e);
+    }
+
     const route *rt = NULL;
     const char *model_id = NULL;
     for (int i = 0; i < N_ROUTES; i++)
@@ -339,11 +370,6 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, qe_server *s, req_ctx 
     if (strcmp(method, want) != 0 && !(get && !strcmp(want, "GET"))) {
         api_errf(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s needs %s, not %s", url, want, method);
         e.allow = !strcmp(want, "GET") ? "GET, HEAD" : "POST";
-        return send_error(c, s, rq, d, &e);
-    }
-    if (!key_ok(s, c)) {
-        api_errf(&e, 401, "authentication_error", "invalid_api_key", NULL,
-                 "missing or wrong API key: send the header 'Authorization: Bearer <key>'");
         return send_error(c, s, rq, d, &e);
     }
     if (rq->body_too_big) {
@@ -464,6 +490,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(rq->method, sizeof rq->method, "%s", method); /* raw: escaped when logged */
         snprintf(rq->path, sizeof rq->path, "%s", url);
         *con_cls = rq;
+        rq->key_index = -1;
+        if (needs_key(s, url, method)) check_key(c, s, rq);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->o.max_body) rq->body_too_big = true;
         watch_set(s, c, body_deadline(s, rq, cl, 0));
@@ -473,8 +501,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rq->body_too_big) /* chunked bodies earn their time as they arrive */
             watch_set(s, c, body_deadline(s, rq, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length"),
                                           rq->body.n + *upload_size));
-        /* over the limit: keep reading but drop the bytes, so the client gets a clean 413 instead of a reset */
+        /* over the limit: keep reading but drop the bytes, so the client gets a clean 413 instead of a reset;
+         * a request refused by its key is read the same way, and nothing of it is kept */
         if (!rq->body_too_big && rq->body.n + *upload_size > s->o.max_body) rq->body_too_big = true;
+        if (rq->auth != AUTH_OK) { *upload_size = 0; return MHD_YES; }
         if (!rq->body_too_big && qe_buf_append(&rq->body, upload, *upload_size)) return MHD_NO;
         if (rq->body_too_big) qe_buf_free(&rq->body);
         *upload_size = 0;
@@ -561,11 +591,14 @@ int qe_server_start(const qe_server_opts *opts, qe_server **out, char *err) {
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the watchdog's waits: immune to clock changes */
     pthread_cond_init(&s->watch_cv, &ca);
     pthread_condattr_destroy(&ca);
+    int rc = auth_init(&s->auth, opts->api_keys, opts->n_api_keys, err);
+    s->o.api_keys = NULL; /* the caller's strings are not kept: auth holds their hashes */
+    if (rc) goto fail;
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE}, *ai = NULL;
     char port[16];
     snprintf(port, sizeof port, "%d", s->o.port);
-    int rc = QE_EIO;
+    rc = QE_EIO;
     int gai = getaddrinfo(s->o.host, port, &hints, &ai);
     if (gai != 0) {
         rc = qe_errf(err, QE_EINVAL, "cannot use host '%s': %s", s->o.host, gai_strerror(gai));
@@ -605,6 +638,7 @@ int qe_server_start(const qe_server_opts *opts, qe_server **out, char *err) {
 fail:
     watchdog_stop(s);
     metrics_free(&s->metrics);
+    auth_free(&s->auth);
     pthread_mutex_destroy(&s->live_mu);
     pthread_mutex_destroy(&s->watch_mu);
     pthread_cond_destroy(&s->watch_cv);
@@ -650,6 +684,7 @@ void qe_server_free(qe_server *s) {
     qe_server_stop(s);
     watchdog_stop(s); /* when stop() found no daemon */
     metrics_free(&s->metrics);
+    auth_free(&s->auth);
     pthread_mutex_destroy(&s->live_mu);
     pthread_mutex_destroy(&s->watch_mu);
     pthread_cond_destroy(&s->watch_cv);

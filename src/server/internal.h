@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "auth.h"
 #include "engine.h"
 #include "metrics.h"
 #include "server.h"
@@ -31,6 +32,7 @@ struct qe_server {
     atomic_int n_gen_inflight;     /* generation requests not finished */
     atomic_bool stopping;
     srv_metrics metrics;
+    qe_auth auth;                  /* API keys, wrong-key throttle, cache salts */
     pthread_mutex_t live_mu;       /* the running streams, so stop() can cancel them */
     struct gen_state *live;
     bool loopback;                 /* listening on 127.0.0.0/8 or ::1: only loopback Host names are answered */
@@ -50,6 +52,10 @@ typedef struct {
     char path[160];
     qe_buf body;
     bool body_too_big;
+    /* decided from the headers, before the body is read (a refused request's body is dropped unread) */
+    enum { AUTH_OK, AUTH_DENIED, AUTH_THROTTLED } auth;
+    int key_index;          /* the API key the request carries (-1: none, or no key needed) */
+    double retry_after;     /* AUTH_THROTTLED: seconds */
     int status;
     size_t bytes_out;
     /* filled by generation requests */
@@ -66,6 +72,7 @@ typedef struct {
     const char *code;     /* NULL or e.g. context_length_exceeded */
     char param[64];
     const char *allow;    /* 405: the Allow header */
+    int retry_after;      /* 429/503: the Retry-After header in seconds (0: 1) */
     char message[QE_ERR_LEN];
 } api_error;
 int api_errf(api_error *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...)
@@ -149,6 +156,9 @@ int get_str(json_t *o, const char *key, const char **out, api_error *e);
 int get_ids(json_t *arr, const char *key, int n_vocab, qe_ids *out, api_error *e);
 /* "stop": a string or an array of strings. */
 int get_stops(json_t *o, const char *key, gen_req *r, api_error *e);
+/* "cache_salt" (a string, vLLM's field): only requests with the same salt, and with several API keys the same
+ * key, share cached prompt tokens. Sets r->jp.cache_salt (auth_cache_salt). */
+int get_cache_salt(qe_server *s, const req_ctx *rq, json_t *o, gen_req *r, api_error *e);
 /* Tokenizes a chat for the model with the memory window; errors are 400s. */
 typedef struct { const char *role; const char *text; size_t len; } chat_msg;
 /* OpenAI-style "messages" (also ollama's): roles system/developer/user/assistant, content a string or text

@@ -141,6 +141,14 @@ int get_stops(json_t *o, const char *key, gen_req *r, api_error *e) {
     return 1;
 }
 
+int get_cache_salt(qe_server *s, const req_ctx *rq, json_t *o, gen_req *r, api_error *e) {
+    json_t *v = json_object_get(o, "cache_salt");
+    if (v && !json_is_null(v) && !json_is_string(v)) return BAD(e, "cache_salt", "'cache_salt' must be a string");
+    if (v && json_string_length(v) > 1024) return BAD(e, "cache_salt", "'cache_salt' may be at most 1024 bytes");
+    r->jp.cache_salt = auth_cache_salt(&s->auth, rq->key_index, v ? json_string_value(v) : NULL, v ? json_string_length(v) : 0);
+    return 0;
+}
+
 void gen_req_free(gen_req *r) {
     qe_ids_free(&r->prompt);
     for (int i = 0; i < r->n_stops; i++) free(r->stops[i]);

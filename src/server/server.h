@@ -20,7 +20,9 @@
 typedef struct {
     const char *host;         /* listen address; default 127.0.0.1 */
     int port;                 /* default 8080; 0 = a free port (see qe_server_port) */
-    const char *api_key;      /* NULL/"": no auth; else every API route needs "Authorization: Bearer KEY" */
+    const char *const *api_keys; /* [n_api_keys], copied (hashed) at start. None: no auth; else every route but the
+                                  * page, /health and OPTIONS needs "Authorization: Bearer KEY" with one of them */
+    int n_api_keys;
     const char *cors_origin;  /* NULL: same-origin only; "*" or an origin. A request whose Origin header is
                                * neither this nor the server's own origin is refused (403) */
     int memory_rounds;        /* chat window: earlier rounds kept besides the current question (0 = all) */

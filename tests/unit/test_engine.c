@@ -26,9 +26,10 @@ static qe_model *tiny_model(void) {
     return g_model;
 }
 
-/* Greedy ids for a prompt through the engine; returns the count. Fills *cached with the reused prompt tokens. */
-static int generate(qe_engine *e, const int32_t *prompt, int n, int max, int32_t *out, int *cached) {
-    qe_job_params p = {.prompt = prompt, .n_prompt = n, .max_tokens = max, .ignore_eos = true};
+/* Greedy ids for a prompt through the engine, with a cache salt; returns the count. Fills *cached with the reused
+ * prompt tokens. */
+static int generate_salted(qe_engine *e, const int32_t *prompt, int n, int max, int32_t *out, int *cached, uint64_t salt) {
+    qe_job_params p = {.prompt = prompt, .n_prompt = n, .max_tokens = max, .ignore_eos = true, .cache_salt = salt};
     qe_sample_params_greedy(&p.sample);
     qe_job *j;
     char err[QE_ERR_LEN];
@@ -39,6 +40,10 @@ static int generate(qe_engine *e, const int32_t *prompt, int n, int max, int32_t
     if (cached) *cached = ev.n_cached;
     qe_job_release(j);
     return k;
+}
+
+static int generate(qe_engine *e, const int32_t *prompt, int n, int max, int32_t *out, int *cached) {
+    return generate_salted(e, prompt, n, max, out, cached, 0);
 }
 
 static void make_prompt(int32_t *p, int n, int seed) {
@@ -93,6 +98,40 @@ TEST(prefix_is_reused) {
     qe_engine_stats st;
     qe_engine_get_stats(e, &st);
     CHECK_EQ_INT(st.cached_tokens_total, 99);
+    qe_engine_free(e);
+}
+
+/* Cached tokens are shared only between jobs of the same cache salt: another salt finds nothing to reuse, neither
+ * through the slot choice (two slots) nor in the slot it is given (one slot, which it then takes over). */
+TEST(cache_salt_isolates_prefix) {
+    qe_model *m = tiny_model();
+    qe_engine *e;
+    char err[QE_ERR_LEN];
+    int32_t a[40], b[50], out[4];
+    make_prompt(a, 40, 7);
+    memcpy(b, a, sizeof a);
+    make_prompt(b + 40, 10, 8);
+    int cached = -1;
+    qe_engine_opts o = {.n_threads = 2, .n_ctx = 256, .n_parallel = 2};
+    CHECK(qe_engine_new(m, &o, &e, err) == QE_OK);
+    generate_salted(e, a, 40, 2, out, &cached, 1);
+    CHECK_EQ_INT(cached, 0);
+    generate_salted(e, a, 40, 2, out, &cached, 2); /* the same prompt, another tenant */
+    CHECK_EQ_INT(cached, 0);
+    generate_salted(e, b, 50, 2, out, &cached, 0); /* no salt is a salt of its own too (takes salt 1's slot) */
+    CHECK_EQ_INT(cached, 0);
+    generate_salted(e, b, 50, 2, out, &cached, 2); /* tenant 2 still shares its own prefix */
+    CHECK_EQ_INT(cached, 40);
+    generate_salted(e, b, 50, 2, out, &cached, 1); /* both slots hold b now, under salts 0 and 2 */
+    CHECK_EQ_INT(cached, 0);
+    qe_engine_free(e);
+    o.n_parallel = 1;
+    CHECK(qe_engine_new(m, &o, &e, err) == QE_OK);
+    generate_salted(e, a, 40, 2, out, &cached, 1);
+    generate_salted(e, b, 50, 2, out, &cached, 2); /* the only slot holds salt 1's prefix of b */
+    CHECK_EQ_INT(cached, 0);
+    generate_salted(e, a, 40, 2, out, &cached, 2);
+    CHECK_EQ_INT(cached, 39);
     qe_engine_free(e);
 }
 
@@ -260,6 +299,7 @@ TEST(kv_copy_prefix_copies_exactly_n_positions) {
 int main(void) {
     RUN(greedy_matches_plain_forward);
     RUN(prefix_is_reused);
+    RUN(cache_salt_isolates_prefix);
     RUN(kv_shift_keeps_the_tail);
     RUN(concurrent_jobs_equal_sequential);
     RUN(cancel_frees_the_slot_and_bad_prompts_are_refused);
