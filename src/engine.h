@@ -10,8 +10,9 @@
  * Each step the loop runs one forward pass over a batch made of one token for every generating slot plus
  * chunks of waiting prompts, so decode steps of all users read the weights once together. A job's slot is
  * chosen by the longest common prefix of its prompt with the slot's cached tokens (else least recently
- * used), counted only between jobs of the same cache salt (see qe_job_params.cache_salt); a prompt whose cached copy lost a span in the middle (the chat window dropped its oldest round)
- * keeps the cached tail by shifting its KV positions instead of recomputing it.
+ * used), counted only between jobs of the same cache salt (see qe_job_params.cache_salt); a prompt whose
+ * cached copy lost a span in the middle (the chat window dropped its oldest round) keeps the cached tail by
+ * shifting its KV positions instead of recomputing it.
  *
  * Context: every slot has its own context of n_ctx tokens (prompt + answer). The KV cache is reserved for
  * n_parallel x n_ctx tokens but only the pages actually used become resident memory. */

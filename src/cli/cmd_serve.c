@@ -62,36 +62,30 @@ static int int_arg(const char *opt, const char *v, long lo, long hi, long *out) 
     return 0;
 }
 
-/* The keys, from --api-key (borrowed argv strings) and --api-key-file (owned copies). */
+/* The API keys, copied (the server keeps only their hashes, and the copies are wiped when it has them). */
+#define MAX_CLI_KEYS 16
 typedef struct {
-    const char **k;
-    char **owned;
-    int n, n_owned;
+    char **k;
+    int n;
 } key_list;
 
-static int key_add(key_list *l, const char *k, bool own) {
-    const char **p = realloc(l->k, sizeof *p * (size_t)(l->n + 1));
+static int key_add(key_list *l, const char *key) {
+    char **p = realloc(l->k, sizeof *p * (size_t)(l->n + 1));
     if (!p) return -1;
     l->k = p;
-    if (own) {
-        char **o = realloc(l->owned, sizeof *o * (size_t)(l->n_owned + 1));
-        char *c = strdup(k);
-        if (o) l->owned = o;
-        if (!o || !c) { free(c); return -1; }
-        l->owned[l->n_owned++] = c;
-        k = c;
-    }
-    l->k[l->n++] = k;
+    if (!(l->k[l->n] = strdup(key))) return -1;
+    l->n++;
     return 0;
 }
 
 static void key_list_free(key_list *l) {
-    for (int i = 0; i < l->n_owned; i++) {
-        memset(l->owned[i], 0, strlen(l->owned[i]));
-        free(l->owned[i]);
+    for (int i = 0; i < l->n; i++) {
+        memset(l->k[i], 0, strlen(l->k[i]));
+        free(l->k[i]);
     }
-    free(l->owned);
     free(l->k);
+    l->k = NULL;
+    l->n = 0;
 }
 
 /* One key per line; blank lines and lines starting with '#' are skipped, spaces around a key ignored. A file
@@ -111,13 +105,14 @@ static int read_key_file(const char *path, key_list *l) {
         lineno++;
         size_t n = strlen(line);
         if (n == sizeof line - 1 && line[n - 1] != '\n' && !feof(f)) {
-            fprintf(stderr, "qwen-edge serve: --api-key-file %s: line %d is longer than %zu bytes\n", path, lineno, sizeof line - 2);
+            fprintf(stderr, "qwen-edge serve: --api-key-file %s: line %d is longer than %zu bytes\n", path, lineno,
+                    sizeof line - 2);
             rc = -1;
             break;
         }
         char *a = line;
         while (*a == ' ' || *a == '\t') a++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
+        while (n > 0 && strchr("\r\n \t", line[n - 1])) line[--n] = 0;
         if (!*a || *a == '#') continue;
         for (const char *p = a; *p; p++)
             if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
@@ -127,7 +122,7 @@ static int read_key_file(const char *path, key_list *l) {
                 break;
             }
         if (rc) break;
-        if (key_add(l, a, true)) { fprintf(stderr, "qwen-edge serve: out of memory\n"); rc = -1; break; }
+        if (key_add(l, a)) { fprintf(stderr, "qwen-edge serve: out of memory\n"); rc = -1; break; }
     }
     if (!rc && ferror(f)) {
         fprintf(stderr, "qwen-edge serve: --api-key-file %s: cannot read: %s\n", path, strerror(errno));
@@ -157,34 +152,45 @@ int cmd_serve(int argc, char **argv) {
     qe_server_opts so = {.host = "127.0.0.1", .port = 8080, .memory_rounds = 3};
     const char *model_path = NULL;
     long n_ctx = 0, n_parallel = 0, n_threads = 0, v;
+    const char *cli_keys[MAX_CLI_KEYS], *key_file = NULL;
+    int n_cli_keys = 0;
     key_list keys = {0};
-    int rc = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(s, l) (!strcmp(a, s) || !strcmp(a, l))
-        if (OPT("-h", "--help")) { usage(stdout); key_list_free(&keys); return 0; }
+        if (OPT("-h", "--help")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--quiet")) so.quiet = true;
-        else if (!val) { fprintf(stderr, "qwen-edge serve: %s: missing value or unknown option (see --help)\n", a); goto bad_args; }
+        else if (!val) { fprintf(stderr, "qwen-edge serve: %s: missing value or unknown option (see --help)\n", a); return 2; }
         else if (OPT("-m", "--model")) { model_path = val; i++; }
         else if (!strcmp(a, "--host")) { so.host = val; i++; }
-        else if (!strcmp(a, "--port")) { if (int_arg(a, val, 0, 65535, &v)) goto bad_args; so.port = (int)v; i++; }
-        else if (!strcmp(a, "--api-key")) { if (key_add(&keys, val, false)) goto bad_args; i++; }
-        else if (!strcmp(a, "--api-key-file")) { if (read_key_file(val, &keys)) goto bad_args; i++; }
+        else if (!strcmp(a, "--port")) { if (int_arg(a, val, 0, 65535, &v)) return 2; so.port = (int)v; i++; }
+        else if (!strcmp(a, "--api-key")) {
+            if (n_cli_keys == MAX_CLI_KEYS) {
+                fprintf(stderr, "qwen-edge serve: more than %d --api-key: use --api-key-file\n", MAX_CLI_KEYS);
+                return 2;
+            }
+            cli_keys[n_cli_keys++] = val;
+            i++;
+        }
+        else if (!strcmp(a, "--api-key-file")) { key_file = val; i++; }
         else if (!strcmp(a, "--cors")) { so.cors_origin = val; i++; }
-        else if (!strcmp(a, "--ctx")) { if (int_arg(a, val, 16, 1 << 20, &n_ctx)) goto bad_args; i++; }
-        else if (!strcmp(a, "--parallel")) { if (int_arg(a, val, 1, 256, &n_parallel)) goto bad_args; i++; }
-        else if (OPT("-t", "--threads")) { if (int_arg(a, val, 1, 1024, &n_threads)) goto bad_args; i++; }
-        else if (!strcmp(a, "--memory-rounds")) { if (int_arg(a, val, 0, 100000, &v)) goto bad_args; so.memory_rounds = (int)v; i++; }
-        else if (!strcmp(a, "--max-queue")) { if (int_arg(a, val, 1, 100000, &v)) goto bad_args; so.max_queue = (int)v; i++; }
-        else if (!strcmp(a, "--header-timeout")) { if (int_arg(a, val, 1, 3600, &v)) goto bad_args; so.header_timeout_s = (double)v; i++; }
-        else if (!strcmp(a, "--max-body")) { if (int_arg(a, val, 1024, 1L << 30, &v)) goto bad_args; so.max_body = (size_t)v; i++; }
-        else { fprintf(stderr, "qwen-edge serve: unknown option '%s' (see --help)\n", a); goto bad_args; }
+        else if (!strcmp(a, "--ctx")) { if (int_arg(a, val, 16, 1 << 20, &n_ctx)) return 2; i++; }
+        else if (!strcmp(a, "--parallel")) { if (int_arg(a, val, 1, 256, &n_parallel)) return 2; i++; }
+        else if (OPT("-t", "--threads")) { if (int_arg(a, val, 1, 1024, &n_threads)) return 2; i++; }
+        else if (!strcmp(a, "--memory-rounds")) { if (int_arg(a, val, 0, 100000, &v)) return 2; so.memory_rounds = (int)v; i++; }
+        else if (!strcmp(a, "--max-queue")) { if (int_arg(a, val, 1, 100000, &v)) return 2; so.max_queue = (int)v; i++; }
+        else if (!strcmp(a, "--header-timeout")) { if (int_arg(a, val, 1, 3600, &v)) return 2; so.header_timeout_s = (double)v; i++; }
+        else if (!strcmp(a, "--max-body")) { if (int_arg(a, val, 1024, 1L << 30, &v)) return 2; so.max_body = (size_t)v; i++; }
+        else { fprintf(stderr, "qwen-edge serve: unknown option '%s' (see --help)\n", a); return 2; }
 #undef OPT
     }
+    for (int i = 0; i < n_cli_keys; i++)
+        if (key_add(&keys, cli_keys[i])) goto bad_keys;
+    if (key_file && read_key_file(key_file, &keys)) goto bad_keys;
     /* the environment's key only when none is given on the command line */
     const char *env_key = getenv("QWEN_EDGE_API_KEY");
-    if (keys.n == 0 && env_key && env_key[0] && key_add(&keys, env_key, false)) goto bad_args;
-    so.api_keys = keys.k;
+    if (keys.n == 0 && env_key && env_key[0] && key_add(&keys, env_key)) goto bad_keys;
+    so.api_keys = (const char *const *)keys.k;
     so.n_api_keys = keys.n;
 
     /* Signals are taken by sigwait below, in this thread only: block them before any thread starts so the
@@ -201,7 +207,7 @@ int cmd_serve(int argc, char **argv) {
     qe_model *model = NULL;
     qe_engine *eng = NULL;
     char *model_id = NULL;
-    rc = 1;
+    int rc = 1;
     /* a missing file or an unusable model folder is said before anything listens (the download of a model
      * that is not there yet happens after, while /health says "loading") */
     if (qe_model_precheck(model_path, err)) {
@@ -243,7 +249,8 @@ int cmd_serve(int argc, char **argv) {
     qe_server_set_ready(srv, model, eng, model_id);
     fprintf(stderr, "qwen-edge: ready in %.1fs — model %s, context %d, chat page http://%s%s%s:%d/%s\n", qe_now() - t0,
             model_id, qe_engine_n_ctx(eng), strchr(shown, ':') ? "[" : "", shown, strchr(shown, ':') ? "]" : "",
-            qe_server_port(srv), so.n_api_keys > 1 ? " (API keys required)" : so.n_api_keys ? " (API key required)" : "");
+            qe_server_port(srv),
+            so.n_api_keys > 1 ? " (API keys required)" : so.n_api_keys ? " (API key required)" : "");
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "qwen-edge: %s, shutting down\n", sig == SIGINT ? "interrupted" : "terminated");
@@ -255,7 +262,7 @@ out:
     qe_model_free(model);
     free(model_id);
     return rc;
-bad_args:
+bad_keys:
     key_list_free(&keys);
     return 2;
 }

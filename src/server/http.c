@@ -1,7 +1,7 @@
 /* http.c — the HTTP side of `qwen-edge serve` on libmicrohttpd: listening, request bodies and their limit,
- * the route table, which routes need an API key (auth.c checks it), CORS and the Origin / Host checks, slow-client deadlines, the embedded
- * page, /health, /metrics, errors in each dialect's shape, and one access-log line per request. The API
- * handlers live in api_openai.c and api_ollama.c.
+ * the route table, which routes need an API key (auth.c checks it), CORS and the Origin / Host checks,
+ * slow-client deadlines, the embedded page, /health, /metrics, errors in each dialect's shape, and one
+ * access-log line per request. The API handlers live in api_openai.c and api_ollama.c.
  *
  * Threads: MHD runs one thread per connection, so a handler may block (a non-streaming answer waits for
  * its job; a streaming one blocks in gen.c's reader callback). HTTP threads never touch the model: they

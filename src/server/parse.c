@@ -142,10 +142,11 @@ int get_stops(json_t *o, const char *key, gen_req *r, api_error *e) {
 }
 
 int get_cache_salt(qe_server *s, const req_ctx *rq, json_t *o, gen_req *r, api_error *e) {
-    json_t *v = json_object_get(o, "cache_salt");
-    if (v && !json_is_null(v) && !json_is_string(v)) return BAD(e, "cache_salt", "'cache_salt' must be a string");
-    if (v && json_string_length(v) > 1024) return BAD(e, "cache_salt", "'cache_salt' may be at most 1024 bytes");
-    r->jp.cache_salt = auth_cache_salt(&s->auth, rq->key_index, v ? json_string_value(v) : NULL, v ? json_string_length(v) : 0);
+    const char *salt = NULL;
+    if (get_str(o, "cache_salt", &salt, e) < 0) return -1;
+    size_t n = salt ? json_string_length(json_object_get(o, "cache_salt")) : 0;
+    if (n > 1024) return BAD(e, "cache_salt", "'cache_salt' may be at most 1024 bytes");
+    r->jp.cache_salt = auth_cache_salt(&s->auth, rq->key_index, salt, n);
     return 0;
 }
 

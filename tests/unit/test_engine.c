@@ -28,7 +28,8 @@ static qe_model *tiny_model(void) {
 
 /* Greedy ids for a prompt through the engine, with a cache salt; returns the count. Fills *cached with the reused
  * prompt tokens. */
-static int generate_salted(qe_engine *e, const int32_t *prompt, int n, int max, int32_t *out, int *cached, uint64_t salt) {
+static int generate_salted(qe_engine *e, const int32_t *prompt, int n, int max, int32_t *out, int *cached,
+                           uint64_t salt) {
     qe_job_params p = {.prompt = prompt, .n_prompt = n, .max_tokens = max, .ignore_eos = true, .cache_salt = salt};
     qe_sample_params_greedy(&p.sample);
     qe_job *j;
