@@ -71,9 +71,11 @@ typedef struct {
 
 static int key_add(key_list *l, const char *key) {
     char **p = realloc(l->k, sizeof *p * (size_t)(l->n + 1));
-    if (!p) return -1;
-    l->k = p;
-    if (!(l->k[l->n] = strdup(key))) return -1;
+    if (p) l->k = p;
+    if (!p || !(l->k[l->n] = strdup(key))) {
+        fprintf(stderr, "qwen-edge serve: out of memory\n");
+        return -1;
+    }
     l->n++;
     return 0;
 }
@@ -122,7 +124,7 @@ static int read_key_file(const char *path, key_list *l) {
                 break;
             }
         if (rc) break;
-        if (key_add(l, a)) { fprintf(stderr, "qwen-edge serve: out of memory\n"); rc = -1; break; }
+        if (key_add(l, a)) { rc = -1; break; }
     }
     if (!rc && ferror(f)) {
         fprintf(stderr, "qwen-edge serve: --api-key-file %s: cannot read: %s\n", path, strerror(errno));
