@@ -6,6 +6,7 @@
  * its job; a streaming one blocks in gen.c's reader callback). HTTP threads never touch the model: they
  * tokenize and talk to the engine through its job queue only. */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +340,11 @@ int qe_server_start(const qe_server_opts *opts, qe_server **out, char *err) {
     s->started = (int64_t)time(NULL);
     metrics_init(&s->metrics);
     pthread_mutex_init(&s->live_mu, NULL);
+    sem_init(&s->prep_sem, 0, (unsigned)qe_physical_cores()); /* see gen.c: preparing requests is CPU work */
+    /* Request bodies and their parse buffers are megabytes each and short-lived: with a fixed threshold they are
+     * always mapped and unmapped, so they go back to the system when freed (glibc's moving threshold would put
+     * them in per-thread arenas after the first one, where they stay resident). */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE}, *ai = NULL;
     char port[16];
@@ -371,6 +377,7 @@ int qe_server_start(const qe_server_opts *opts, qe_server **out, char *err) {
 fail:
     metrics_free(&s->metrics);
     pthread_mutex_destroy(&s->live_mu);
+    sem_destroy(&s->prep_sem);
     free(s);
     return rc;
 }
@@ -410,5 +417,6 @@ void qe_server_free(qe_server *s) {
     qe_server_stop(s);
     metrics_free(&s->metrics);
     pthread_mutex_destroy(&s->live_mu);
+    sem_destroy(&s->prep_sem);
     free(s);
 }
