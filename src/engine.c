@@ -23,6 +23,7 @@
 struct qe_job {
     _Atomic int refs;            /* the caller's and the engine's */
     _Atomic int cancel;
+    _Atomic(qe_engine *) eng;    /* set while the job waits in the engine's queue (guarded by eng->mu) */
     int32_t *prompt;
     int n_prompt;
     int max_tokens;
@@ -96,8 +97,6 @@ int qe_job_next(qe_job *j, qe_event *ev, int timeout_ms) {
     return rc;
 }
 
-void qe_job_cancel(qe_job *j) { atomic_store(&j->cancel, 1); }
-
 void qe_job_release(qe_job *j) {
     if (!j) return;
     qe_job_cancel(j);
@@ -127,7 +126,7 @@ typedef struct {
 struct qe_engine {
     qe_model *model;
     qe_fwd *fwd;
-    int n_ctx, n_slots, n_batch, max_queue;
+    int n_ctx, n_slots, n_batch;
     slot *slots;
     int32_t *batch_tokens;       /* [n_batch] */
     qe_seq_batch *seqs;          /* [n_slots] */
@@ -142,6 +141,37 @@ struct qe_engine {
     _Atomic int slots_busy;
     _Atomic uint64_t jobs_total, prompt_tokens_total, cached_tokens_total, gen_tokens_total, forward_passes;
 };
+
+/* Takes j out of the waiting queue; e->mu held. */
+static void queue_unlink(qe_engine *e, qe_job *j) {
+    qe_job *prev = NULL;
+    for (qe_job *x = e->wait_head; x; prev = x, x = x->next_waiting) {
+        if (x != j) continue;
+        if (prev) prev->next_waiting = j->next_waiting;
+        else e->wait_head = j->next_waiting;
+        if (e->wait_tail == j) e->wait_tail = prev;
+        j->next_waiting = NULL;
+        atomic_store(&j->eng, NULL);
+        e->n_waiting--;
+        return;
+    }
+}
+
+/* A job still waiting for a slot leaves the queue at once (and the reader gets its QE_EV_DONE now): a client
+ * that went away must not hold a place in the queue until a slot frees. A job in a slot stops at the next step. */
+void qe_job_cancel(qe_job *j) {
+    atomic_store(&j->cancel, 1);
+    qe_engine *e = atomic_load(&j->eng);
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    bool was_queued = atomic_load(&j->eng) != NULL;
+    if (was_queued) queue_unlink(e, j);
+    pthread_mutex_unlock(&e->mu);
+    if (!was_queued) return;
+    qe_event ev = {.kind = QE_EV_DONE, .finish = QE_FINISH_CANCELED, .n_prompt = j->n_prompt};
+    job_post(j, &ev);
+    job_unref(j); /* the engine's reference */
+}
 
 /* Tokens at the start of the new prompt that a cached run must match before it is worth a KV shift. */
 #define MIN_REUSE_CHUNK 16
@@ -256,9 +286,7 @@ static void engine_step(qe_engine *e) {
         slot *s = pick_slot(e, e->wait_head);
         if (!s) break;
         qe_job *j = e->wait_head;
-        e->wait_head = j->next_waiting;
-        if (!e->wait_head) e->wait_tail = NULL;
-        e->n_waiting--;
+        queue_unlink(e, j);
         pthread_mutex_unlock(&e->mu);
         if (atomic_load(&j->cancel)) {
             qe_event ev = {.kind = QE_EV_DONE, .finish = QE_FINISH_CANCELED, .n_prompt = j->n_prompt};
@@ -349,7 +377,7 @@ static void *engine_main(void *p) {
     pthread_mutex_lock(&e->mu);
     while (e->wait_head) {
         qe_job *j = e->wait_head;
-        e->wait_head = j->next_waiting;
+        queue_unlink(e, j);
         qe_event ev = {.kind = QE_EV_DONE, .finish = QE_FINISH_CANCELED, .n_prompt = j->n_prompt};
         job_post(j, &ev);
         job_unref(j);
@@ -376,14 +404,12 @@ int qe_engine_new(qe_model *model, const qe_engine_opts *o, qe_engine **out, cha
      * floats each) cost half the memory: peak RSS serving q8_0 at a full 4k context 631 -> 615 MB. */
     if (opts.n_batch <= 0) opts.n_batch = 256;
     if (opts.n_batch < opts.n_parallel) opts.n_batch = opts.n_parallel;
-    if (opts.max_queue <= 0) opts.max_queue = 64;
     qe_engine *e = calloc(1, sizeof *e);
     if (!e) return qe_errf(err, QE_ENOMEM, "out of memory");
     e->model = model;
     e->n_ctx = opts.n_ctx;
     e->n_slots = opts.n_parallel;
     e->n_batch = opts.n_batch;
-    e->max_queue = opts.max_queue;
     int rc = qe_fwd_new(model, opts.n_threads, e->n_slots, e->n_ctx, e->n_batch, e->n_slots, &e->fwd, err);
     if (rc) { free(e); return rc; }
     e->slots = calloc((size_t)e->n_slots, sizeof(slot));
@@ -458,14 +484,13 @@ int qe_engine_submit(qe_engine *e, const qe_job_params *p, qe_job **out, char *e
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     pthread_mutex_lock(&e->mu);
-    if (e->n_waiting >= e->max_queue || e->stop) {
-        bool stopping = e->stop;
+    if (e->stop) {
         pthread_mutex_unlock(&e->mu);
         atomic_store(&j->refs, 1);
         job_unref(j);
-        return stopping ? qe_errf(err, QE_EBUSY, "the server is shutting down")
-                        : qe_errf(err, QE_EBUSY, "too many requests are waiting (%d); try again shortly", e->max_queue);
+        return qe_errf(err, QE_EBUSY, "the engine is shutting down");
     }
+    atomic_store(&j->eng, e);
     if (e->wait_tail) e->wait_tail->next_waiting = j;
     else e->wait_head = j;
     e->wait_tail = j;

@@ -32,7 +32,6 @@ typedef struct {
     int n_ctx;       /* per slot; <= 0: 4096 (capped at the model's training context) */
     int n_parallel;  /* slots; <= 0: 4 */
     int n_batch;     /* max tokens in one forward pass; <= 0: 256 */
-    int max_queue;   /* jobs waiting for a slot before submit says QE_EBUSY; <= 0: 64 */
 } qe_engine_opts;
 
 typedef struct {
@@ -72,12 +71,15 @@ const qe_model *qe_engine_model(const qe_engine *e);
 int qe_engine_n_ctx(const qe_engine *e);
 
 /* Queues a job. QE_ERANGE if the prompt does not fit the context (err says how many tokens of how many),
- * QE_EBUSY if the queue is full, QE_EINVAL for an empty prompt. On success *out holds one reference. */
+ * QE_EBUSY if the engine is shutting down, QE_EINVAL for an empty prompt. On success *out holds one reference.
+ * The queue has no bound of its own: the caller bounds what it submits (the server's one limit on requests in
+ * flight, serve --max-queue), so a full server answers in one way, in one place. */
 int qe_engine_submit(qe_engine *e, const qe_job_params *p, qe_job **out, char *err);
 /* Waits for the next event (timeout_ms < 0: forever). QE_OK with *ev filled, or QE_ERR on timeout.
  * After QE_EV_DONE or QE_EV_ERROR no more events come. */
 int qe_job_next(qe_job *job, qe_event *ev, int timeout_ms);
-/* Asks the engine to stop this job; its slot is freed at the next step and the reader gets QE_EV_DONE. */
+/* Asks the engine to stop this job. A job still waiting for a slot leaves the queue at once (the reader gets
+ * QE_EV_DONE now); a job in a slot (prefilling or generating) stops at the next step, which frees the slot. */
 void qe_job_cancel(qe_job *job);
 /* Drops the caller's reference (cancels the job first if it is still running). */
 void qe_job_release(qe_job *job);

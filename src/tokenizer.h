@@ -34,6 +34,11 @@ bool qe_tokenizer_is_eog(const qe_tokenizer *t, int32_t id); /* ends generation:
  * by U+FFFD per maximal subpart, so the ids equal Hugging Face's on the lossy-decoded text; never an
  * error. Thread-safe: any number of threads may encode with one tokenizer. */
 int qe_tokenize(const qe_tokenizer *t, const char *text, size_t len, bool parse_special, qe_ids *out, char *err);
+/* The same, for text from outside with a budget: QE_ERANGE as soon as out would hold more than max_ids ids
+ * (counting those already in it), checked before each piece's BPE from a lower bound on its ids, so text far
+ * too long for the budget is refused early, at little cost. out may hold a partial result after QE_ERANGE. */
+int qe_tokenize_max(const qe_tokenizer *t, const char *text, size_t len, bool parse_special, size_t max_ids, qe_ids *out,
+                    char *err);
 
 /* The raw bytes a token stands for (byte-level mapping undone); special tokens give their text. */
 int qe_token_bytes(const qe_tokenizer *t, int32_t id, const char **bytes, size_t *n);
