@@ -477,7 +477,7 @@ int qe_gb_finish(qe_gbuild *b, int root, qe_grammar **out, char *err) {
     g->sets = malloc(sizeof(qe_byteset) * (b->n_sets + 1));
     g->names = calloc(nr + 1, sizeof(char *));
     if (!g->el || !g->alt_start || !g->rule_alt || !g->sets || !g->names) { rc = qe_errf(err, QE_ENOMEM, "out of memory"); goto fail; }
-    memcpy(g->sets, b->sets, sizeof(qe_byteset) * b->n_sets);
+    if (b->n_sets) memcpy(g->sets, b->sets, sizeof(qe_byteset) * b->n_sets);
     size_t ie = 0, ia = 0;
     for (size_t r = 0; r < nr; r++) {
         g->rule_alt[r] = (uint32_t)ia;
@@ -486,7 +486,7 @@ int qe_gb_finish(qe_gbuild *b, int root, qe_grammar **out, char *err) {
         if (!reach[r]) continue;
         for (int a = first[r]; a >= 0; a = nxt[a]) {
             g->alt_start[ia++] = (uint32_t)ie;
-            memcpy(g->el + ie, b->alts[a].e, sizeof(uint32_t) * b->alts[a].n);
+            if (b->alts[a].n) memcpy(g->el + ie, b->alts[a].e, sizeof(uint32_t) * b->alts[a].n);
             ie += b->alts[a].n;
             g->el[ie++] = EL_END;
         }

@@ -10,7 +10,7 @@
 
 enum { TK_TEXT = 0, TK_EOG = 1, TK_NEVER = 2 };
 
-struct qe_vocab {
+struct qe_vtrie {
     int n_vocab;
     uint32_t n_nodes;
     uint8_t *byte;          /* [n_nodes] */
@@ -35,20 +35,20 @@ static int cmp_tokref(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-void qe_vocab_free(qe_vocab *v) {
+void qe_vtrie_free(qe_vtrie *v) {
     if (!v) return;
     free(v->byte); free(v->depth); free(v->end); free(v->tok_start); free(v->tok_ids); free(v->kind);
     free(v);
 }
 
-int qe_vocab_n(const qe_vocab *v) { return v->n_vocab; }
+int qe_vtrie_n(const qe_vtrie *v) { return v->n_vocab; }
 
-int qe_vocab_new(const qe_tokenizer *t, qe_vocab **out, char *err) {
+int qe_vtrie_new(const qe_tokenizer *t, qe_vtrie **out, char *err) {
     *out = NULL;
     int n = qe_tokenizer_n_vocab(t), rc = QE_OK;
     tokref *tk = malloc(sizeof(tokref) * (size_t)(n + 1));
     uint32_t *path = malloc(sizeof(uint32_t) * 65537);
-    qe_vocab *v = calloc(1, sizeof *v);
+    qe_vtrie *v = calloc(1, sizeof *v);
     if (!tk || !path || !v) goto oom;
     v->n_vocab = n;
     v->tok = t;
@@ -107,7 +107,7 @@ oom:
     rc = qe_errf(err, QE_ENOMEM, "out of memory for the vocabulary trie");
     free(tk);
     free(path);
-    qe_vocab_free(v);
+    qe_vtrie_free(v);
     return rc;
 }
 
@@ -130,7 +130,7 @@ typedef struct {
 } lru_ent;
 
 typedef struct {
-    const qe_vocab *v;
+    const qe_vtrie *v;
     posmask *pm;            /* [n_elems] by position */
     size_t n_pm;
     int32_t *wstate;        /* [max_depth + 1] walk scratch */
@@ -151,7 +151,7 @@ static void cache_free(void *p) {
     free(c);
 }
 
-static gcache *get_cache(qe_grammar *g, const qe_vocab *v, char *err) {
+static gcache *get_cache(qe_grammar *g, const qe_vtrie *v, char *err) {
     gcache *c = qe_grammar_cache(g);
     if (c) {
         if (c->v == v) return c;
@@ -190,7 +190,7 @@ static bool push_u32(uint32_t **p, size_t *n, size_t *cap, uint32_t x) {
  * automaton state s0. Accepted tokens go to bits (if given) or to c->ids; with `local`, the nodes with children
  * at which the state can end (the start position's rule returns there) go to c->res. */
 static int walk(qe_grammar *g, gcache *c, int32_t s0, uint32_t lo, uint32_t hi, int d0, bool local, uint32_t *bits) {
-    const qe_vocab *v = c->v;
+    const qe_vtrie *v = c->v;
     c->wstate[d0] = s0;
     if (!(c->wrow[d0] = qe_gstate_row(g, s0))) return QE_ENOMEM;
     for (uint32_t i = lo; i < hi;) {
@@ -249,7 +249,7 @@ fail:
                            : qe_errf(err, rc, "out of memory computing a token mask");
 }
 
-int qe_grammar_prepare(qe_grammar *g, const qe_vocab *v, char *err) {
+int qe_grammar_prepare(qe_grammar *g, const qe_vtrie *v, char *err) {
     gcache *c = get_cache(g, v, err);
     if (!c) return QE_ENOMEM;
     for (uint32_t p = 0; p < c->n_pm; p++) {
@@ -264,13 +264,13 @@ int qe_grammar_prepare(qe_grammar *g, const qe_vocab *v, char *err) {
 
 struct qe_gmatch {
     qe_grammar *g;
-    const qe_vocab *v;
+    const qe_vtrie *v;
     gcache *c;
     int32_t state;
     bool ended;              /* an end-of-generation token was accepted */
 };
 
-int qe_gmatch_new(qe_grammar *g, const qe_vocab *v, qe_gmatch **out, char *err) {
+int qe_gmatch_new(qe_grammar *g, const qe_vtrie *v, qe_gmatch **out, char *err) {
     *out = NULL;
     gcache *c = get_cache(g, v, err);
     if (!c) return QE_ENOMEM;
@@ -337,7 +337,7 @@ int qe_gmatch_accept(qe_gmatch *m, int32_t token, char *err) {
 
 int qe_gmatch_mask(qe_gmatch *m, uint32_t *allow, char *err) {
     gcache *c = m->c;
-    const qe_vocab *v = m->v;
+    const qe_vtrie *v = m->v;
     int words = qe_mask_words(v->n_vocab);
     memset(allow, 0, sizeof(uint32_t) * (size_t)words);
     if (m->ended) return QE_OK;

