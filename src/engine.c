@@ -30,6 +30,7 @@ struct qe_job {
     qe_sample_params sample;
     bool ignore_eos;
     uint64_t cache_salt;
+    qe_grammar *grammar;         /* owned; NULL: unconstrained */
     double t_submit;
     qe_job *next_waiting;        /* engine queue link */
     /* event queue */
@@ -46,6 +47,7 @@ static void job_unref(qe_job *j) {
     pthread_cond_destroy(&j->cv);
     free(j->prompt);
     free(j->ev);
+    qe_grammar_free(j->grammar);
     free(j);
 }
 
@@ -121,6 +123,8 @@ typedef struct {
     uint64_t last_used;
     double t_start, t_first;
     qe_sampler *sampler;
+    qe_gmatch *gm;       /* the job's grammar matcher, or NULL */
+    uint32_t *mask;      /* [qe_mask_words(n_vocab)] allowed tokens, filled before each constrained sample */
 } slot;
 
 struct qe_engine {
@@ -140,6 +144,8 @@ struct qe_engine {
     uint64_t clock;
     _Atomic int slots_busy;
     _Atomic uint64_t jobs_total, prompt_tokens_total, cached_tokens_total, gen_tokens_total, forward_passes;
+    pthread_mutex_t vocab_mu;    /* guards building vocab */
+    qe_vtrie *vocab;             /* built on the first constrained job (or qe_engine_vocab call) */
 };
 
 /* Takes j out of the waiting queue; e->mu held. */
@@ -211,6 +217,8 @@ static int reuse_cache(qe_engine *e, slot *s, const int32_t *p, int np, uint64_t
 
 static void slot_finish(qe_engine *e, slot *s, qe_finish why) {
     qe_job *j = s->job;
+    qe_gmatch_free(s->gm);
+    s->gm = NULL;
     double now = qe_now();
     qe_event ev = {.kind = QE_EV_DONE, .finish = why, .n_prompt = j->n_prompt, .n_cached = s->n_cached,
                    .n_gen = s->n_gen, .t_queue_ms = (s->t_start - j->t_submit) * 1e3,
@@ -218,6 +226,20 @@ static void slot_finish(qe_engine *e, slot *s, qe_finish why) {
                    .t_gen_ms = s->t_first > 0 ? (now - s->t_first) * 1e3 : 0};
     job_post(j, &ev);
     job_unref(j);
+    s->job = NULL;
+    s->state = SLOT_IDLE;
+    s->last_used = ++e->clock;
+    atomic_fetch_sub(&e->slots_busy, 1);
+}
+
+/* Ends the slot's job with an error event (its KV cache stays valid). */
+static void slot_fail(qe_engine *e, slot *s, const char *msg) {
+    qe_event ev = {.kind = QE_EV_ERROR};
+    snprintf(ev.message, sizeof ev.message, "%s", msg);
+    job_post(s->job, &ev);
+    qe_gmatch_free(s->gm);
+    s->gm = NULL;
+    job_unref(s->job);
     s->job = NULL;
     s->state = SLOT_IDLE;
     s->last_used = ++e->clock;
@@ -254,18 +276,37 @@ static void slot_start(qe_engine *e, slot *s, qe_job *j) {
     atomic_fetch_add(&e->slots_busy, 1);
     atomic_fetch_add(&e->prompt_tokens_total, (uint64_t)j->n_prompt);
     atomic_fetch_add(&e->cached_tokens_total, (uint64_t)reused);
+    if (j->grammar) {
+        char err[QE_ERR_LEN];
+        const qe_vtrie *v = qe_engine_vocab(e, err);
+        if (!v || qe_gmatch_new(j->grammar, v, &s->gm, err)) slot_fail(e, s, err);
+    }
+}
+
+/* Samples the next token of s from its logits row, within its grammar if it has one. */
+static bool slot_sample(qe_engine *e, slot *s, float *logits, int32_t *tok) {
+    if (!s->gm) { *tok = qe_sampler_sample(s->sampler, logits); return true; }
+    char err[QE_ERR_LEN];
+    if (qe_gmatch_mask(s->gm, s->mask, err)) { slot_fail(e, s, err); return false; }
+    *tok = qe_sampler_sample_masked(s->sampler, logits, s->mask);
+    return true;
 }
 
 /* Handles the token just sampled for slot s: end of generation, limits, or an event for the reader. */
 static void slot_emit(qe_engine *e, slot *s, int32_t tok) {
     qe_job *j = s->job;
     if (s->t_first == 0) s->t_first = qe_now();
-    if (!j->ignore_eos && qe_tokenizer_is_eog(e->model->tok, tok)) { slot_finish(e, s, QE_FINISH_STOP); return; }
+    if ((!j->ignore_eos || s->gm) && qe_tokenizer_is_eog(e->model->tok, tok)) { slot_finish(e, s, QE_FINISH_STOP); return; }
+    if (s->gm) {
+        char err[QE_ERR_LEN];
+        if (qe_gmatch_accept(s->gm, tok, err)) { slot_fail(e, s, err); return; } /* the mask allowed it: a bug */
+    }
     s->n_gen++;
     atomic_fetch_add(&e->gen_tokens_total, 1);
     qe_sampler_accept(s->sampler, tok, true);
     qe_event ev = {.kind = QE_EV_TOKEN, .token = tok};
     job_post(j, &ev);
+    if (s->gm && qe_gmatch_must_end(s->gm)) { slot_finish(e, s, QE_FINISH_STOP); return; } /* complete: nothing may follow */
     if ((j->max_tokens > 0 && s->n_gen >= j->max_tokens) || s->n_past + 1 >= e->n_ctx) {
         slot_finish(e, s, QE_FINISH_LENGTH);
         return;
@@ -352,7 +393,8 @@ static void engine_step(qe_engine *e) {
         if (sq->logits_from == sq->n_tok) continue; /* a prompt chunk that is not the last */
         float *l = logits + (size_t)row * n_vocab;
         row++;
-        slot_emit(e, s, qe_sampler_sample(s->sampler, l));
+        int32_t tok;
+        if (slot_sample(e, s, l, &tok)) slot_emit(e, s, tok);
     }
 }
 
@@ -422,20 +464,23 @@ int qe_engine_new(qe_model *model, const qe_engine_opts *o, qe_engine **out, cha
         s->id = i;
         s->cache = malloc(sizeof(int32_t) * (size_t)e->n_ctx);
         s->sampler = qe_sampler_new(model->cfg.n_vocab);
-        if (!s->cache || !s->sampler) goto oom;
+        s->mask = malloc(sizeof(uint32_t) * (size_t)qe_mask_words(model->cfg.n_vocab));
+        if (!s->cache || !s->sampler || !s->mask) goto oom;
     }
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
+    pthread_mutex_init(&e->vocab_mu, NULL);
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         pthread_mutex_destroy(&e->mu);
         pthread_cond_destroy(&e->cv);
+        pthread_mutex_destroy(&e->vocab_mu);
         e->thread = 0;
         goto oom;
     }
     *out = e;
     return QE_OK;
 oom:
-    for (int i = 0; e->slots && i < e->n_slots; i++) { free(e->slots[i].cache); qe_sampler_free(e->slots[i].sampler); }
+    for (int i = 0; e->slots && i < e->n_slots; i++) { free(e->slots[i].cache); qe_sampler_free(e->slots[i].sampler); free(e->slots[i].mask); }
     free(e->slots); free(e->batch_tokens); free(e->seqs); free(e->seq_slot);
     qe_fwd_free(e->fwd);
     free(e);
@@ -449,9 +494,11 @@ void qe_engine_free(qe_engine *e) {
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->thread, NULL);
-    for (int i = 0; i < e->n_slots; i++) { free(e->slots[i].cache); qe_sampler_free(e->slots[i].sampler); }
+    for (int i = 0; i < e->n_slots; i++) { free(e->slots[i].cache); qe_sampler_free(e->slots[i].sampler); free(e->slots[i].mask); }
     free(e->slots); free(e->batch_tokens); free(e->seqs); free(e->seq_slot);
     qe_fwd_free(e->fwd);
+    qe_vtrie_free(e->vocab);
+    pthread_mutex_destroy(&e->vocab_mu);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
@@ -459,6 +506,14 @@ void qe_engine_free(qe_engine *e) {
 
 const qe_model *qe_engine_model(const qe_engine *e) { return e->model; }
 int qe_engine_n_ctx(const qe_engine *e) { return e->n_ctx; }
+
+const qe_vtrie *qe_engine_vocab(qe_engine *e, char *err) {
+    pthread_mutex_lock(&e->vocab_mu);
+    if (!e->vocab) qe_vtrie_new(e->model->tok, &e->vocab, err);
+    qe_vtrie *v = e->vocab;
+    pthread_mutex_unlock(&e->vocab_mu);
+    return v;
+}
 
 int qe_engine_submit(qe_engine *e, const qe_job_params *p, qe_job **out, char *err) {
     *out = NULL;
@@ -495,6 +550,7 @@ int qe_engine_submit(qe_engine *e, const qe_job_params *p, qe_job **out, char *e
     else e->wait_head = j;
     e->wait_tail = j;
     e->n_waiting++;
+    j->grammar = p->grammar; /* owned by the job from here on */
     atomic_fetch_add(&e->jobs_total, 1);
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);

@@ -23,6 +23,7 @@
 #include "base.h"
 #include "model.h"
 #include "sampler.h"
+#include "token_mask.h"
 
 typedef struct qe_engine qe_engine;
 typedef struct qe_job qe_job;
@@ -44,6 +45,11 @@ typedef struct {
      * for a job with the same salt. Reuse is observable (n_cached, time to first token), so without a salt one
      * user could test whether another user's prompt starts with a guessed text. 0 = no salt (shared). */
     uint64_t cache_salt;
+    /* Constrained decoding (token_mask.h): NULL, or a compiled grammar that every generated token must follow.
+     * A successful submit takes ownership (the job frees it; the engine thread alone uses it from then on); on
+     * failure the caller still owns it. The job ends with QE_FINISH_STOP when the grammar is complete (its
+     * end-of-generation token, or nothing else can follow), QE_FINISH_LENGTH if max_tokens cuts it short. */
+    qe_grammar *grammar;
 } qe_job_params;
 
 typedef enum { QE_EV_TOKEN = 1, QE_EV_DONE = 2, QE_EV_ERROR = 3 } qe_event_kind;
@@ -68,6 +74,9 @@ int qe_engine_new(qe_model *model, const qe_engine_opts *opts, qe_engine **out, 
 /* Stops the loop, cancels every job (their readers get QE_EV_DONE with QE_FINISH_CANCELED), frees. */
 void qe_engine_free(qe_engine *e);
 const qe_model *qe_engine_model(const qe_engine *e);
+/* The vocabulary trie for constrained decoding, built on first call (~30-250 ms; thread-safe), shared read-only:
+ * an HTTP thread may call qe_grammar_prepare(g, qe_engine_vocab(e, err), err) before submitting. NULL on error. */
+const qe_vtrie *qe_engine_vocab(qe_engine *e, char *err);
 int qe_engine_n_ctx(const qe_engine *e);
 
 /* Queues a job. QE_ERANGE if the prompt does not fit the context (err says how many tokens of how many),

@@ -459,6 +459,9 @@ int32_t qe_tokenizer_eos(const qe_tokenizer *t) { return t->eos; }
 int32_t qe_tokenizer_im_start(const qe_tokenizer *t) { return t->im_start; }
 int32_t qe_tokenizer_im_end(const qe_tokenizer *t) { return t->im_end; }
 bool qe_tokenizer_is_eog(const qe_tokenizer *t, int32_t id) { return id >= 0 && (id == t->im_end || id == t->eos); }
+bool qe_tokenizer_is_control(const qe_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab && (t->type[id] == TT_CONTROL || t->type[id] == TT_UNUSED);
+}
 
 int32_t qe_token_lookup(const qe_tokenizer *t, const char *text) { return map_find(t, text, strlen(text)); }
 

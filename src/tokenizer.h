@@ -26,6 +26,8 @@ int32_t qe_tokenizer_eos(const qe_tokenizer *t);      /* <|endoftext|> 151643 */
 int32_t qe_tokenizer_im_start(const qe_tokenizer *t); /* <|im_start|> 151644 */
 int32_t qe_tokenizer_im_end(const qe_tokenizer *t);   /* <|im_end|> 151645 */
 bool qe_tokenizer_is_eog(const qe_tokenizer *t, int32_t id); /* ends generation: im_end, endoftext */
+/* A control token (<|im_start|>, <|endoftext|>, ...) or an unused slot: never text (constrained decoding skips it). */
+bool qe_tokenizer_is_control(const qe_tokenizer *t, int32_t id);
 
 /* Appends the ids of `len` bytes of UTF-8 text to out. With parse_special, control tokens written literally
  * in the text (<|im_start|> ...) become their ids; without it they are tokenized as plain text (the safe
