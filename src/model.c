@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "hf.h"
 #include "mapfile.h"
 #include "quant.h"
 
@@ -253,16 +252,6 @@ static int load_gguf(qe_model *m, const char *path, char *err) {
     return QE_OK;
 }
 
-/* A Hugging Face folder is converted once into a cached GGUF (hf.c), which is then mapped like any other. */
-static int hf_cached_gguf(const char *dir, int type, char *out, size_t cap, char *err) {
-    int rc = qe_hf_cache_path(dir, type, out, cap, err);
-    if (rc) return rc;
-    struct stat st;
-    if (stat(out, &st) == 0 && st.st_size > 0) return QE_OK;
-    qe_log(QE_LOG_INFO, "converting the Hugging Face folder %s to %s (once)", dir, out);
-    return qe_hf_to_gguf(dir, out, type, err);
-}
-
 int qe_model_load(const char *path, qe_model **out, char *err) {
     *out = NULL;
     qe_model *m = calloc(1, sizeof *m);
@@ -272,14 +261,10 @@ int qe_model_load(const char *path, qe_model **out, char *err) {
     m->path = strdup(path);
     int rc;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        /* A Hugging Face folder: converted once into a cached GGUF (zero-copy after that). */
-        char gguf_path[4096];
-        rc = hf_cached_gguf(path, -1, gguf_path, sizeof gguf_path, err);
-        if (rc == QE_OK) rc = load_gguf(m, gguf_path, err);
-    } else {
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) /* the CLI converts folders first (qe_model_resolve) */
+        rc = qe_errf(err, QE_EINVAL, "%s is a folder, not a GGUF file", path);
+    else
         rc = load_gguf(m, path, err);
-    }
     if (rc) {
         if (err && strncmp(err, path, strlen(path)) != 0) qe_err_prefix(err, "%s", path); /* name the file once */
         qe_model_free(m);

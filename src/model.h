@@ -39,6 +39,7 @@ typedef struct qe_model {
     void *owned;                         /* f32 copies of norms and biases */
 } qe_model;
 
-/* Opens a GGUF file or a Hugging Face folder (config.json + *.safetensors + tokenizer.json). */
+/* Opens a GGUF file. Only loads: a Hugging Face folder is converted to a GGUF by the layer that decides where
+ * files go (the CLI's qe_model_resolve -> qe_hf_convert_cached, modelstore.h). */
 int qe_model_load(const char *path, qe_model **out, char *err);
 void qe_model_free(qe_model *m);
