@@ -165,8 +165,6 @@ void qe_hf_close(qe_hf_model *m) {
     free(m);
 }
 
-const qe_hf_config *qe_hf_config_of(const qe_hf_model *m) { return &m->cfg; }
-
 static const qe_st_tensor *find_any(const qe_hf_model *m, const char *name) {
     for (int i = 0; i < m->n_shards; i++) {
         const qe_st_tensor *t = qe_st_find(m->st[i], name);

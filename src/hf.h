@@ -42,7 +42,6 @@ typedef struct qe_hf_model qe_hf_model;
 /* Opens (maps) and validates the folder; all tensors checked present with exact shapes. */
 int qe_hf_open(const char *dir, qe_hf_model **out, char *err);
 void qe_hf_close(qe_hf_model *m);
-const qe_hf_config *qe_hf_config_of(const qe_hf_model *m);
 
 /* Writes a GGUF of the folder to out_path (via out_path.part, renamed when complete).
  * out_type: -1 keeps each weight matrix in its stored type (bf16, f16 or f32); or a qe_type such as

@@ -69,10 +69,6 @@ void qe_qwen2_tensor_at(const qe_config *c, int i, qe_qwen2_tensor *t) {
     t->optional = table[t->kind].optional;
 }
 
-bool qe_qwen2_is_norm(qe_qwen2_kind k) {
-    return k == QE_QWEN2_ATTN_NORM || k == QE_QWEN2_FFN_NORM || k == QE_QWEN2_OUTPUT_NORM;
-}
-
 /* ---- metadata ------------------------------------------------------------------------------------------- */
 
 #define ARCH "qwen2"

@@ -52,8 +52,6 @@ typedef struct {
 int qe_qwen2_n_tensors(const qe_config *c);
 /* The i-th tensor (0 <= i < qe_qwen2_n_tensors(c)) in file order, with its names and exact shape. */
 void qe_qwen2_tensor_at(const qe_config *c, int i, qe_qwen2_tensor *out);
-/* True for the 1-D tensors that hold a norm's weights (attn_norm, ffn_norm, output_norm). */
-bool qe_qwen2_is_norm(qe_qwen2_kind k);
 
 /* Reads and checks the hyper-parameters of a parsed GGUF: general.architecture must be qwen2; the shape must
  * make a model. n_vocab comes from token_embd.weight's rows; tied_output is true when output.weight is absent. */
