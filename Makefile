@@ -10,7 +10,9 @@
 
 CC      ?= cc
 BUILD   ?= build
-ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
+# On a bare machine the compiler does not exist yet when make reads this file (the `deps` prerequisite installs it
+# later in the same run): then the machine's own architecture is the target's.
+ARCH    := $(or $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1),$(shell uname -m))
 PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto
 OPT     ?= -O2
 CFLAGS  ?=
@@ -83,17 +85,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqwen.a tests/unit/test.h
 	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libqwen.a $(LDLIBS)
 
 # the kernel benchmark is built (not run) with the tests, so a layout change cannot leave it behind
-unit: all $(TEST_BIN) $(BUILD)/bench/kernels
+unit: all $(TEST_BIN) $(BUILD)/bench/kernels $(BUILD)/bench/sampler
 
-# serve explains any failure itself (no model and no network: what to do); make adds no error lines of its own
+# serve explains any failure itself (no model and no network: what to do, in `make run` words: it sees
+# QWEN_EDGE_MAKE_RUN); a failure is make's failure too (exit status 2), so scripts and CI see it
 run: all
-	@$(BUILD)/qwen-edge serve $(ARGS) || exit 0
+	@QWEN_EDGE_MAKE_RUN=$(BUILD)/qwen-edge $(BUILD)/qwen-edge serve $(ARGS)
 
-test: deps-test all $(TEST_BIN) $(BUILD)/bench/kernels
+test: deps-test all $(TEST_BIN) $(BUILD)/bench/kernels $(BUILD)/bench/sampler
 	@tests/run.sh
 
 bench: deps-test all
-	bench/compare
+	PATH="$$PWD/build/tools/node/bin:$$PATH" bench/compare
 
 fuzz: all
 	@tests/fuzz/run.sh

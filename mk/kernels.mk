@@ -12,3 +12,9 @@ $(BUILD)/bench/kernels: bench/kernels.c $(BUILD)/libqwen.a
 
 bench-kernels: $(BUILD)/bench/kernels
 	$(BUILD)/bench/kernels $(BENCH_ARGS)
+
+# the sampler micro-benchmark (top-k off over the real vocabulary), built with the tests like the one above
+$(BUILD)/bench/sampler: bench/sampler.c $(BUILD)/libqwen.a
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqwen.a $(LDLIBS)

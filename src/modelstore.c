@@ -4,8 +4,11 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +123,19 @@ int qe_model_ref_parse(const char *spec, qe_model_ref *out, char *err) {
     return parse_catalog(spec, out, err);
 }
 
+/* World-writable (sticky or not: others could still create names first), or group-writable unless the group
+ * is the owner's own (Debian's user private groups: group = user name, no other members; umask 002). */
+static bool writable_by_others(const struct stat *st) {
+    if (st->st_mode & S_IWOTH) return true;
+    if (!(st->st_mode & S_IWGRP)) return false;
+    struct passwd *pw = getpwuid(st->st_uid);
+    struct group *gr = getgrgid(st->st_gid);
+    if (!pw || !gr || pw->pw_gid != st->st_gid || strcmp(pw->pw_name, gr->gr_name) != 0) return true;
+    for (char **m = gr->gr_mem; *m; m++)
+        if (strcmp(*m, pw->pw_name) != 0) return true;
+    return false;
+}
+
 int qe_models_dir(char *out, size_t cap, char *err) {
     const char *home = getenv("QWEN_EDGE_HOME");
     int n;
@@ -130,16 +146,20 @@ int qe_models_dir(char *out, size_t cap, char *err) {
         n = snprintf(out, cap, "%s/.local/share/qwen-edge/models", h);
     }
     if (n < 0 || (size_t)n >= cap) return qe_errf(err, QE_ERANGE, "model folder path too long");
-    /* mkdir -p */
+    /* mkdir -p; what we create is not writable by group or others, whatever the umask */
     char tmp[1024];
     snprintf(tmp, sizeof tmp, "%s", out);
     for (char *p = tmp + 1; ; p++) {
         if (*p == '/' || *p == 0) {
             char c = *p;
             *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            if (mkdir(tmp, 0755) == 0) {
+                struct stat cs;
+                if (stat(tmp, &cs) == 0 && (cs.st_mode & 022)) chmod(tmp, cs.st_mode & 07755);
+            } else if (errno != EEXIST) {
                 return qe_errf(err, QE_EIO, "cannot create the model folder %s: %s (set QWEN_EDGE_HOME to a writable folder)",
                                tmp, strerror(errno));
+            }
             *p = c;
             if (!c) break;
         }
@@ -147,6 +167,12 @@ int qe_models_dir(char *out, size_t cap, char *err) {
     struct stat st;
     if (stat(out, &st) != 0 || !S_ISDIR(st.st_mode))
         return qe_errf(err, QE_EIO, "%s is not a folder (set QWEN_EDGE_HOME to a writable folder)", out);
+    /* Like ssh with ~/.ssh: a folder others may write to could get a model (loaded and run by us) or a
+     * symbolic link under a name we are about to write slipped in, so it is refused, not used. */
+    if (writable_by_others(&st))
+        return qe_errf(err, QE_EINVAL, "refusing to use the model folder %s: other users can write to it (mode %04o). "
+                       "Run `chmod go-w %s`, or set QWEN_EDGE_HOME to a folder of your own", out,
+                       (unsigned)(st.st_mode & 07777), out);
     return QE_OK;
 }
 
@@ -301,10 +327,16 @@ int qe_model_write_meta(const char *path, const char *name, const char *url, con
     json_object_set_new(j, "sha256", json_string(sha256 ? sha256 : ""));
     json_object_set_new(j, "size", json_integer((json_int_t)size));
     json_object_set_new(j, "pulled_at", json_integer((json_int_t)time(NULL)));
-    char mp[PATH_MAX + 8];
+    char mp[PATH_MAX + 8], tmp[PATH_MAX + 16];
     if (strlen(path) >= PATH_MAX) { json_decref(j); return QE_ERANGE; }
     snprintf(mp, sizeof mp, "%s.json", path);
-    int rc = json_dump_file(j, mp, JSON_INDENT(2)) == 0 ? QE_OK : QE_EIO;
+    snprintf(tmp, sizeof tmp, "%s.json.tmp", path);
+    /* written beside and renamed over, never through a symbolic link someone left under either name */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int rc = fd >= 0 && json_dumpfd(j, fd, JSON_INDENT(2)) == 0 ? QE_OK : QE_EIO;
+    if (fd >= 0 && close(fd) != 0) rc = QE_EIO;
+    if (rc == QE_OK && rename(tmp, mp) != 0) rc = QE_EIO;
+    if (rc != QE_OK && fd >= 0) unlink(tmp);
     json_decref(j);
     return rc;
 }

@@ -31,7 +31,9 @@ typedef struct {
  * defaults to q8_0. Unknown names give QE_EINVAL with the list of known ones in err. */
 int qe_model_ref_parse(const char *spec, qe_model_ref *out, char *err);
 
-/* The store folder ($QWEN_EDGE_HOME or ~/.local/share/qwen-edge/models), created if missing. */
+/* The store folder ($QWEN_EDGE_HOME or ~/.local/share/qwen-edge/models), created if missing (what is created
+ * is not group- or world-writable, whatever the umask). QE_EINVAL, saying `chmod go-w`, when other users can
+ * write to it: a model or a symbolic link slipped in there would be loaded or written through. */
 int qe_models_dir(char *out, size_t cap, char *err);
 
 /* Path of the default model's file in the store. Returns QE_OK if the file is there, QE_ENOTFOUND if not

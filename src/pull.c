@@ -153,16 +153,42 @@ static int on_xferinfo(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     return 0;
 }
 
-static struct curl_slist *auth_headers(const char *url) {
-    /* HF_TOKEN goes only to the Hugging Face endpoint itself; curl does not forward it across the
-     * redirect to the CDN host (it drops custom Authorization headers on a host change). */
-    const char *tok = getenv("HF_TOKEN");
+/* The endpoint a URL's scheme, host and port must equal for HF_TOKEN to go with it. */
+static const char *hf_endpoint(void) {
     const char *ep = getenv("HF_ENDPOINT");
-    if (!ep || !ep[0]) ep = "https://huggingface.co";
-    if (!tok || !tok[0] || strncmp(url, ep, strlen(ep)) != 0) return NULL;
-    char h[1024];
-    snprintf(h, sizeof h, "Authorization: Bearer %s", tok);
-    return curl_slist_append(NULL, h);
+    return ep && ep[0] ? ep : "https://huggingface.co";
+}
+
+/* 1 when a and b have the same scheme, host and port (default ports filled in), as libcurl's own URL parser
+ * reads them. A text prefix test is not enough: "https://huggingface.co@evil.tld/" and
+ * "https://huggingface.co.evil.tld/" both start with "https://huggingface.co". */
+static int same_origin(const char *a, const char *b) {
+    static const CURLUPart parts[] = {CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
+    CURLU *ua = curl_url(), *ub = curl_url();
+    int same = ua && ub && curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
+               curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK;
+    for (int i = 0; same && i < 3; i++) {
+        char *x = NULL, *y = NULL;
+        same = curl_url_get(ua, parts[i], &x, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+               curl_url_get(ub, parts[i], &y, CURLU_DEFAULT_PORT) == CURLUE_OK && !strcasecmp(x, y);
+        curl_free(x);
+        curl_free(y);
+    }
+    curl_url_cleanup(ua);
+    curl_url_cleanup(ub);
+    return same;
+}
+
+static int is_https(const char *url) { return !strncasecmp(url, "https://", 8); }
+
+/* HF_TOKEN goes only to the Hugging Face endpoint itself (same scheme, host and port). It is set as libcurl's
+ * bearer credential, not as a custom header: libcurl then never sends it on to another host, port or scheme
+ * when it follows a redirect (HF redirects file downloads to its CDN), as CURLOPT_UNRESTRICTED_AUTH is off. */
+static void set_auth(CURL *c, const char *url) {
+    const char *tok = getenv("HF_TOKEN");
+    if (!tok || !tok[0] || !same_origin(url, hf_endpoint())) return;
+    curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+    curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, tok);
 }
 
 /* Seconds under 1 KiB/s before a transfer is given up (and resumed by the next attempt):
@@ -174,20 +200,33 @@ static int low_speed_time(const qe_pull_opts *o) {
     return v > 0 && v <= 3600 ? v : 60;
 }
 
-static void set_common(CURL *c, const char *url, const qe_pull_opts *o, resp_headers *h, struct curl_slist *hdrs) {
+/* The most one file may bring when the hub gives no size: $QWEN_EDGE_MAX_DOWNLOAD bytes, else 64 GiB (the
+ * largest file of the catalog, 7b fp16, is about 15 GB). Without a bound a server could fill the disk. */
+static uint64_t max_download_bytes(void) {
+    const char *e = getenv("QWEN_EDGE_MAX_DOWNLOAD");
+    unsigned long long v = e && e[0] ? strtoull(e, NULL, 10) : 0;
+    return v > 0 ? (uint64_t)v : 64ull << 30;
+}
+
+static void set_common(CURL *c, const char *url, const qe_pull_opts *o, resp_headers *h) {
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "qwen-edge/" QE_VERSION);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* what began over https stays on https: a redirect to http would hand the bytes (and whatever the
+     * redirect hop carried) to anyone on the path */
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, is_https(url) ? "https" : "http,https");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)(o->connect_timeout_s > 0 ? o->connect_timeout_s : 15));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)(o->connect_timeout_s > 0 ? o->connect_timeout_s : QE_PULL_CONNECT_TIMEOUT_S));
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)low_speed_time(o));
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
-    if (hdrs) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    /* the curl tool's variable for a private CA (a company proxy that inspects TLS; the tests' local hub) */
+    const char *ca = getenv("CURL_CA_BUNDLE");
+    if (ca && ca[0]) curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    set_auth(c, url);
 }
 
 static void host_of(const char *url, char *out, size_t cap) {
@@ -197,23 +236,31 @@ static void host_of(const char *url, char *out, size_t cap) {
     snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), h);
 }
 
-/* The message for "the network is not there": says exactly what to do instead. */
+/* The message for "the network is not there": says exactly what to do instead, in the words of the command
+ * that was run (`make run` sets QWEN_EDGE_MAKE_RUN to the binary's path), and offers the Hugging Face mirror
+ * only when HF_ENDPOINT is not that mirror already. */
 static int no_network(char *err, const char *url, const char *why, const qe_pull_opts *o) {
-    char host[128];
+    char host[128], ephost[128], local[96], mirror[112] = "", other[192];
     host_of(url, host, sizeof host);
-    if (o->source == QE_SOURCE_MODELSCOPE)
-        return qe_errf(err, QE_EIO,
-                       "cannot reach %s (%s). No model was downloaded. What to do:\n"
-                       "  - use a model file you already have:   -m FILE.gguf\n"
-                       "  - or download from Hugging Face:        qwen-edge pull --source hf\n"
-                       "  - or through a Hugging Face mirror:     HF_ENDPOINT=https://hf-mirror.com qwen-edge pull",
-                       host, why);
-    return qe_errf(err, QE_EIO,
-                   "cannot reach %s (%s). No model was downloaded. What to do:\n"
-                   "  - use a model file you already have:   -m FILE.gguf\n"
-                   "  - or download through a mirror:         HF_ENDPOINT=https://hf-mirror.com qwen-edge pull\n"
-                   "  - or download from ModelScope (China):  qwen-edge pull --source modelscope",
-                   host, why);
+    host_of(hf_endpoint(), ephost, sizeof ephost);
+    const char *make = getenv("QWEN_EDGE_MAKE_RUN");
+    int via_make = make && make[0];
+    int on_mirror = !strcasecmp(ephost, "hf-mirror.com");
+    if (via_make) snprintf(local, sizeof local, "make run ARGS=\"-m FILE.gguf\"");
+    else snprintf(local, sizeof local, "-m FILE.gguf   (qwen-edge serve -m FILE.gguf)");
+    if (o->source == QE_SOURCE_MODELSCOPE) {
+        snprintf(other, sizeof other, "\n  - or download from Hugging Face:        qwen-edge pull --source hf");
+        if (!on_mirror) snprintf(mirror, sizeof mirror, "\n  - or through a Hugging Face mirror:     HF_ENDPOINT=https://hf-mirror.com qwen-edge pull");
+    } else {
+        if (!on_mirror)
+            snprintf(mirror, sizeof mirror, "\n  - or download through a mirror:         HF_ENDPOINT=https://hf-mirror.com %s",
+                     via_make ? "make run" : "qwen-edge pull");
+        if (via_make) snprintf(other, sizeof other, "\n  - or download from ModelScope (China):  %.100s pull --source modelscope, then make run", make);
+        else snprintf(other, sizeof other, "\n  - or download from ModelScope (China):  qwen-edge pull --source modelscope");
+    }
+    return qe_errf(err, QE_EIO, "cannot reach %s (%s). No model was downloaded. What to do:\n"
+                   "  - use a model file you already have:   %s%s%s", host, why, local,
+                   o->source == QE_SOURCE_MODELSCOPE ? other : mirror, o->source == QE_SOURCE_MODELSCOPE ? mirror : other);
 }
 
 static int http_status_error(char *err, long status, const char *url) {
@@ -224,6 +271,17 @@ static int http_status_error(char *err, long status, const char *url) {
     if (status == 429)
         return qe_errf(err, QE_EBUSY, "the server is rate-limiting (HTTP 429): %s — wait a minute, or set HF_TOKEN, or use a mirror", url);
     return qe_errf(err, QE_EIO, "HTTP %ld from %s — try again later, or use a mirror (HF_ENDPOINT) or --source modelscope", status, url);
+}
+
+static int insecure_redirect(char *err, const char *from, const char *to) {
+    return qe_errf(err, QE_EIO, "refusing the redirect from %s to %.200s: it leaves https", from, to);
+}
+
+/* A failed transfer: a redirect libcurl would not follow (CURLOPT_REDIR_PROTOCOLS_STR), or no network. */
+static int transport_error(char *err, const char *url, CURLcode rc, const qe_pull_opts *o) {
+    if (rc == CURLE_UNSUPPORTED_PROTOCOL && is_https(url)) return insecure_redirect(err, url, "a plain-http (or non-http) address");
+    if (rc == CURLE_UNSUPPORTED_PROTOCOL) return qe_errf(err, QE_EINVAL, "%s: only http and https addresses are used", url);
+    return no_network(err, url, curl_easy_strerror(rc), o);
 }
 
 /* GET a small document (a file list) into memory. */
@@ -244,19 +302,17 @@ static int http_get_small(const char *url, const qe_pull_opts *o, char **body, l
     if (!c) return qe_errf(err, QE_ENOMEM, "curl init failed");
     resp_headers h = {0};
     mem_sink m = {0};
-    struct curl_slist *hdrs = auth_headers(url);
-    set_common(c, url, o, &h, hdrs);
+    set_common(c, url, o, &h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_mem);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(c);
-    curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
         qe_buf_free(&m.b);
         if (m.too_big) return qe_errf(err, QE_ERANGE, "%s: answer too large", url);
-        return no_network(err, url, curl_easy_strerror(rc), o);
+        return transport_error(err, url, rc, o);
     }
     if (*status != 200) { qe_buf_free(&m.b); return http_status_error(err, *status, url); }
     if (!m.b.p && qe_buf_append(&m.b, "", 0) != QE_OK) return qe_errf(err, QE_ENOMEM, "out of memory");
@@ -274,8 +330,7 @@ static int http_head(const char *url, const qe_pull_opts *o, remote_file *rf, ch
         CURL *c = curl_easy_init();
         if (!c) return qe_errf(err, QE_ENOMEM, "curl init failed");
         resp_headers h = {0};
-        struct curl_slist *hdrs = auth_headers(cur);
-        set_common(c, cur, o, &h, hdrs);
+        set_common(c, cur, o, &h);
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
@@ -287,13 +342,13 @@ static int http_head(const char *url, const qe_pull_opts *o, remote_file *rf, ch
         char nexturl[2600] = "";
         if (next) snprintf(nexturl, sizeof nexturl, "%s", next);
         curl_easy_cleanup(c);
-        curl_slist_free_all(hdrs);
-        if (rc != CURLE_OK) return no_network(err, cur, curl_easy_strerror(rc), o);
+        if (rc != CURLE_OK) return transport_error(err, cur, rc, o);
         if (!rf->size && h.linked_size) rf->size = h.linked_size;
         if (!rf->sha256[0] && h.linked_sha[0]) snprintf(rf->sha256, sizeof rf->sha256, "%s", h.linked_sha);
         if (status >= 300 && status < 400) {
             if (rf->size && rf->sha256[0]) return QE_OK;
             if (!nexturl[0]) return qe_errf(err, QE_EIO, "HTTP %ld without a Location from %s", status, cur);
+            if (is_https(cur) && !is_https(nexturl)) return insecure_redirect(err, cur, nexturl);
             snprintf(cur, sizeof cur, "%s", nexturl);
             continue;
         }
@@ -410,6 +465,8 @@ typedef struct {
     int started;           /* the first body byte of this transfer was seen */
     int refused;           /* not 200/206: body is an error page */
     int io_error;
+    int too_big;           /* the server sent, or announced, more than `limit` */
+    uint64_t limit;        /* the file's size when the hub said it, else max_download_bytes() */
     resp_headers *h;
     uint64_t got;          /* body bytes of this transfer */
 } dl_ctx;
@@ -431,7 +488,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *user) {
             d->refused = 1;
             return 0;
         }
+        /* a file announced larger than the hub said (or than any model) is refused before its first byte */
+        uint64_t announced = d->h->have_content_length ? d->offset + d->h->content_length : 0;
+        if (status == 206 && d->h->range_total > announced) announced = d->h->range_total;
+        if (announced > d->limit) { d->too_big = 1; return 0; }
     }
+    if (k > d->limit - d->offset) { d->too_big = 1; return 0; } /* no Content-Length, and it keeps coming */
     for (size_t w = 0; w < k;) {
         ssize_t r = write(d->fd, p + w, k - w);
         if (r < 0) { if (errno == EINTR) continue; d->io_error = errno; return 0; }
@@ -471,17 +533,20 @@ static int download_one(const char *url, const char *dest, const remote_file *rf
     int rc = QE_OK;
     EVP_MD_CTX *sha = NULL;
     CURL *c = NULL;
-    struct curl_slist *hdrs = NULL;
-    int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* O_NOFOLLOW: a symbolic link planted under the .part name must not make us write (or resume) through it */
+    int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno == ELOOP)
+        return qe_errf(err, QE_EIO, "refusing to write %s: it is a symbolic link (delete it, then pull again)", part);
     if (fd < 0) return qe_errf(err, QE_EIO, "cannot write %s: %s", part, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         rc = qe_errf(err, QE_EBUSY, "another qwen-edge is downloading %s right now (wait for it to finish)", part);
         goto done;
     }
     struct stat st;
-    fstat(fd, &st);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { rc = qe_errf(err, QE_EIO, "%s is not a regular file", part); goto done; }
     uint64_t offset = (uint64_t)st.st_size;
-    if (rf->size && offset > rf->size) { /* stale: not a prefix of this file */
+    uint64_t limit = rf->size ? rf->size : max_download_bytes();
+    if (offset > limit) { /* stale: not a prefix of this file */
         if (ftruncate(fd, 0) != 0) { rc = qe_errf(err, QE_EIO, "%s: %s", part, strerror(errno)); goto done; }
         offset = 0;
     }
@@ -512,12 +577,11 @@ static int download_one(const char *url, const char *dest, const remote_file *rf
     for (int attempt = 0; ; attempt++) {
         if (rf->size && offset == rf->size) break; /* complete already (an earlier run stopped before renaming) */
         resp_headers h = {0};
-        dl_ctx d = {.fd = fd, .sha = sha, .offset = offset, .h = &h};
+        dl_ctx d = {.fd = fd, .sha = sha, .offset = offset, .limit = limit, .h = &h};
         progress_ctx pc = {.o = o, .base = offset, .expect = rf->size};
         c = curl_easy_init();
         if (!c) { rc = qe_errf(err, QE_ENOMEM, "curl init failed"); goto done; }
-        hdrs = auth_headers(url);
-        set_common(c, url, o, &h, hdrs);
+        set_common(c, url, o, &h);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -534,12 +598,17 @@ static int download_one(const char *url, const char *dest, const remote_file *rf
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(c);
         c = NULL;
-        curl_slist_free_all(hdrs);
-        hdrs = NULL;
         offset = d.offset;
         if (d.io_error) {
             rc = qe_errf(err, QE_EIO, "writing %s failed: %s%s", part, strerror(d.io_error),
                          d.io_error == ENOSPC ? " (disk full: set QWEN_EDGE_HOME to another disk)" : "");
+            goto done;
+        }
+        if (d.too_big) {
+            char a[32];
+            human(limit, a, sizeof a);
+            rc = qe_errf(err, QE_ERANGE, "%s: the server sends more than %s%s; stopped", url, a,
+                         rf->size ? ", the size the hub gives for this file" : " (no model is larger; QWEN_EDGE_MAX_DOWNLOAD)");
             goto done;
         }
         if (cr == CURLE_ABORTED_BY_CALLBACK) { rc = qe_errf(err, QE_ECANCELED, "download stopped; %s is kept and the next pull resumes it", part); goto done; }
@@ -573,7 +642,7 @@ static int download_one(const char *url, const char *dest, const remote_file *rf
             rc = qe_errf(err, QE_EIO, "download of %s interrupted (%s) after %s; run the same pull again to resume from there",
                          rf->name, curl_easy_strerror(cr), a);
         } else {
-            rc = no_network(err, url, curl_easy_strerror(cr), o);
+            rc = transport_error(err, url, cr, o);
         }
         goto done;
     }
@@ -606,7 +675,6 @@ static int download_one(const char *url, const char *dest, const remote_file *rf
     if (sha_out) memcpy(sha_out, hex, 65);
 done:
     if (c) curl_easy_cleanup(c);
-    curl_slist_free_all(hdrs);
     EVP_MD_CTX_free(sha);
     close(fd);
     return rc;
@@ -616,8 +684,8 @@ done:
  * qe_pull */
 
 static void endpoint_for(qe_source src, char *out, size_t cap) {
-    const char *e = src == QE_SOURCE_MODELSCOPE ? getenv("MODELSCOPE_ENDPOINT") : getenv("HF_ENDPOINT");
-    if (!e || !e[0]) e = src == QE_SOURCE_MODELSCOPE ? "https://modelscope.cn" : "https://huggingface.co";
+    const char *e = src == QE_SOURCE_MODELSCOPE ? getenv("MODELSCOPE_ENDPOINT") : hf_endpoint();
+    if (!e || !e[0]) e = "https://modelscope.cn";
     snprintf(out, cap, "%s", e);
     size_t n = strlen(out);
     while (n && out[n - 1] == '/') out[--n] = 0;
@@ -782,22 +850,19 @@ void qe_pull_progress_stderr(void *user, uint64_t done, uint64_t total) {
 /* ---------------------------------------------------------------------------------------------------
  * -m resolution */
 
-int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out, size_t cap, char *err) {
+int qe_model_precheck(const char *arg, char *err) {
     struct stat st;
     if (arg && arg[0] && stat(arg, &st) == 0) {
-        if (S_ISDIR(st.st_mode)) {
-            if (!qe_hf_is_folder(arg))
-                return qe_errf(err, QE_EINVAL, "%s is a folder but not a Hugging Face model folder (no config.json); "
-                               "-m takes a .gguf file, such a folder, or a model name (see qwen-edge pull --help)", arg);
-            return qe_hf_convert_cached(arg, hf_out_type, path_out, cap, err);
-        }
-        if (strlen(arg) >= cap) return qe_errf(err, QE_ERANGE, "path too long");
-        snprintf(path_out, cap, "%s", arg);
+        if (S_ISDIR(st.st_mode) && !qe_hf_is_folder(arg))
+            return qe_errf(err, QE_EINVAL, "%s is a folder but not a Hugging Face model folder (no config.json); "
+                           "-m takes a .gguf file, such a folder, or a model name (see qwen-edge pull --help)", arg);
         return QE_OK;
     }
     if (arg && (arg[0] == '/' || !strncmp(arg, "./", 2) || !strncmp(arg, "../", 3) || arg[0] == '~'))
         return qe_errf(err, QE_ENOTFOUND, "%s: no such file", arg);
-    if (qe_model_find_local(arg, path_out, cap, NULL) == QE_OK) return QE_OK;
+    char local[PATH_MAX + 256];
+    int rc = qe_model_find_local(arg, local, sizeof local, err);
+    if (rc == QE_OK || rc != QE_ENOTFOUND) return rc; /* in the store, or the store itself is unusable */
     size_t len = arg ? strlen(arg) : 0;
     qe_model_ref ref;
     if (len > 5 && !strcmp(arg + len - 5, ".gguf")) {
@@ -808,6 +873,20 @@ int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out
         if (qe_model_ref_parse(arg, &ref, NULL) != QE_OK || (slash && stat(first, &st) == 0 && S_ISDIR(st.st_mode)))
             return qe_errf(err, QE_ENOTFOUND, "%s: no such file", arg);
     }
+    return qe_model_ref_parse(arg, &ref, err); /* a name or URL to download */
+}
+
+int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out, size_t cap, char *err) {
+    int rc = qe_model_precheck(arg, err);
+    if (rc) return rc;
+    struct stat st;
+    if (arg && arg[0] && stat(arg, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return qe_hf_convert_cached(arg, hf_out_type, path_out, cap, err);
+        if (strlen(arg) >= cap) return qe_errf(err, QE_ERANGE, "path too long");
+        snprintf(path_out, cap, "%s", arg);
+        return QE_OK;
+    }
+    if (qe_model_find_local(arg, path_out, cap, NULL) == QE_OK) return QE_OK;
     qe_pull_opts o = {.retries = -1, .quiet = quiet};
     qe_pull_progress_state ps = {0};
     if (!quiet) {
@@ -817,7 +896,7 @@ int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out
             fprintf(stderr, "first run: downloading the default model %s:%s (set -m FILE.gguf to use your own)\n",
                     QE_DEFAULT_MODEL, QE_DEFAULT_QUANT);
     }
-    int rc = qe_pull(arg, &o, path_out, cap, err);
+    rc = qe_pull(arg, &o, path_out, cap, err);
     qe_pull_progress_end(&ps);
     return rc;
 }

@@ -9,15 +9,26 @@
  * Split models (the hub publishes …-00001-of-0000n.gguf parts) are downloaded part by part and merged
  * into one GGUF file (gguf.h) under the unsplit name.
  *
+ * Hostile servers: HF_TOKEN goes only to HF_ENDPOINT's exact scheme, host and port, and never across a redirect
+ * to another host; https never redirects to http; a file is never longer than the hub's size for it (else
+ * QWEN_EDGE_MAX_DOWNLOAD, 64 GiB); the .part is opened without following symbolic links; the store must not
+ * be writable by others (modelstore.h).
+ *
  * Environment: HF_ENDPOINT (default https://huggingface.co), HF_TOKEN (sent to the hub only),
  * MODELSCOPE_ENDPOINT (default https://modelscope.cn), QWEN_EDGE_HOME (the store), http(s)_proxy,
- * QWEN_EDGE_STALL_TIMEOUT (seconds under 1 KiB/s before a stalled transfer is dropped and resumed; 60). */
+ * CURL_CA_BUNDLE (the CA file, as for the curl tool), QWEN_EDGE_STALL_TIMEOUT (seconds under 1 KiB/s before a stalled transfer
+ * is dropped and resumed; 60), QWEN_EDGE_MAX_DOWNLOAD (bytes), QWEN_EDGE_MAKE_RUN (set by `make run`: the
+ * no-network advice is given in make's words). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base.h"
 #include "modelstore.h"
+
+/* Seconds to reach a server (DNS, TCP and TLS together). Without network the first run's download, and so
+ * `make run`, gives up after this long: long enough for a slow link, short enough to wait for. */
+#define QE_PULL_CONNECT_TIMEOUT_S 10
 
 /* Called about ten times a second while bytes arrive. total is 0 when the server does not say. */
 typedef void (*qe_pull_progress_fn)(void *user, uint64_t done, uint64_t total);
@@ -30,7 +41,7 @@ typedef struct {
     qe_pull_progress_fn progress;   /* NULL: none (see qe_pull_progress_stderr) */
     void *progress_user;
     const volatile int *cancel;     /* if non-NULL and set, the download stops with QE_ECANCELED */
-    int connect_timeout_s;          /* 0: 15 s */
+    int connect_timeout_s;          /* 0: QE_PULL_CONNECT_TIMEOUT_S */
     int low_speed_time_s;           /* abort if under 1 KiB/s for this long; 0: $QWEN_EDGE_STALL_TIMEOUT or 60 s */
 } qe_pull_opts;
 
@@ -66,6 +77,11 @@ int qe_sha256_file(const char *path, char hex[65], char *err);
  * Downloads show a progress bar on stderr unless quiet. path_out receives a GGUF file path. On failure err
  * holds the whole story, including what to do without network. */
 int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out, size_t cap, char *err);
+
+/* The part of qe_model_resolve that needs neither network nor conversion, for a caller that wants to fail
+ * before it starts anything (serve, before it listens): QE_OK when arg is a file or Hugging Face folder, is
+ * in the store, or is a name or URL that can be downloaded; otherwise the error qe_model_resolve would give. */
+int qe_model_precheck(const char *arg, char *err);
 
 /* The default model's path for cli_util.c: with download, as qe_model_resolve(NULL, …) (pulled on first
  * run); without, QE_ENOTFOUND and a what-to-run message when it is not in the store yet. */

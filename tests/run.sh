@@ -6,6 +6,8 @@
 # QE_TEST_FILTER=regex runs only the matching files.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Node.js 20+ for the test tools: scripts/deps.sh installs one here when the system's is older (Debian 12: 18)
+[ -x build/tools/node/bin/node ] && export PATH="$PWD/build/tools/node/bin:$PATH"
 export QE_BIN=${QE_BIN:-$PWD/build/qwen-edge}
 export QE_TEST_TMP=${QE_TEST_TMP:-$PWD/build/tests/tmp}
 mkdir -p "$QE_TEST_TMP"

@@ -77,11 +77,35 @@ function newConv() {
 
 // ---- markdown ----------------------------------------------------------------------------------------------
 const haveMd = typeof window.marked !== 'undefined' && typeof window.DOMPurify !== 'undefined';
-if (haveMd) window.marked.setOptions({ gfm: true, breaks: false });
+// Task-list items as text: <input> is not allowed in an answer (below)
+if (haveMd) window.marked.use({ gfm: true, breaks: false, renderer: { checkbox: ({ checked }) => (checked ? '☑ ' : '☐ ') } });
+
+// An answer is model output, and a prompt-injected page or document can make it say anything: it may format
+// text, link and show images, but not draw controls or restyle the page. DOMPurify's default profile keeps
+// <form>, <input>, <style> and style=, enough for a fake sign-in box; so only what markdown produces is
+// allowed, without style, id or name (an id could shadow the page's own #input), and with class only as
+// marked writes it on code blocks (the page's classes could make an answer look like a message of yours).
+// Links may be http(s), mailto or #fragments; nothing else (javascript:, data:, relative URLs into the API).
+const PURIFY = {
+  ALLOWED_TAGS: ['a', 'b', 'blockquote', 'br', 'code', 'del', 'details', 'div', 'em', 'h1', 'h2', 'h3', 'h4', 'h5',
+    'h6', 'hr', 'i', 'img', 'kbd', 'li', 'mark', 'ol', 'p', 'pre', 's', 'span', 'strong', 'sub', 'summary', 'sup',
+    'table', 'tbody', 'td', 'tfoot', 'th', 'thead', 'tr', 'u', 'ul'],
+  ALLOWED_ATTR: ['href', 'src', 'alt', 'title', 'class', 'align', 'start', 'colspan', 'rowspan', 'open'],
+  FORBID_TAGS: ['form', 'input', 'button', 'textarea', 'select', 'option', 'style', 'iframe', 'frame', 'object',
+    'embed', 'link', 'meta', 'base', 'dialog', 'svg', 'math', 'template'],
+  FORBID_ATTR: ['style', 'id', 'name', 'srcset', 'action', 'formaction'],
+  ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#)/i,
+  ALLOW_DATA_ATTR: false,
+};
+if (haveMd) {
+  window.DOMPurify.addHook('uponSanitizeAttribute', (node, data) => {
+    if (data.attrName === 'class' && !(node.nodeName === 'CODE' && /^language-[\w+-]+$/.test(data.attrValue))) data.keepAttr = false;
+  });
+}
 
 function renderMarkdown(el, text, final) {
   if (!haveMd) { el.textContent = text; return; }
-  el.innerHTML = window.DOMPurify.sanitize(window.marked.parse(text));
+  el.innerHTML = window.DOMPurify.sanitize(window.marked.parse(text), PURIFY);
   el.querySelectorAll('a').forEach((a) => { a.target = '_blank'; a.rel = 'noopener noreferrer'; });
   el.querySelectorAll('pre > code').forEach((code) => {
     if (window.hljs && (final || text.length < 20000)) {

@@ -27,9 +27,12 @@ static void usage(FILE *out) {
             "  HF_TOKEN=...                        for gated or private repositories\n"
             "  MODELSCOPE_ENDPOINT=...             another ModelScope host\n"
             "  QWEN_EDGE_HOME=/folder              where models are stored\n"
-            "  QWEN_EDGE_STALL_TIMEOUT=60          seconds under 1 KiB/s before a stalled transfer is resumed\n\n"
+            "  QWEN_EDGE_STALL_TIMEOUT=60          seconds under 1 KiB/s before a stalled transfer is resumed\n"
+            "  QWEN_EDGE_MAX_DOWNLOAD=BYTES        largest file when the hub gives no size (default 64 GiB)\n"
+            "  CURL_CA_BUNDLE=FILE                 CA certificates to use, as for the curl tool\n\n"
             "An interrupted download is kept as FILE.part and resumed by the next pull. The file gets its final\n"
-            "name only after its size and sha256 match what the hub publishes.\n",
+            "name only after its size and sha256 match what the hub publishes. HF_TOKEN goes only to HF_ENDPOINT's\n"
+            "exact scheme, host and port; redirects from https to http are refused.\n",
             QE_DEFAULT_MODEL, QE_DEFAULT_QUANT, qe_model_catalog_sizes(), qe_model_catalog_quants());
 }
 

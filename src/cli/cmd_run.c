@@ -47,7 +47,7 @@ static bool parse_ids(const char *text, qe_ids *ids) {
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p) { fprintf(stderr, "qwen-edge: not a token id list: '%.20s'\n", p); return false; }
-        qe_ids_push(ids, (int32_t)v);
+        if (qe_ids_push(ids, (int32_t)v) < 0) { fprintf(stderr, "qwen-edge: out of memory\n"); return false; }
         p = end;
     }
     if (ids->n == 0) fprintf(stderr, "qwen-edge: the token id list is empty\n");

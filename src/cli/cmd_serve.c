@@ -25,7 +25,8 @@ static void usage(FILE *f) {
             "options:\n"
             "  -m, --model MODEL      a GGUF file, a Hugging Face folder, a model name or URL\n"
             "                         (default: the default model, downloaded on the first run)\n"
-            "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)\n"
+            "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 = every interface:\n"
+            "                         then set an API key, see docs/SERVER.md)\n"
             "      --port N           port (default 8080; 0 = any free port, printed at start)\n"
             "      --api-key KEY      require 'Authorization: Bearer KEY' on every API route\n"
             "                         (default: env QWEN_EDGE_API_KEY; the page asks for it)\n"
@@ -33,11 +34,12 @@ static void usage(FILE *f) {
             "      --parallel N       conversations answered at once (default 4)\n"
             "  -t, --threads N        compute threads (default: physical cores)\n"
             "      --cors ORIGIN      allow browser pages from ORIGIN ('*' = any) to call the API\n"
-            "                         (default: same origin only)\n"
+            "                         (default: same origin only; other pages get 403)\n"
             "      --memory-rounds N  earlier rounds of a chat the model sees besides the question (default 3;\n"
             "                         0 = all); a request may set its own with \"memory_rounds\"\n"
             "      --max-queue N      requests waiting for a free slot before 429 (default 32)\n"
             "      --max-body BYTES   largest request body (default 4194304)\n"
+            "      --header-timeout S seconds a client has to send a request's headers (default 10)\n"
             "      --quiet            no access log\n"
             "  -h, --help             this text\n");
 }
@@ -86,6 +88,7 @@ int cmd_serve(int argc, char **argv) {
         else if (OPT("-t", "--threads")) { if (int_arg(a, val, 1, 1024, &n_threads)) return 2; i++; }
         else if (!strcmp(a, "--memory-rounds")) { if (int_arg(a, val, 0, 100000, &v)) return 2; so.memory_rounds = (int)v; i++; }
         else if (!strcmp(a, "--max-queue")) { if (int_arg(a, val, 1, 100000, &v)) return 2; so.max_queue = (int)v; i++; }
+        else if (!strcmp(a, "--header-timeout")) { if (int_arg(a, val, 1, 3600, &v)) return 2; so.header_timeout_s = (double)v; i++; }
         else if (!strcmp(a, "--max-body")) { if (int_arg(a, val, 1024, 1L << 30, &v)) return 2; so.max_body = (size_t)v; i++; }
         else { fprintf(stderr, "qwen-edge serve: unknown option '%s' (see --help)\n", a); return 2; }
 #undef OPT
@@ -106,6 +109,12 @@ int cmd_serve(int argc, char **argv) {
     qe_engine *eng = NULL;
     char *model_id = NULL;
     int rc = 1;
+    /* a missing file or an unusable model folder is said before anything listens (the download of a model
+     * that is not there yet happens after, while /health says "loading") */
+    if (qe_model_precheck(model_path, err)) {
+        fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
+        return 1;
+    }
     if (qe_server_start(&so, &srv, err)) {
         fprintf(stderr, "qwen-edge serve: %s\n", err);
         return 1;
@@ -113,6 +122,12 @@ int cmd_serve(int argc, char **argv) {
     const char *shown = !strcmp(so.host, "0.0.0.0") || !strcmp(so.host, "::") ? "localhost" : so.host;
     fprintf(stderr, "qwen-edge: listening on http://%s%s%s:%d/ (loading %s)\n", strchr(shown, ':') ? "[" : "", shown,
             strchr(shown, ':') ? "]" : "", qe_server_port(srv), model_path ? model_path : "the default model");
+    if (!qe_server_loopback(srv) && !(so.api_key && so.api_key[0]))
+        fprintf(stderr,
+                "qwen-edge: WARNING: listening on %s without an API key: anyone who can reach this port can use the\n"
+                "qwen-edge: WARNING: model. Set one with --api-key KEY (or env QWEN_EDGE_API_KEY), or listen on\n"
+                "qwen-edge: WARNING: 127.0.0.1 only (in a container: publish the port as 127.0.0.1:8080:8080).\n",
+                so.host);
     double t0 = qe_now();
     /* -m: a file, a Hugging Face folder, a model name or URL, or nothing (the default model, downloaded on the
      * first run); /health says "loading" meanwhile */

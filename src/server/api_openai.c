@@ -163,16 +163,7 @@ enum MHD_Result openai_completions(struct MHD_Connection *c, qe_server *s, req_c
         /* the caller writes the whole prompt, so special tokens written in it are honoured (as llama.cpp does) */
         if (render_raw(s, json_string_value(p), json_string_length(p), true, &r, &e)) goto fail;
     } else if (json_is_array(p) && json_array_size(p) > 0 && json_is_integer(json_array_get(p, 0))) {
-        size_t k;
-        json_t *x;
-        int n_vocab = qe_tokenizer_n_vocab(s->model->tok);
-        json_array_foreach(p, k, x) {
-            if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= n_vocab) {
-                BAD(&e, "prompt", "prompt[%zu] must be a token id in [0, %d)", k, n_vocab);
-                goto fail;
-            }
-            qe_ids_push(&r.prompt, (int32_t)json_integer_value(x));
-        }
+        if (get_ids(p, "prompt", qe_tokenizer_n_vocab(s->model->tok), &r.prompt, &e)) goto fail;
     } else {
         BAD(&e, "prompt", "'prompt' must be a string, an array of one string, or an array of token ids");
         goto fail;

@@ -33,6 +33,13 @@ struct qe_server {
     srv_metrics metrics;
     pthread_mutex_t live_mu;       /* the running streams, so stop() can cancel them */
     struct gen_state *live;
+    bool loopback;                 /* listening on 127.0.0.0/8 or ::1: only loopback Host names are answered */
+    /* slow clients (http.c): every open connection with its deadline, and the watchdog that enforces them */
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
+    struct conn_watch *watch;
+    bool watch_stop, watch_running;
+    pthread_t watch_thread;
 };
 
 /* One HTTP request (MHD's con_cls): body, timings and what the access log prints. */
@@ -138,6 +145,8 @@ int get_num(json_t *o, const char *key, double lo, double hi, double *out, api_e
 int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *out, api_error *e);
 int get_bool(json_t *o, const char *key, bool *out, api_error *e);
 int get_str(json_t *o, const char *key, const char **out, api_error *e);
+/* An array of token ids in [0, n_vocab) appended to out: 400 naming key[i] on a bad id, 500 on out of memory. */
+int get_ids(json_t *arr, const char *key, int n_vocab, qe_ids *out, api_error *e);
 /* "stop": a string or an array of strings. */
 int get_stops(json_t *o, const char *key, gen_req *r, api_error *e);
 /* Tokenizes a chat for the model with the memory window; errors are 400s. */

@@ -57,16 +57,29 @@ int get_num(json_t *o, const char *key, double lo, double hi, double *out, api_e
     return 1;
 }
 
+/* A JSON integer is an int64 already (jansson refuses larger literals as invalid JSON); a JSON real such as
+ * 1e300, -1e300, 1e19 or 9.3e18 is range-checked as a double BEFORE it is converted: casting a double outside
+ * int64's range is undefined behaviour in C (x86 happens to give INT64_MIN, other targets saturate or trap). */
 int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *out, api_error *e) {
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) return 0;
     int64_t x;
-    if (json_is_integer(v)) x = json_integer_value(v);
-    else if (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v)) x = (int64_t)json_real_value(v);
-    else return BAD(e, key, "'%s' must be an integer", key);
+    if (json_is_integer(v)) {
+        x = json_integer_value(v);
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* (double)lo is exact for the bounds we use or rounds outward; 2^63 itself is not an int64 */
+        if (!(d >= (double)lo && d <= (double)hi && d >= -0x1p63 && d < 0x1p63))
+            return BAD(e, key, "'%s' must be an integer between %lld and %lld (got %g)", key, (long long)lo,
+                       (long long)hi, d);
+        if (d != (double)(int64_t)d) return BAD(e, key, "'%s' must be an integer (got %g)", key, d);
+        x = (int64_t)d;
+    } else {
+        return BAD(e, key, "'%s' must be an integer", key);
+    }
     if (x < lo || x > hi)
-        return BAD(e, key, "'%s' must be between %lld and %lld (got %lld)", key, (long long)lo, (long long)hi,
-                   (long long)x);
+        return BAD(e, key, "'%s' must be an integer between %lld and %lld (got %lld)", key, (long long)lo,
+                   (long long)hi, (long long)x);
     *out = x;
     return 1;
 }
@@ -85,6 +98,20 @@ int get_str(json_t *o, const char *key, const char **out, api_error *e) {
     if (!json_is_string(v)) return BAD(e, key, "'%s' must be a string", key);
     *out = json_string_value(v);
     return 1;
+}
+
+/* A JSON array of token ids, each in [0, n_vocab), appended to out. A failed append (out of memory) is a
+ * 500, never a silently shortened prompt. */
+int get_ids(json_t *arr, const char *key, int n_vocab, qe_ids *out, api_error *e) {
+    size_t k;
+    json_t *x;
+    json_array_foreach(arr, k, x) {
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= n_vocab)
+            return BAD(e, key, "%s[%zu] must be a token id in [0, %d)", key, k, n_vocab);
+        if (qe_ids_push(out, (int32_t)json_integer_value(x)) < 0)
+            return api_errf(e, 500, "server_error", NULL, NULL, "out of memory reading '%s'", key);
+    }
+    return 0;
 }
 
 static int add_stop(gen_req *r, const char *s, size_t n, const char *key, api_error *e) {
@@ -164,8 +191,9 @@ int render_chat(qe_server *s, const chat_msg *m, int n, int rounds, gen_req *r, 
 int render_raw(qe_server *s, const char *text, size_t len, bool parse_special, gen_req *r, api_error *e) {
     if (len == 0) return BAD(e, "prompt", "'prompt' must not be empty");
     char err[QE_ERR_LEN] = "";
-    if (qe_tokenize(s->model->tok, text, len, parse_special, &r->prompt, err))
-        return BAD(e, "prompt", "cannot tokenize the prompt: %s", err);
+    int rc = qe_tokenize(s->model->tok, text, len, parse_special, &r->prompt, err);
+    if (rc == QE_ENOMEM) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory tokenizing the prompt");
+    if (rc) return BAD(e, "prompt", "cannot tokenize the prompt: %s", err);
     return 0;
 }
 

@@ -8,7 +8,7 @@
 //   - the entry point, run with a stand-in qwen-edge, pulls QWEN_EDGE_MODEL before serve and passes other commands
 //     through;
 //   - .dockerignore keeps every tracked source file in the build context and leaves out build output, node_modules
-//     and .git; compose.yaml maps the exposed port and mounts the volume.
+//     and .git; compose.yaml publishes the exposed port on this machine only and mounts the volume.
 // It does NOT prove that the image builds or runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -178,9 +178,14 @@ test('.dockerignore keeps every tracked file and drops build output; compose.yam
 
   // compose.yaml: the service publishes the exposed port and mounts a named volume on the image's VOLUME
   const c = fs.readFileSync('compose.yaml', 'utf8');
-  const list = (key) => [...(new RegExp(`^ +${key}:\\n((?: +- .*\\n)+)`, 'm').exec(c)?.[1] ?? '').matchAll(/- "?([^"\n]+)"?/g)].map((m) => m[1].trim());
+  // the items of a block list "key:\n  - item" (comment lines skipped)
+  const list = (key) => [...(new RegExp(`^ +${key}:\\n((?: +(?:- |#).*\\n)+)`, 'm').exec(c)?.[1] ?? '').matchAll(/^ +- "?([^"\n]+?)"?\s*$/gm)].map((m) => m[1]);
   const exposed = ops(runtime, 'EXPOSE')[0];
-  assert.ok(list('ports').some((p) => p.split(':').at(-1) === exposed), `compose publishes ${exposed}`);
+  const published = list('ports').map((p) => p.split(':')).find((p) => p.at(-1) === exposed);
+  assert.ok(published, `compose publishes ${exposed}`);
+  // the container listens on every interface (it must), so the host side is this machine only (docs/SERVER.md)
+  assert.equal(published.length, 3, 'the published port names a host address');
+  assert.equal(published[0], '127.0.0.1', 'published on this machine only');
   const mount = list('volumes').map((v) => v.split(':')).find((v) => v[1] === ops(runtime, 'VOLUME')[0]);
   assert.ok(mount, 'compose mounts the image volume');
   assert.match(c, new RegExp(`^volumes:\\n +${mount[0]}:`, 'm'), `the named volume ${mount[0]} is declared`);
