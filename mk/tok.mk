@@ -3,7 +3,7 @@
 # This file is included before the Makefile's `all`: keep `all` the default goal.
 .DEFAULT_GOAL := all
 FUZZ_CC ?= clang
-FUZZ_TOK_SRC := src/tokenizer.c src/base.c
+FUZZ_TOK_SRC := src/tokenizer.c src/tokenizer_build.c src/tokenizer_json.c src/tokenizer_detok.c src/base.c
 .PHONY: fuzz-tokenizer
 fuzz-tokenizer: $(BUILD)/fuzz/fuzz_tokenizer
 	@mkdir -p $(BUILD)/fuzz/corpus-tokenizer

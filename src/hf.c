@@ -1,15 +1,7 @@
-/* hf.c — Hugging Face Qwen2 folders: config, validation, conversion to GGUF, the conversion cache (hf.h).
- *
- * Name map (llama.cpp's tensor names for arch qwen2; HF stores a matrix as [out, in], GGUF's ne[0] is the
- * row length `in`, and the bytes are the same row-major layout, so no transpose):
- *   model.embed_tokens.weight                 -> token_embd.weight
- *   model.layers.N.input_layernorm.weight     -> blk.N.attn_norm.weight
- *   model.layers.N.self_attn.{q,k,v}_proj.*   -> blk.N.attn_{q,k,v}.{weight,bias}
- *   model.layers.N.self_attn.o_proj.weight    -> blk.N.attn_output.weight
- *   model.layers.N.post_attention_layernorm   -> blk.N.ffn_norm.weight
- *   model.layers.N.mlp.{gate,up,down}_proj    -> blk.N.ffn_{gate,up,down}.weight
- *   model.norm.weight                         -> output_norm.weight
- *   lm_head.weight                            -> output.weight   (absent when tie_word_embeddings) */
+/* hf.c — Hugging Face Qwen2 folders: config, validation, conversion to GGUF (hf.h). Where converted files are
+ * kept (the conversion cache) is the model store's business: modelstore.c.
+ * The tensor names on both sides and their shapes come from the architecture's table (qwen2_arch.c), as do
+ * the GGUF metadata keys. */
 #include "hf.h"
 
 #include <dirent.h>
@@ -24,8 +16,8 @@
 
 #include "gguf.h"
 #include "mapfile.h"
-#include "modelstore.h"
 #include "quant.h"
+#include "qwen2_arch.h"
 #include "qwen_template.h"
 #include "safetensors.h"
 #include "vocab_json.h"
@@ -173,8 +165,6 @@ void qe_hf_close(qe_hf_model *m) {
     free(m);
 }
 
-const qe_hf_config *qe_hf_config_of(const qe_hf_model *m) { return &m->cfg; }
-
 static const qe_st_tensor *find_any(const qe_hf_model *m, const char *name) {
     for (int i = 0; i < m->n_shards; i++) {
         const qe_st_tensor *t = qe_st_find(m->st[i], name);
@@ -200,36 +190,28 @@ static int add_shard(qe_hf_model *m, const char *name, char *err) {
     return i;
 }
 
+/* The shape of the model a config describes, as the architecture's table and metadata writer take it. */
+static qe_config arch_config(const qe_hf_config *c) {
+    return (qe_config){.n_layer = c->num_hidden_layers, .n_embd = c->hidden_size, .n_head = c->num_attention_heads,
+                       .n_head_kv = c->num_key_value_heads, .head_dim = c->hidden_size / c->num_attention_heads,
+                       .n_ff = c->intermediate_size, .n_vocab = c->vocab_size, .n_ctx_train = c->max_position_embeddings,
+                       .rope_base = c->rope_theta, .norm_eps = c->rms_norm_eps, .tied_output = c->tie_word_embeddings};
+}
+
 /* The tensors the config implies, in the order llama.cpp's converter writes them. *n receives the count. */
-static want_tensor *wanted(const qe_hf_config *c, int *n) {
-    int hd = c->hidden_size / c->num_attention_heads, q = c->num_attention_heads * hd, kv = c->num_key_value_heads * hd;
-    int cap = 3 + 12 * c->num_hidden_layers;
-    want_tensor *w = calloc((size_t)cap, sizeof *w);
+static want_tensor *wanted(const qe_hf_config *hc, int *n) {
+    qe_config c = arch_config(hc);
+    int k = qe_qwen2_n_tensors(&c);
+    want_tensor *w = calloc((size_t)k, sizeof *w);
     if (!w) return NULL;
-    int k = 0;
-#define W(HF, GG, R, C) do { snprintf(w[k].hf, sizeof w[k].hf, "%s", HF); snprintf(w[k].gguf, sizeof w[k].gguf, "%s", GG); \
-        w[k].rows = (R); w[k].cols = (C); k++; } while (0)
-    W("model.embed_tokens.weight", "token_embd.weight", c->vocab_size, c->hidden_size);
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        char h[96], g[64];
-#define L(HFS, GGS, R, C) do { snprintf(h, sizeof h, "model.layers.%d.%s", l, HFS); snprintf(g, sizeof g, "blk.%d.%s", l, GGS); W(h, g, R, C); } while (0)
-        L("input_layernorm.weight", "attn_norm.weight", 0, c->hidden_size);
-        L("self_attn.q_proj.weight", "attn_q.weight", q, c->hidden_size);
-        L("self_attn.q_proj.bias", "attn_q.bias", 0, q);
-        L("self_attn.k_proj.weight", "attn_k.weight", kv, c->hidden_size);
-        L("self_attn.k_proj.bias", "attn_k.bias", 0, kv);
-        L("self_attn.v_proj.weight", "attn_v.weight", kv, c->hidden_size);
-        L("self_attn.v_proj.bias", "attn_v.bias", 0, kv);
-        L("self_attn.o_proj.weight", "attn_output.weight", c->hidden_size, q);
-        L("post_attention_layernorm.weight", "ffn_norm.weight", 0, c->hidden_size);
-        L("mlp.gate_proj.weight", "ffn_gate.weight", c->intermediate_size, c->hidden_size);
-        L("mlp.up_proj.weight", "ffn_up.weight", c->intermediate_size, c->hidden_size);
-        L("mlp.down_proj.weight", "ffn_down.weight", c->hidden_size, c->intermediate_size);
-#undef L
+    for (int i = 0; i < k; i++) {
+        qe_qwen2_tensor t;
+        qe_qwen2_tensor_at(&c, i, &t);
+        snprintf(w[i].hf, sizeof w[i].hf, "%s", t.hf);
+        snprintf(w[i].gguf, sizeof w[i].gguf, "%s", t.name);
+        w[i].rows = t.n_dims == 2 ? t.ne[1] : 0;
+        w[i].cols = t.ne[0];
     }
-    W("model.norm.weight", "output_norm.weight", 0, c->hidden_size);
-    if (!c->tie_word_embeddings) W("lm_head.weight", "output.weight", c->vocab_size, c->hidden_size);
-#undef W
     *n = k;
     return w;
 }
@@ -466,36 +448,14 @@ int qe_hf_to_gguf(const char *dir, const char *out_path, int out_type, char *err
     int major = out_type;
     if (major < 0) major = w[0].src->type; /* "keep": the embedding's type names the file */
     if (!(gw = gguf_writer_new())) { rc = qe_errf(err, QE_ENOMEM, "out of memory"); goto done; }
-    gguf_writer_set_str(gw, "general.architecture", "qwen2");
-    gguf_writer_set_str(gw, "general.type", "model");
-    gguf_writer_set_str(gw, "general.name", c->name);
-    gguf_writer_set_u32(gw, "qwen2.block_count", (uint32_t)c->num_hidden_layers);
-    gguf_writer_set_u32(gw, "qwen2.context_length", (uint32_t)c->max_position_embeddings);
-    gguf_writer_set_u32(gw, "qwen2.embedding_length", (uint32_t)c->hidden_size);
-    gguf_writer_set_u32(gw, "qwen2.feed_forward_length", (uint32_t)c->intermediate_size);
-    gguf_writer_set_u32(gw, "qwen2.attention.head_count", (uint32_t)c->num_attention_heads);
-    gguf_writer_set_u32(gw, "qwen2.attention.head_count_kv", (uint32_t)c->num_key_value_heads);
-    gguf_writer_set_f32(gw, "qwen2.rope.freq_base", c->rope_theta);
-    gguf_writer_set_f32(gw, "qwen2.attention.layer_norm_rms_epsilon", c->rms_norm_eps);
-    if (c->yarn_factor > 0) { /* as llama.cpp's converter writes it; llama.cpp applies it, see docs/MODELS.md */
-        gguf_writer_set_str(gw, "qwen2.rope.scaling.type", "yarn");
-        gguf_writer_set_f32(gw, "qwen2.rope.scaling.factor", c->yarn_factor);
-        gguf_writer_set_u32(gw, "qwen2.rope.scaling.original_context_length", (uint32_t)c->yarn_orig_ctx);
+    if (c->yarn_factor > 0)
         qe_log(QE_LOG_WARN, "%s: config.json asks for YaRN rope scaling (factor %g): written to the GGUF (llama.cpp applies "
                "it; qwen-edge's engine does not apply rope scaling yet)", dir, c->yarn_factor);
-    }
-    gguf_writer_set_u32(gw, "general.file_type", ftype_of(major));
-    gguf_writer_set_str(gw, "tokenizer.ggml.model", "gpt2");
-    gguf_writer_set_str(gw, "tokenizer.ggml.pre", "qwen2");
-    gguf_writer_set_arr_str(gw, "tokenizer.ggml.tokens", (const char *const *)vocab->tokens, (uint64_t)vocab->n_tokens);
-    gguf_writer_set_arr_i32(gw, "tokenizer.ggml.token_type", vocab->types, (uint64_t)vocab->n_tokens);
-    gguf_writer_set_arr_str(gw, "tokenizer.ggml.merges", (const char *const *)vocab->merges, (uint64_t)vocab->n_merges);
-    if (tm.eos >= 0) gguf_writer_set_u32(gw, "tokenizer.ggml.eos_token_id", (uint32_t)tm.eos);
-    if (tm.pad >= 0) gguf_writer_set_u32(gw, "tokenizer.ggml.padding_token_id", (uint32_t)tm.pad);
-    if (tm.bos >= 0) gguf_writer_set_u32(gw, "tokenizer.ggml.bos_token_id", (uint32_t)tm.bos);
-    gguf_writer_set_bool(gw, "tokenizer.ggml.add_bos_token", tm.add_bos == 1);
-    if (tm.chat_template) gguf_writer_set_str(gw, "tokenizer.chat_template", tm.chat_template);
-    gguf_writer_set_u32(gw, "general.quantization_version", 2);
+    qe_config ac = arch_config(c);
+    qe_qwen2_write_meta(gw, &ac, &(qe_qwen2_meta){.name = c->name, .file_type = ftype_of(major), .vocab = vocab,
+                                                  .eos = tm.eos, .pad = tm.pad, .bos = tm.bos, .add_bos = tm.add_bos == 1,
+                                                  .chat_template = tm.chat_template, .yarn_factor = c->yarn_factor,
+                                                  .yarn_orig_ctx = c->yarn_orig_ctx});
     for (int i = 0; i < n; i++) {
         int64_t ne[2] = {w[i].cols, w[i].rows};
         gguf_writer_add_tensor(gw, w[i].gguf, w[i].rows ? 2 : 1, ne, dst_type(&w[i], out_type));
@@ -528,75 +488,4 @@ done:
     qe_vocab_free(vocab);
     qe_hf_close(m);
     return rc;
-}
-
-/* ---- the conversion cache ------------------------------------------------------------------------------ */
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-int qe_hf_cache_path(const char *dir, int out_type, char *out, size_t cap, char *err) {
-    char real[PATH_MAX];
-    if (!realpath(dir, real)) return qe_errf(err, QE_EIO, "%s: %s", dir, strerror(errno));
-    uint64_t h = 0xcbf29ce484222325ull;
-    const char *version = "qwen-edge-hf-v1";
-    h = fnv(h, version, strlen(version));
-    h = fnv(h, real, strlen(real) + 1);
-    h = fnv(h, &out_type, sizeof out_type);
-    /* every .json and .safetensors file: name, size, mtime (sorted, so readdir order does not matter) */
-    DIR *d = opendir(real);
-    if (!d) return qe_errf(err, QE_EIO, "%s: %s", real, strerror(errno));
-    char *names[1024];
-    int nn = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && nn < 1024) {
-        size_t l = strlen(de->d_name);
-        if ((l > 5 && !strcmp(de->d_name + l - 5, ".json")) || (l > 12 && !strcmp(de->d_name + l - 12, ".safetensors")))
-            if (!(names[nn++] = strdup(de->d_name))) nn--;
-    }
-    closedir(d);
-    qsort(names, (size_t)nn, sizeof *names, cmp_str);
-    for (int i = 0; i < nn; i++) {
-        char p[PATH_MAX + 256];
-        struct stat st;
-        snprintf(p, sizeof p, "%s/%s", real, names[i]);
-        h = fnv(h, names[i], strlen(names[i]) + 1);
-        if (stat(p, &st) == 0) {
-            int64_t v[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
-            h = fnv(h, v, sizeof v);
-        }
-        free(names[i]);
-    }
-    char store[PATH_MAX];
-    int rc = qe_models_dir(store, sizeof store, err);
-    if (rc) return rc;
-    char cache[PATH_MAX + 8];
-    snprintf(cache, sizeof cache, "%s/cache", store);
-    if (mkdir(cache, 0755) != 0 && errno != EEXIST) return qe_errf(err, QE_EIO, "cannot create %s: %s", cache, strerror(errno));
-    /* a readable prefix: the folder's name with anything unusual replaced */
-    const char *base = strrchr(real, '/');
-    base = base && base[1] ? base + 1 : "model";
-    char safe[64];
-    int k = 0;
-    for (const char *s = base; *s && k < 48; s++) safe[k++] = (char)((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' ? *s : '_');
-    safe[k] = 0;
-    const char *tn = out_type < 0 ? "keep" : qe_type_name(out_type);
-    int n = snprintf(out, cap, "%s/%s-%s-%016llx.gguf", cache, safe, tn, (unsigned long long)h);
-    if (n < 0 || (size_t)n >= cap) return qe_errf(err, QE_ERANGE, "cache path too long");
-    return QE_OK;
-}
-
-int qe_hf_convert_cached(const char *dir, int out_type, char *path_out, size_t cap, char *err) {
-    int rc = qe_hf_cache_path(dir, out_type, path_out, cap, err);
-    if (rc) return rc;
-    if (is_reg(path_out)) return QE_OK;
-    qe_hf_config cfg;
-    if ((rc = qe_hf_read_config(dir, &cfg, err))) return rc; /* fail before announcing a conversion */
-    qe_log(QE_LOG_INFO, "converting %s to GGUF (%s), once: %s", dir, out_type < 0 ? "weights as stored" : qe_type_name(out_type), path_out);
-    return qe_hf_to_gguf(dir, path_out, out_type, err);
 }

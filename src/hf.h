@@ -5,8 +5,9 @@
  *
  * Opening a folder validates it completely before any conversion: the config's numbers, every shard's
  * safetensors header (safetensors.h), and that every tensor the config implies is present with exactly the
- * expected shape; each problem is one clear line naming the file and tensor. The model loader uses
- * qe_hf_convert_cached(): a folder is converted once into $QWEN_EDGE_HOME/cache/ and the GGUF is loaded. */
+ * expected shape; each problem is one clear line naming the file and tensor. Nothing here decides where files
+ * go: the CLI resolves `-m DIR` to a GGUF converted once into the store's cache (qe_hf_convert_cached,
+ * modelstore.h), and the model loader only loads GGUF files. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,18 +42,9 @@ typedef struct qe_hf_model qe_hf_model;
 /* Opens (maps) and validates the folder; all tensors checked present with exact shapes. */
 int qe_hf_open(const char *dir, qe_hf_model **out, char *err);
 void qe_hf_close(qe_hf_model *m);
-const qe_hf_config *qe_hf_config_of(const qe_hf_model *m);
 
 /* Writes a GGUF of the folder to out_path (via out_path.part, renamed when complete).
  * out_type: -1 keeps each weight matrix in its stored type (bf16, f16 or f32); or a qe_type such as
  * QE_TYPE_Q8_0 / QE_TYPE_F16 for every matrix (a matrix whose rows do not fit the type's block falls back to
  * q8_0, then f16). Norms and biases are always f32, as llama.cpp's converter writes them. */
 int qe_hf_to_gguf(const char *dir, const char *out_path, int out_type, char *err);
-
-/* The cache file for (dir, out_type): $QWEN_EDGE_HOME/cache/<folder>-<type>-<key>.gguf, where key hashes
- * the folder's real path and the size and mtime of each file it reads, so editing the folder makes a new
- * conversion. Creates the cache folder. */
-int qe_hf_cache_path(const char *dir, int out_type, char *out, size_t cap, char *err);
-
-/* For the model loader: path_out = the cached GGUF of dir, converting first if it is not there yet. */
-int qe_hf_convert_cached(const char *dir, int out_type, char *path_out, size_t cap, char *err);

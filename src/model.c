@@ -1,6 +1,7 @@
-/* model.c — loads a Qwen2 GGUF: checks the architecture and hyper-parameters, looks every tensor up by name
- * with its exact expected shape, prepares the weight matrices for the kernels and builds the tokenizer.
- * What lives elsewhere: parsing (gguf.c), mapping (mapfile.c), the forward pass (qwen2.c). */
+/* model.c — loads a Qwen2 GGUF: reads the hyper-parameters, looks every tensor of the architecture's table up by
+ * name with its exact expected shape, prepares the weight matrices for the kernels and builds the tokenizer.
+ * What lives elsewhere: the tensor table and metadata keys (qwen2_arch.c), parsing (gguf.c), mapping (mapfile.c),
+ * the forward pass (qwen2.c). */
 #include "model.h"
 
 #include <pthread.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "hf.h"
 #include "mapfile.h"
 #include "quant.h"
 
@@ -19,14 +19,6 @@ typedef struct {
     size_t used, cap;
     qe_mapfile map;
 } model_private;
-
-static int get_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t *out, bool required, char *err) {
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    int rc = gguf_get_u32(f, key, out, err);
-    if (rc == QE_ENOTFOUND && required) return qe_errf(err, QE_EFORMAT, "metadata key %s is missing", key);
-    return rc == QE_ENOTFOUND ? QE_OK : rc;
-}
 
 /* Finds a tensor and checks its type is usable and its shape is exactly {ne0, ne1} (ne1 = 0 for vectors). */
 static int find_tensor(const qe_model *m, const char *name, int64_t ne0, int64_t ne1, const gguf_tensor **out,
@@ -89,8 +81,6 @@ static int queue_matrix(qe_model *m, matrix_queue *q, const char *name, int64_t 
         q->cap = cap;
     }
     q->jobs[q->n++] = (matrix_job){.t = t, .rows = rows, .cols = cols, .out = out};
-    /* marks the slot as present before it is prepared (a separate output head is told apart by its data) */
-    out->data = t->data;
     return QE_OK;
 }
 
@@ -158,46 +148,6 @@ static int prepare_all(qe_model *m, matrix_queue *q, char *err) {
     return QE_OK;
 }
 
-static int load_config(qe_model *m, char *err) {
-    const gguf_file *f = m->gguf;
-    qe_str arch;
-    if (gguf_get_str(f, "general.architecture", &arch, err) != QE_OK)
-        return qe_errf(err, QE_EFORMAT, "metadata key general.architecture is missing: not a model file");
-    if (!qe_str_eq(arch, "qwen2"))
-        return qe_errf(err, QE_EUNSUPPORTED, "model architecture '%.*s' is not supported: qwen-edge runs Qwen2 / Qwen2.5 "
-                       "models (general.architecture = qwen2)", (int)(arch.n > 64 ? 64 : arch.n), arch.p);
-    qe_config *c = &m->cfg;
-    uint32_t n_layer = 0, n_embd = 0, n_head = 0, n_head_kv = 0, n_ff = 0, n_ctx = 32768, key_len = 0;
-    int rc;
-    if ((rc = get_u32(f, "qwen2", "block_count", &n_layer, true, err)) ||
-        (rc = get_u32(f, "qwen2", "embedding_length", &n_embd, true, err)) ||
-        (rc = get_u32(f, "qwen2", "attention.head_count", &n_head, true, err)) ||
-        (rc = get_u32(f, "qwen2", "feed_forward_length", &n_ff, true, err)) ||
-        (rc = get_u32(f, "qwen2", "context_length", &n_ctx, false, err)) ||
-        (rc = get_u32(f, "qwen2", "attention.key_length", &key_len, false, err)))
-        return rc;
-    n_head_kv = n_head;
-    if ((rc = get_u32(f, "qwen2", "attention.head_count_kv", &n_head_kv, false, err))) return rc;
-    float rope = 1e6f, eps = 1e-6f;
-    if ((rc = gguf_get_f32(f, "qwen2.rope.freq_base", &rope, err)) && rc != QE_ENOTFOUND) return rc;
-    if ((rc = gguf_get_f32(f, "qwen2.attention.layer_norm_rms_epsilon", &eps, err)) && rc != QE_ENOTFOUND) return rc;
-    if (n_layer < 1 || n_layer > 512 || n_embd < 32 || n_embd > 65536 || n_head < 1 || n_head > 1024 ||
-        n_head_kv < 1 || n_head % n_head_kv || n_embd % n_head || n_ff < 1 || n_ff > 1 << 20 || n_ctx < 16)
-        return qe_errf(err, QE_EFORMAT, "hyper-parameters do not make a model: %u layers, hidden %u, %u heads, %u kv heads, "
-                       "ffn %u, context %u", n_layer, n_embd, n_head, n_head_kv, n_ff, n_ctx);
-    uint32_t hd = key_len ? key_len : n_embd / n_head;
-    if (hd % 2 || hd > 512 || hd * n_head != n_embd)
-        return qe_errf(err, QE_EUNSUPPORTED, "head dimension %u with %u heads and hidden %u is not supported", hd, n_head, n_embd);
-    if (!(rope > 0) || !(eps > 0) || eps > 0.1f)
-        return qe_errf(err, QE_EFORMAT, "bad rope.freq_base %g or rms epsilon %g", rope, eps);
-    const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
-    if (!emb) return qe_errf(err, QE_EFORMAT, "tensor token_embd.weight is missing");
-    *c = (qe_config){.n_layer = (int)n_layer, .n_embd = (int)n_embd, .n_head = (int)n_head, .n_head_kv = (int)n_head_kv,
-                     .head_dim = (int)hd, .n_ff = (int)n_ff, .n_vocab = (int)emb->ne[1], .n_ctx_train = (int)n_ctx,
-                     .rope_base = rope, .norm_eps = eps};
-    return QE_OK;
-}
-
 static void summarize_types(qe_model *m) {
     static char buf[160];
     int counts[QE_TYPE_COUNT] = {0};
@@ -216,6 +166,31 @@ static void summarize_types(qe_model *m) {
     m->weight_types = buf;
 }
 
+/* Where tensor t goes in the model: a vector (f32 copy) or a matrix (prepared for the kernels). */
+static void destination(qe_model *m, const qe_qwen2_tensor *t, const float ***vec, qe_mat **mat) {
+    qe_layer *L = t->layer >= 0 ? &m->layers[t->layer] : NULL;
+    *vec = NULL;
+    *mat = NULL;
+    switch (t->kind) {
+    case QE_QWEN2_TOKEN_EMBD: *mat = &m->output; break; /* only reached when tied, see load_weights */
+    case QE_QWEN2_ATTN_NORM: *vec = &L->attn_norm; break;
+    case QE_QWEN2_ATTN_Q: *mat = &L->wq; break;
+    case QE_QWEN2_ATTN_Q_BIAS: *vec = &L->bq; break;
+    case QE_QWEN2_ATTN_K: *mat = &L->wk; break;
+    case QE_QWEN2_ATTN_K_BIAS: *vec = &L->bk; break;
+    case QE_QWEN2_ATTN_V: *mat = &L->wv; break;
+    case QE_QWEN2_ATTN_V_BIAS: *vec = &L->bv; break;
+    case QE_QWEN2_ATTN_OUT: *mat = &L->wo; break;
+    case QE_QWEN2_FFN_NORM: *vec = &L->ffn_norm; break;
+    case QE_QWEN2_FFN_GATE: *mat = &L->w_gate; break;
+    case QE_QWEN2_FFN_UP: *mat = &L->w_up; break;
+    case QE_QWEN2_FFN_DOWN: *mat = &L->w_down; break;
+    case QE_QWEN2_OUTPUT_NORM: *vec = &m->out_norm; break;
+    case QE_QWEN2_OUTPUT: *mat = &m->output; break;
+    default: break;
+    }
+}
+
 static int load_weights(qe_model *m, char *err) {
     const qe_config *c = &m->cfg;
     int64_t E = c->n_embd, Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
@@ -224,49 +199,38 @@ static int load_weights(qe_model *m, char *err) {
     pv->block = malloc(pv->cap * sizeof(float));
     m->layers = calloc((size_t)c->n_layer, sizeof(qe_layer));
     if (!pv->block || !m->layers) return qe_errf(err, QE_ENOMEM, "out of memory");
-    int rc;
-    const gguf_tensor *emb;
+    int rc = QE_OK;
     matrix_queue q = {0};
-    if ((rc = find_tensor(m, "token_embd.weight", E, c->n_vocab, &emb, true, err)) ||
-        (rc = load_vector(m, "output_norm.weight", E, &m->out_norm, true, err)) ||
-        (rc = queue_matrix(m, &q, "output.weight", E, c->n_vocab, &m->output, false, err)))
-        goto done;
-    if (!qe_type_traits_get((int)emb->type) || !qe_type_traits_get((int)emb->type)->to_float) {
-        rc = qe_errf(err, QE_EUNSUPPORTED, "tensor token_embd.weight has unsupported type %s", qe_type_name((int)emb->type));
-        goto done;
+    int n = qe_qwen2_n_tensors(c);
+    for (int i = 0; i < n && rc == QE_OK; i++) {
+        qe_qwen2_tensor t;
+        qe_qwen2_tensor_at(c, i, &t);
+        const float **vec;
+        qe_mat *mat;
+        destination(m, &t, &vec, &mat);
+        if (t.kind == QE_QWEN2_TOKEN_EMBD) {
+            const gguf_tensor *emb;
+            if ((rc = find_tensor(m, t.name, t.ne[0], t.ne[1], &emb, true, err))) break;
+            const qe_type_traits *tr = qe_type_traits_get((int)emb->type);
+            if (!tr || !tr->to_float) {
+                rc = qe_errf(err, QE_EUNSUPPORTED, "tensor %s has unsupported type %s", t.name, qe_type_name((int)emb->type));
+                break;
+            }
+            if (!c->tied_output) {
+                /* separate head: the embedding is only looked up row by row, straight from the mapped file (only
+                 * the rows of tokens actually seen become resident) */
+                m->tok_embd = (qe_mat){.type = (int)emb->type, .rows = c->n_vocab, .cols = E, .data = emb->data};
+                continue;
+            }
+            /* tied: the output head is the embedding matrix, prepared once for the kernels; lookups read it too */
+        }
+        if (vec) rc = load_vector(m, t.name, t.ne[0], vec, !t.optional, err);
+        else rc = queue_matrix(m, &q, t.name, t.ne[0], t.ne[1], mat, !t.optional, err);
     }
-    if (!m->output.data) {
-        /* tied: the output head is the embedding matrix, prepared once for the kernels; lookups read it too */
-        m->cfg.tied_output = true;
-        if ((rc = queue_matrix(m, &q, "token_embd.weight", E, c->n_vocab, &m->output, true, err))) goto done;
-    } else {
-        /* separate head: the embedding is only looked up row by row, straight from the mapped file (only the
-         * rows of tokens actually seen become resident) */
-        m->tok_embd = (qe_mat){.type = (int)emb->type, .rows = c->n_vocab, .cols = E, .data = emb->data};
+    if (rc == QE_OK && (rc = prepare_all(m, &q, err)) == QE_OK) {
+        if (c->tied_output) m->tok_embd = m->output;
+        summarize_types(m);
     }
-    for (int l = 0; l < c->n_layer; l++) {
-        qe_layer *L = &m->layers[l];
-        char n[96];
-#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
-        if ((rc = load_vector(m, NAME("attn_norm.weight"), E, &L->attn_norm, true, err)) ||
-            (rc = queue_matrix(m, &q, NAME("attn_q.weight"), E, Q, &L->wq, true, err)) ||
-            (rc = queue_matrix(m, &q, NAME("attn_k.weight"), E, KV, &L->wk, true, err)) ||
-            (rc = queue_matrix(m, &q, NAME("attn_v.weight"), E, KV, &L->wv, true, err)) ||
-            (rc = load_vector(m, NAME("attn_q.bias"), Q, &L->bq, false, err)) ||
-            (rc = load_vector(m, NAME("attn_k.bias"), KV, &L->bk, false, err)) ||
-            (rc = load_vector(m, NAME("attn_v.bias"), KV, &L->bv, false, err)) ||
-            (rc = queue_matrix(m, &q, NAME("attn_output.weight"), Q, E, &L->wo, true, err)) ||
-            (rc = load_vector(m, NAME("ffn_norm.weight"), E, &L->ffn_norm, true, err)) ||
-            (rc = queue_matrix(m, &q, NAME("ffn_gate.weight"), E, c->n_ff, &L->w_gate, true, err)) ||
-            (rc = queue_matrix(m, &q, NAME("ffn_up.weight"), E, c->n_ff, &L->w_up, true, err)) ||
-            (rc = queue_matrix(m, &q, NAME("ffn_down.weight"), c->n_ff, E, &L->w_down, true, err)))
-            goto done;
-#undef NAME
-    }
-    if ((rc = prepare_all(m, &q, err))) goto done;
-    if (m->cfg.tied_output) m->tok_embd = m->output;
-    summarize_types(m);
-done:
     free(q.jobs);
     return rc;
 }
@@ -277,7 +241,7 @@ static int load_gguf(qe_model *m, const char *path, char *err) {
     if (rc) return rc;
     m->file_bytes = pv->map.size;
     if ((rc = gguf_parse(pv->map.data, pv->map.size, &m->gguf, err))) return rc;
-    if ((rc = load_config(m, err))) return rc;
+    if ((rc = qe_qwen2_read_config(m->gguf, &m->cfg, err))) return rc;
     if ((rc = load_weights(m, err))) return rc; /* builds the tokenizer too, alongside the repacking */
     if (qe_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
         return qe_errf(err, QE_EFORMAT, "the vocabulary has %d tokens but token_embd.weight only %d rows",
@@ -286,16 +250,6 @@ static int load_gguf(qe_model *m, const char *path, char *err) {
     if (gguf_get_str(m->gguf, "tokenizer.chat_template", &s, NULL) == QE_OK) m->chat_template = strndup(s.p, s.n);
     if (gguf_get_str(m->gguf, "general.name", &s, NULL) == QE_OK) m->name = strndup(s.p, s.n);
     return QE_OK;
-}
-
-/* A Hugging Face folder is converted once into a cached GGUF (hf.c), which is then mapped like any other. */
-static int hf_cached_gguf(const char *dir, int type, char *out, size_t cap, char *err) {
-    int rc = qe_hf_cache_path(dir, type, out, cap, err);
-    if (rc) return rc;
-    struct stat st;
-    if (stat(out, &st) == 0 && st.st_size > 0) return QE_OK;
-    qe_log(QE_LOG_INFO, "converting the Hugging Face folder %s to %s (once)", dir, out);
-    return qe_hf_to_gguf(dir, out, type, err);
 }
 
 int qe_model_load(const char *path, qe_model **out, char *err) {
@@ -307,14 +261,10 @@ int qe_model_load(const char *path, qe_model **out, char *err) {
     m->path = strdup(path);
     int rc;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        /* A Hugging Face folder: converted once into a cached GGUF (zero-copy after that). */
-        char gguf_path[4096];
-        rc = hf_cached_gguf(path, -1, gguf_path, sizeof gguf_path, err);
-        if (rc == QE_OK) rc = load_gguf(m, gguf_path, err);
-    } else {
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) /* the CLI converts folders first (qe_model_resolve) */
+        rc = qe_errf(err, QE_EINVAL, "%s is a folder, not a GGUF file", path);
+    else
         rc = load_gguf(m, path, err);
-    }
     if (rc) {
         if (err && strncmp(err, path, strlen(path)) != 0) qe_err_prefix(err, "%s", path); /* name the file once */
         qe_model_free(m);

@@ -1,6 +1,6 @@
-/* model.h — a Qwen2 model in memory: its shape (qe_config), its weights (borrowed from the mapped GGUF,
- * prepared for the kernels) and its tokenizer. Loading validates every tensor's name, type and exact shape
- * against the metadata and says what is wrong on a mismatch. */
+/* model.h — a Qwen2 model in memory: its shape (qe_config, qwen2_arch.h), its weights (borrowed from the mapped
+ * GGUF, prepared for the kernels) and its tokenizer. Loading validates every tensor's name, type and exact shape
+ * against the metadata (the table in qwen2_arch.c) and says what is wrong on a mismatch. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -8,21 +8,8 @@
 #include "base.h"
 #include "gguf.h"
 #include "kernels/matmul.h"
+#include "qwen2_arch.h"
 #include "tokenizer.h"
-
-typedef struct {
-    int n_layer;     /* 24 */
-    int n_embd;      /* 896 */
-    int n_head;      /* 14 */
-    int n_head_kv;   /* 2 */
-    int head_dim;    /* 64 */
-    int n_ff;        /* 4864 */
-    int n_vocab;     /* 151936 */
-    int n_ctx_train; /* 32768 */
-    float rope_base; /* 1e6 */
-    float norm_eps;  /* 1e-6 */
-    bool tied_output;/* output head shares token_embd */
-} qe_config;
 
 typedef struct {
     const float *attn_norm;              /* (n_embd) */
@@ -52,6 +39,7 @@ typedef struct qe_model {
     void *owned;                         /* f32 copies of norms and biases */
 } qe_model;
 
-/* Opens a GGUF file or a Hugging Face folder (config.json + *.safetensors + tokenizer.json). */
+/* Opens a GGUF file. Only loads: a Hugging Face folder is converted to a GGUF by the layer that decides where
+ * files go (the CLI's qe_model_resolve -> qe_hf_convert_cached, modelstore.h). */
 int qe_model_load(const char *path, qe_model **out, char *err);
 void qe_model_free(qe_model *m);

@@ -16,6 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hf.h"
+#include "quant.h"
+
 /* The official Qwen2.5 GGUF repositories (Qwen/Qwen2.5-<S>-Instruct-GGUF) all publish these nine
  * quantizations under the name qwen2.5-<s>-instruct-<quant>.gguf. The bigger ones (7b; 3b fp16) are
  * split into parts named …-<quant>-0000k-of-0000n.gguf; pull.c finds those through the hub's file list. */
@@ -336,4 +339,76 @@ int qe_model_write_meta(const char *path, const char *name, const char *url, con
     if (rc != QE_OK && fd >= 0) unlink(tmp);
     json_decref(j);
     return rc;
+}
+
+/* ---- the cache of Hugging Face folders converted to GGUF ------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int qe_hf_cache_path(const char *dir, int out_type, char *out, size_t cap, char *err) {
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) return qe_errf(err, QE_EIO, "%s: %s", dir, strerror(errno));
+    uint64_t h = 0xcbf29ce484222325ull;
+    const char *version = "qwen-edge-hf-v1";
+    h = fnv(h, version, strlen(version));
+    h = fnv(h, real, strlen(real) + 1);
+    h = fnv(h, &out_type, sizeof out_type);
+    /* every .json and .safetensors file: name, size, mtime (sorted, so readdir order does not matter) */
+    DIR *d = opendir(real);
+    if (!d) return qe_errf(err, QE_EIO, "%s: %s", real, strerror(errno));
+    char *names[1024];
+    int nn = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && nn < 1024) {
+        size_t l = strlen(de->d_name);
+        if ((l > 5 && !strcmp(de->d_name + l - 5, ".json")) || (l > 12 && !strcmp(de->d_name + l - 12, ".safetensors")))
+            if (!(names[nn++] = strdup(de->d_name))) nn--;
+    }
+    closedir(d);
+    qsort(names, (size_t)nn, sizeof *names, cmp_str);
+    for (int i = 0; i < nn; i++) {
+        char p[PATH_MAX + 256];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", real, names[i]);
+        h = fnv(h, names[i], strlen(names[i]) + 1);
+        if (stat(p, &st) == 0) {
+            int64_t v[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
+            h = fnv(h, v, sizeof v);
+        }
+        free(names[i]);
+    }
+    char store[PATH_MAX];
+    int rc = qe_models_dir(store, sizeof store, err);
+    if (rc) return rc;
+    char cache[PATH_MAX + 8];
+    snprintf(cache, sizeof cache, "%s/cache", store);
+    if (mkdir(cache, 0755) != 0 && errno != EEXIST) return qe_errf(err, QE_EIO, "cannot create %s: %s", cache, strerror(errno));
+    /* a readable prefix: the folder's name with anything unusual replaced */
+    const char *base = strrchr(real, '/');
+    base = base && base[1] ? base + 1 : "model";
+    char safe[64];
+    int k = 0;
+    for (const char *s = base; *s && k < 48; s++) safe[k++] = (char)((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' ? *s : '_');
+    safe[k] = 0;
+    const char *tn = out_type < 0 ? "keep" : qe_type_name(out_type);
+    int n = snprintf(out, cap, "%s/%s-%s-%016llx.gguf", cache, safe, tn, (unsigned long long)h);
+    if (n < 0 || (size_t)n >= cap) return qe_errf(err, QE_ERANGE, "cache path too long");
+    return QE_OK;
+}
+
+int qe_hf_convert_cached(const char *dir, int out_type, char *path_out, size_t cap, char *err) {
+    int rc = qe_hf_cache_path(dir, out_type, path_out, cap, err);
+    if (rc) return rc;
+    struct stat st;
+    if (stat(path_out, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) return QE_OK;
+    qe_hf_config cfg;
+    if ((rc = qe_hf_read_config(dir, &cfg, err))) return rc; /* fail before announcing a conversion */
+    qe_log(QE_LOG_INFO, "converting %s to GGUF (%s), once: %s", dir, out_type < 0 ? "weights as stored" : qe_type_name(out_type), path_out);
+    return qe_hf_to_gguf(dir, path_out, out_type, err);
 }

@@ -5,7 +5,8 @@
  * The store is one flat folder: $QWEN_EDGE_HOME, default ~/.local/share/qwen-edge/models. Each model is
  * the hub's own file name (e.g. qwen2.5-0.5b-instruct-q8_0.gguf) plus a sidecar <file>.json written by
  * pull (source URL, sha256, size). A download in progress is <file>.part; it never has the final name.
- * $QWEN_EDGE_HOME/cache/ holds GGUF files converted from Hugging Face folders (hf.h). */
+ * $QWEN_EDGE_HOME/cache/ holds GGUF files converted from Hugging Face folders (hf.h does the conversion; the
+ * cache, its names and when to convert are decided here). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -66,3 +67,11 @@ int qe_model_write_meta(const char *path, const char *name, const char *url, con
 /* For help texts: "0.5b 1.5b 3b 7b" and "fp16 q8_0 …". */
 const char *qe_model_catalog_sizes(void);
 const char *qe_model_catalog_quants(void);
+
+/* The cache file for a Hugging Face folder (dir, out_type): $QWEN_EDGE_HOME/cache/<folder>-<type>-<key>.gguf,
+ * where key hashes the folder's real path and the size and mtime of each file it reads, so editing the folder
+ * makes a new conversion. out_type as for qe_hf_to_gguf (-1 keeps the stored types). Creates the cache folder. */
+int qe_hf_cache_path(const char *dir, int out_type, char *out, size_t cap, char *err);
+
+/* For `-m DIR` (qe_model_resolve): path_out = the cached GGUF of dir, converting first if it is not there yet. */
+int qe_hf_convert_cached(const char *dir, int out_type, char *path_out, size_t cap, char *err);

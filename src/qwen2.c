@@ -82,7 +82,6 @@ void qe_fwd_free(qe_fwd *f) {
 }
 
 qe_kvcache *qe_fwd_kv(qe_fwd *f) { return &f->kv; }
-int qe_fwd_threads(const qe_fwd *f) { return qe_pool_size(f->pool); }
 
 /* ---- small ops, split by rows across the pool ------------------------------------------------------------- */
 

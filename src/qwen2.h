@@ -23,7 +23,6 @@ int qe_fwd_new(const qe_model *m, int n_threads, int n_slots, int n_ctx, int n_b
                qe_fwd **out, char *err);
 void qe_fwd_free(qe_fwd *f);
 qe_kvcache *qe_fwd_kv(qe_fwd *f);
-int qe_fwd_threads(const qe_fwd *f);
 
 /* Runs one forward pass. The sequences' tokens together must not exceed n_batch, nor their logit rows
  * max_logit_rows; positions must stay below n_ctx and ids below n_vocab (the engine guarantees this; violations

@@ -1,5 +1,4 @@
-/* tokenizer.c — Qwen's byte-level BPE (see tokenizer.h): vocabulary tables built from GGUF metadata or a
- * Hugging Face tokenizer.json, the encoder, and the streaming detokenizer.
+/* tokenizer.c — Qwen's byte-level BPE encoder (see tokenizer.h) and the small accessors.
  *
  * Encoding follows the Hugging Face `tokenizers` pipeline for Qwen2 step by step, so the ids match it
  * byte for byte:
@@ -17,439 +16,15 @@
  *      the vocabulary at load time instead of to the text), then merges are applied lowest rank first,
  *      leftmost first on ties, with a binary heap (HF's algorithm, O(n log n) even for a 1 MB word).
  *
- * What does not live here: reading GGUF metadata (tokenizer_gguf.c), chat templates (chat.c). */
+ * What does not live here: building the tables (tokenizer_build.c), the loaders (tokenizer_json.c,
+ * tokenizer_gguf.c), the streaming detokenizer (tokenizer_detok.c), chat templates (chat.c). */
 #include "tokenizer.h"
 #include "tokenizer_internal.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <jansson.h>
-#include <pcre2.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
-
-
-typedef struct { uint64_t key; int32_t rank, id; } pair_ent; /* key = left id << 32 | right id */
-typedef struct { int32_t rank, id; } byte_pair;              /* id -1: the two bytes do not merge */
-
-struct qe_tokenizer {
-    int n_vocab;
-    uint8_t *type;          /* (n_vocab) TT_* */
-    char *str;              /* vocabulary strings as written in the vocabulary, NUL-separated */
-    uint32_t *str_off, *str_len;
-    char *raw;              /* the bytes each token stands for (byte-level mapping undone) */
-    uint32_t *raw_off, *raw_len;
-    int32_t *map;           /* open-addressing hash: vocabulary string -> id (-1 = empty) */
-    uint32_t map_mask;
-    pair_ent *pairs;        /* open-addressing hash: (left, right) -> (rank, merged id); key 0 = empty */
-    uint64_t pair_mask;
-    int32_t byte_tok[256];  /* id of the one-byte token of each byte */
-    byte_pair *byte_pairs;  /* [256 * 256]: the merge of two one-byte tokens (half of all lookups, dense) */
-    int32_t *added;         /* ids of added tokens (control and user-defined), longest first */
-    int n_added;
-    uint8_t added_first[256]; /* bit 1: a control token starts with this byte; bit 2: a user-defined one */
-    int32_t eos, im_start, im_end;
-    uint32_t max_token_bytes; /* the longest byte string any token stands for: n bytes are >= n / this many ids */
-    pcre2_code *re;
-    bool jit;
-    uint64_t serial;        /* unique per tokenizer: tags the per-thread word caches */
-};
-
-/* ---------------------------------------------------------------------------------------------------
- * UTF-8 */
-
-enum { U8_OK, U8_BAD, U8_SHORT };
-
-/* Classifies the sequence at s[0..n): U8_OK with *len its length and *cp its code point; U8_BAD with *len
- * the length of the maximal subpart to replace by one U+FFFD; U8_SHORT when the bytes are a valid but
- * incomplete prefix (*len = n). Follows Unicode 15 table 3-7 (no overlongs, no surrogates, <= U+10FFFF). */
-static int utf8_next(const uint8_t *s, size_t n, int *len, uint32_t *cp) {
-    uint8_t c = s[0];
-    if (c < 0x80) { *len = 1; *cp = c; return U8_OK; }
-    int need;
-    uint8_t lo = 0x80, hi = 0xBF;
-    uint32_t v;
-    if (c >= 0xC2 && c <= 0xDF) { need = 1; v = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2; v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3; v = c & 0x07;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else { *len = 1; return U8_BAD; }
-    for (int k = 1; k <= need; k++) {
-        if ((size_t)k >= n) { *len = (int)n; return U8_SHORT; }
-        uint8_t b = s[k];
-        if (b < lo || b > hi) { *len = k; return U8_BAD; }
-        lo = 0x80; hi = 0xBF;
-        v = v << 6 | (b & 0x3F);
-    }
-    *len = need + 1;
-    *cp = v;
-    return U8_OK;
-}
-
-static int utf8_put(uint32_t cp, char *o) {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | (cp >> 6 & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    o[2] = (char)(0x80 | (cp >> 6 & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-static const char REPLACEMENT[] = "\xEF\xBF\xBD"; /* U+FFFD */
-
-/* ---------------------------------------------------------------------------------------------------
- * GPT-2 byte-level mapping: every byte is shown as a printable code point (printable Latin-1 bytes as
- * themselves, the others as U+0100 + k in byte order). Vocabulary strings are written in that alphabet. */
-
-static void byte_unicode_tables(uint32_t b2u[256], int16_t u2b[324]) {
-    for (int i = 0; i < 324; i++) u2b[i] = -1;
-    int k = 0;
-    for (int b = 0; b < 256; b++) {
-        bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        b2u[b] = printable ? (uint32_t)b : 256u + (uint32_t)k++;
-        u2b[b2u[b]] = (int16_t)b;
-    }
-}
-
-/* ---------------------------------------------------------------------------------------------------
- * Hash tables */
-
-static uint64_t hash_bytes(const void *p, size_t n) {
-    const uint8_t *s = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_u64(uint64_t x) {
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
-    return x;
-}
-
-static int32_t map_find(const qe_tokenizer *t, const char *s, size_t n) {
-    if (!t->map) return -1;
-    for (uint32_t i = (uint32_t)hash_bytes(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
-        int32_t id = t->map[i];
-        if (id < 0) return -1;
-        if (t->str_len[id] == n && memcmp(t->str + t->str_off[id], s, n) == 0) return id;
-    }
-}
-
-static inline const pair_ent *pair_find(const qe_tokenizer *t, int32_t a, int32_t b) {
-    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
-    if (key == 0) key = ~0ull; /* (0, 0) would look empty; ~0 is never a real pair of valid ids */
-    for (uint64_t i = hash_u64(key) & t->pair_mask;; i = (i + 1) & t->pair_mask) {
-        const pair_ent *e = &t->pairs[i];
-        if (e->key == key) return e;
-        if (e->key == 0) return NULL;
-    }
-}
-
-/* ---------------------------------------------------------------------------------------------------
- * Building: both loaders fill a vocabulary (id -> string, type) and a merge list through these. */
-
-static void tok_free_parts(qe_tokenizer *t) {
-    free(t->type); free(t->str); free(t->str_off); free(t->str_len); free(t->raw); free(t->raw_off);
-    free(t->raw_len); free(t->map); free(t->pairs); free(t->added); free(t->byte_pairs);
-    if (t->re) pcre2_code_free(t->re);
-}
-
-void qe_tokenizer_free(qe_tokenizer *t) {
-    if (!t) return;
-    tok_free_parts(t);
-    free(t);
-}
-
-int qe_tok_builder_init(qe_tok_builder *b, int n_vocab, uint64_t n_merges, char *err) {
-    memset(b, 0, sizeof *b);
-    if (n_vocab <= 0 || n_vocab > (1 << 24))
-        return qe_errf(err, QE_EFORMAT, "tokenizer: vocabulary size %d out of range (1..16M)", n_vocab);
-    qe_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
-    b->t = t;
-    t->n_vocab = n_vocab;
-    t->eos = t->im_start = t->im_end = -1;
-    t->type = calloc(n_vocab, 1);
-    t->str_off = calloc(n_vocab, sizeof *t->str_off);
-    t->str_len = calloc(n_vocab, sizeof *t->str_len);
-    b->seen = calloc(n_vocab, sizeof *b->seen);
-    uint32_t cap = 1024;
-    while (cap < (uint32_t)n_vocab * 2u) cap <<= 1;
-    t->map = malloc(cap * sizeof *t->map);
-    t->map_mask = cap - 1;
-    uint64_t pcap = 1024;
-    while (pcap < n_merges * 2) pcap <<= 1;
-    t->pairs = calloc(pcap, sizeof *t->pairs);
-    t->pair_mask = pcap - 1;
-    if (!t->type || !t->str_off || !t->str_len || !b->seen || !t->map || !t->pairs)
-        return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
-    memset(t->map, 0xff, cap * sizeof *t->map);
-    for (int i = 0; i < n_vocab; i++) t->type[i] = TT_UNUSED;
-    return QE_OK;
-}
-
-void qe_tok_builder_abort(qe_tok_builder *b) {
-    qe_tokenizer_free(b->t);
-    free(b->str);
-    free(b->seen);
-    b->t = NULL; b->str = NULL; b->seen = NULL;
-}
-
-int qe_tok_builder_set(qe_tok_builder *b, int64_t id, const char *s, size_t n, int type, char *err) {
-    qe_tokenizer *t = b->t;
-    if (id < 0 || id >= t->n_vocab) return qe_errf(err, QE_EFORMAT, "tokenizer: token id %lld out of range", (long long)id);
-    if (n > 65536) return qe_errf(err, QE_EFORMAT, "tokenizer: token %lld is %zu bytes long", (long long)id, n);
-    if (b->seen[id] && !(t->str_len[id] == n && memcmp(b->str + t->str_off[id], s, n) == 0))
-        return qe_errf(err, QE_EFORMAT, "tokenizer: token id %lld defined twice", (long long)id);
-    if (b->str_n + n + 1 > b->str_cap) {
-        size_t cap = b->str_cap ? b->str_cap : 1 << 20;
-        while (cap < b->str_n + n + 1) cap *= 2;
-        if (cap > UINT32_MAX) return qe_errf(err, QE_EFORMAT, "tokenizer: vocabulary text larger than 4 GB");
-        char *p = realloc(b->str, cap);
-        if (!p) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
-        b->str = p; b->str_cap = cap;
-    }
-    memcpy(b->str + b->str_n, s, n);
-    b->str[b->str_n + n] = 0;
-    t->str_off[id] = (uint32_t)b->str_n;
-    t->str_len[id] = (uint32_t)n;
-    b->str_n += n + 1;
-    t->type[id] = (uint8_t)type;
-    b->seen[id] = true;
-    return QE_OK;
-}
-
-/* After every token is set: string map, raw bytes, one-byte tokens. */
-int qe_tok_builder_vocab_done(qe_tok_builder *b, char *err) {
-    qe_tokenizer *t = b->t;
-    t->str = b->str; b->str = NULL;
-    for (int id = 0; id < t->n_vocab; id++) {
-        if (!b->seen[id]) continue;
-        const char *s = t->str + t->str_off[id];
-        size_t n = t->str_len[id];
-        uint32_t i = (uint32_t)hash_bytes(s, n) & t->map_mask;
-        bool dup = false;
-        for (; t->map[i] >= 0; i = (i + 1) & t->map_mask) {
-            int32_t o = t->map[i];
-            if (t->str_len[o] == n && memcmp(t->str + t->str_off[o], s, n) == 0) { dup = true; break; }
-        }
-        if (!dup) t->map[i] = id; /* a duplicated string keeps its lowest id, as HF's vocab map does */
-    }
-    /* raw bytes: normal tokens are written in the byte-level alphabet; others stand for their own text */
-    uint32_t b2u[256];
-    int16_t u2b[324];
-    byte_unicode_tables(b2u, u2b);
-    t->raw = malloc(b->str_n ? b->str_n : 1);
-    t->raw_off = calloc(t->n_vocab, sizeof *t->raw_off);
-    t->raw_len = calloc(t->n_vocab, sizeof *t->raw_len);
-    if (!t->raw || !t->raw_off || !t->raw_len) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
-    size_t rn = 0;
-    for (int id = 0; id < t->n_vocab; id++) {
-        const uint8_t *s = (const uint8_t *)t->str + t->str_off[id];
-        size_t n = t->str_len[id];
-        t->raw_off[id] = (uint32_t)rn;
-        bool mapped = t->type[id] == TT_NORMAL;
-        if (mapped) { /* decode; fall back to the text itself if it is not in the byte alphabet */
-            size_t start = rn;
-            for (size_t i = 0; i < n;) {
-                int len; uint32_t cp;
-                if (utf8_next(s + i, n - i, &len, &cp) != U8_OK || cp >= 324 || u2b[cp] < 0) { mapped = false; break; }
-                t->raw[rn++] = (char)u2b[cp];
-                i += len;
-            }
-            if (!mapped) rn = start;
-        }
-        if (!mapped) { memcpy(t->raw + rn, s, n); rn += n; }
-        t->raw_len[id] = (uint32_t)(rn - t->raw_off[id]);
-    }
-    for (int c = 0; c < 256; c++) {
-        char u[4];
-        int n = utf8_put(b2u[c], u);
-        t->byte_tok[c] = map_find(t, u, n);
-    }
-    return QE_OK;
-}
-
-/* Merge "a b" (both in the byte-level alphabet) with the next rank. Merges naming unknown tokens are
- * skipped, as HF does not reject them either (they can never fire). */
-int qe_tok_builder_merge(qe_tok_builder *b, const char *a, size_t an, const char *c, size_t cn, char *err) {
-    qe_tokenizer *t = b->t;
-    int rank = b->rank++;
-    int32_t ia = map_find(t, a, an), ic = map_find(t, c, cn);
-    if (ia < 0 || ic < 0) return QE_OK;
-    char stack[512], *cat = an + cn <= sizeof stack ? stack : malloc(an + cn);
-    if (!cat) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
-    memcpy(cat, a, an);
-    memcpy(cat + an, c, cn);
-    int32_t im = map_find(t, cat, an + cn);
-    if (cat != stack) free(cat);
-    if (im < 0) return QE_OK;
-    uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ic;
-    if (key == 0) key = ~0ull;
-    if (b->n_pairs * 2 > t->pair_mask) return qe_errf(err, QE_EFORMAT, "tokenizer: more merges than announced");
-    for (uint64_t i = hash_u64(key) & t->pair_mask;; i = (i + 1) & t->pair_mask) {
-        pair_ent *e = &t->pairs[i];
-        if (e->key == key) return QE_OK; /* a repeated merge keeps its first (best) rank */
-        if (e->key == 0) { e->key = key; e->rank = rank; e->id = im; b->n_pairs++; return QE_OK; }
-    }
-}
-
-/* The Qwen2 pre-tokenizer, as written in tokenizer.json:
- *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
- * rewritten for PCRE2 with two deliberate changes:
- *  - \s is spelled out as Unicode White_Space, which is what HF's Oniguruma and llama.cpp use. PCRE2's own
- *    \s (UCP) leaves out U+0085 and JavaScript's adds U+FEFF, so neither is used.
- *  - (?i:'s...) is spelled with ASCII classes ('[sS]...), as llama.cpp and transformers.js do; PCRE2's
- *    caseless mode would also match "'ſ" (U+017F) and "'K" (U+212A) via Unicode case folding. */
-#define WS "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
-static const char pretok_pattern[] =
-    "'(?:[sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])"
-    "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
-    "|\\p{N}"
-    "| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*"
-    "|[" WS "]*[\\r\\n]+"
-    "|[" WS "]+(?![^" WS "])"
-    "|[" WS "]+";
-
-int qe_tok_builder_finish(qe_tok_builder *b, qe_tokenizer **out, char *err) {
-    qe_tokenizer *t = b->t;
-    int n_added = 0;
-    for (int id = 0; id < t->n_vocab; id++)
-        if ((t->type[id] == TT_CONTROL || t->type[id] == TT_USER) && t->str_len[id] > 0) n_added++;
-    t->added = malloc((n_added ? n_added : 1) * sizeof *t->added);
-    if (!t->added) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
-    for (int id = 0; id < t->n_vocab; id++) {
-        if (!((t->type[id] == TT_CONTROL || t->type[id] == TT_USER) && t->str_len[id] > 0)) continue;
-        /* insertion sort, longest first: the first match at a position is then the longest */
-        int j = t->n_added++;
-        while (j > 0 && t->raw_len[t->added[j - 1]] < t->raw_len[id]) { t->added[j] = t->added[j - 1]; j--; }
-        t->added[j] = id;
-        t->added_first[(uint8_t)t->raw[t->raw_off[id]]] |= t->type[id] == TT_CONTROL ? 1 : 2;
-    }
-    for (int id = 0; id < t->n_vocab; id++)
-        if (t->raw_len[id] > t->max_token_bytes) t->max_token_bytes = t->raw_len[id];
-    if (t->max_token_bytes == 0) t->max_token_bytes = 1;
-    t->eos = qe_token_lookup(t, "<|endoftext|>");
-    t->im_start = qe_token_lookup(t, "<|im_start|>");
-    t->im_end = qe_token_lookup(t, "<|im_end|>");
-    for (int c = 0; c < 256; c++)
-        if (t->byte_tok[c] < 0)
-            return qe_errf(err, QE_EFORMAT, "tokenizer: the vocabulary has no token for byte 0x%02x "
-                                            "(not a byte-level BPE vocabulary)", c);
-
-    if (!(t->byte_pairs = malloc(65536 * sizeof *t->byte_pairs))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
-    for (int i = 0; i < 65536; i++) {
-        const pair_ent *e = pair_find(t, t->byte_tok[i >> 8], t->byte_tok[i & 255]);
-        t->byte_pairs[i] = e ? (byte_pair){e->rank, e->id} : (byte_pair){0, -1};
-    }
-    int ec;
-    PCRE2_SIZE eo;
-    t->re = pcre2_compile((PCRE2_SPTR)pretok_pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
-    if (!t->re) {
-        char msg[256];
-        pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);
-        return qe_errf(err, QE_ERR, "tokenizer: pre-tokenizer regex: %s at %zu", msg, (size_t)eo);
-    }
-    t->jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
-    static atomic_uint_fast64_t next_serial = 1;
-    t->serial = atomic_fetch_add(&next_serial, 1);
-    free(b->seen);
-    b->seen = NULL;
-    *out = t;
-    b->t = NULL;
-    return QE_OK;
-}
-
-/* ---------------------------------------------------------------------------------------------------
- * Loading from a Hugging Face tokenizer.json */
-
-int qe_tokenizer_from_json(const char *json, size_t len, qe_tokenizer **out, char *err) {
-    *out = NULL;
-    json_error_t je;
-    json_t *root = json_loadb(json, len, 0, &je);
-    if (!root) return qe_errf(err, QE_EFORMAT, "tokenizer.json: %s at line %d column %d", je.text, je.line, je.column);
-    qe_tok_builder b = {0};
-    int rc = QE_EFORMAT;
-    json_t *model = json_object_get(root, "model");
-    json_t *vocab = json_object_get(model, "vocab");
-    json_t *merges = json_object_get(model, "merges");
-    json_t *added = json_object_get(root, "added_tokens");
-    const char *mtype = json_string_value(json_object_get(model, "type"));
-    if (!json_is_object(vocab) || !json_is_array(merges)) {
-        qe_errf(err, rc, "tokenizer.json: model.vocab (object) and model.merges (array) are required");
-        goto done;
-    }
-    if (mtype && strcmp(mtype, "BPE") != 0) {
-        rc = qe_errf(err, QE_EUNSUPPORTED, "tokenizer.json: model type %s is not supported (BPE only)", mtype);
-        goto done;
-    }
-    int64_t max_id = -1;
-    const char *key;
-    json_t *v;
-    json_object_foreach(vocab, key, v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= (1 << 24)) {
-            qe_errf(err, rc, "tokenizer.json: vocab entry \"%.40s\" has no valid id", key);
-            goto done;
-        }
-        if (json_integer_value(v) > max_id) max_id = json_integer_value(v);
-    }
-    size_t i;
-    json_array_foreach(added, i, v) {
-        json_int_t id = json_integer_value(json_object_get(v, "id"));
-        if (!json_is_integer(json_object_get(v, "id")) || id < 0 || id >= (1 << 24) ||
-            !json_is_string(json_object_get(v, "content"))) {
-            qe_errf(err, rc, "tokenizer.json: added_tokens[%zu] needs an id and a content", i);
-            goto done;
-        }
-        if (id > max_id) max_id = id;
-    }
-    if ((rc = qe_tok_builder_init(&b, (int)(max_id + 1), json_array_size(merges), err)) < 0) goto done;
-    rc = QE_EFORMAT;
-    json_object_foreach(vocab, key, v) {
-        if ((rc = qe_tok_builder_set(&b, json_integer_value(v), key, strlen(key), TT_NORMAL, err)) < 0) goto done;
-    }
-    json_array_foreach(added, i, v) {
-        json_t *c = json_object_get(v, "content");
-        int type = json_is_true(json_object_get(v, "special")) ? TT_CONTROL : TT_USER;
-        int64_t id = json_integer_value(json_object_get(v, "id"));
-        if (id < b.t->n_vocab && b.seen[id]) b.seen[id] = false; /* an added token may restate a vocab entry */
-        if ((rc = qe_tok_builder_set(&b, id, json_string_value(c), json_string_length(c), type, err)) < 0) goto done;
-    }
-    if ((rc = qe_tok_builder_vocab_done(&b, err)) < 0) goto done;
-    json_array_foreach(merges, i, v) {
-        const char *a, *c;
-        size_t an, cn;
-        if (json_is_string(v)) { /* "left right" */
-            const char *s = json_string_value(v);
-            const char *sp = strchr(s + (s[0] != 0), ' ');
-            if (!sp) { rc = qe_errf(err, QE_EFORMAT, "tokenizer.json: merges[%zu] has no space", i); goto done; }
-            a = s; an = sp - s; c = sp + 1; cn = strlen(c);
-        } else if (json_is_array(v) && json_array_size(v) == 2 && json_is_string(json_array_get(v, 0)) &&
-                   json_is_string(json_array_get(v, 1))) { /* ["left", "right"] */
-            a = json_string_value(json_array_get(v, 0)); an = json_string_length(json_array_get(v, 0));
-            c = json_string_value(json_array_get(v, 1)); cn = json_string_length(json_array_get(v, 1));
-        } else {
-            rc = qe_errf(err, QE_EFORMAT, "tokenizer.json: merges[%zu] is neither \"a b\" nor [a, b]", i);
-            goto done;
-        }
-        if ((rc = qe_tok_builder_merge(&b, a, an, c, cn, err)) < 0) goto done;
-    }
-    rc = qe_tok_builder_finish(&b, out, err);
-done:
-    if (rc < 0) qe_tok_builder_abort(&b);
-    json_decref(root);
-    return rc;
-}
 
 /* ---------------------------------------------------------------------------------------------------
  * Small accessors */
@@ -460,7 +35,7 @@ int32_t qe_tokenizer_im_start(const qe_tokenizer *t) { return t->im_start; }
 int32_t qe_tokenizer_im_end(const qe_tokenizer *t) { return t->im_end; }
 bool qe_tokenizer_is_eog(const qe_tokenizer *t, int32_t id) { return id >= 0 && (id == t->im_end || id == t->eos); }
 bool qe_tokenizer_is_control(const qe_tokenizer *t, int32_t id) {
-    return id >= 0 && id < t->n_vocab && (t->type[id] == TT_CONTROL || t->type[id] == TT_UNUSED);
+    return id >= 0 && id < t->n_vocab && (t->type[id] == QE_TOKEN_CONTROL || t->type[id] == QE_TOKEN_UNUSED);
 }
 
 int32_t qe_token_lookup(const qe_tokenizer *t, const char *text) { return map_find(t, text, strlen(text)); }
@@ -682,7 +257,7 @@ static int encode_segment(const qe_tokenizer *t, scratch *s, const char *text, s
     for (size_t i = 0; i < len;) {
         uint8_t c = (uint8_t)text[i];
         if (c < 0x80) { i++; continue; }
-        int l; uint32_t cp;
+        int l; uint32_t cp = 0;
         utf8_next((const uint8_t *)text + i, len - i, &l, &cp); /* text is valid UTF-8 here */
         if (!nfc_stable(cp)) { stable = false; break; }
         i += l;
@@ -727,7 +302,7 @@ static size_t match_added(const qe_tokenizer *t, const char *text, size_t len, s
     if (!(t->added_first[(uint8_t)text[i]] & want)) return 0;
     for (int k = 0; k < t->n_added; k++) {
         int32_t a = t->added[k];
-        if (t->type[a] == TT_CONTROL && !parse_special) continue;
+        if (t->type[a] == QE_TOKEN_CONTROL && !parse_special) continue;
         size_t n = t->raw_len[a];
         if (n <= len - i && memcmp(text + i, t->raw + t->raw_off[a], n) == 0) { *id = a; return n; }
     }
@@ -758,7 +333,7 @@ int qe_tokenize_max(const qe_tokenizer *t, const char *text, size_t len, bool pa
         for (size_t j = 0; j < len;) {
             int st = utf8_next((const uint8_t *)text + j, len - j, &l, &cp);
             if (st == U8_OK) memcpy(clean + o, text + j, l), o += l;
-            else memcpy(clean + o, REPLACEMENT, 3), o += 3;
+            else memcpy(clean + o, QE_UTF8_REPLACEMENT, 3), o += 3;
             j += l;
         }
         text = clean;
@@ -784,74 +359,5 @@ int qe_tokenize_max(const qe_tokenizer *t, const char *text, size_t len, bool pa
 done:
     scratch_free(&s);
     free(clean);
-    return rc;
-}
-
-/* ---------------------------------------------------------------------------------------------------
- * Streaming detokenizer */
-
-void qe_detok_init(qe_detok *d) { memset(d, 0, sizeof *d); }
-
-/* Emits complete characters of pending[0..np) ++ b[0..n), keeps an incomplete tail (<= 3 bytes) in
- * d->pending. Definitely invalid bytes become U+FFFD at once. */
-static int detok_feed(qe_detok *d, const uint8_t *b, size_t n, qe_buf *out) {
-    int rc;
-    /* first resolve the held-back bytes with at most 3 bytes of the new data */
-    while (d->n_pending > 0) {
-        uint8_t tmp[8];
-        int np = d->n_pending;
-        size_t take = n < 4 ? n : 4;
-        memcpy(tmp, d->pending, np);
-        memcpy(tmp + np, b, take);
-        int l; uint32_t cp;
-        int st = utf8_next(tmp, np + take, &l, &cp);
-        if (st == U8_SHORT) { /* still incomplete: all of b fits in pending (np + take < 4) */
-            memcpy(d->pending + np, b, n);
-            d->n_pending = np + (int)n;
-            return QE_OK;
-        }
-        if (st == U8_OK) rc = qe_buf_append(out, tmp, l);
-        else rc = qe_buf_append(out, REPLACEMENT, 3);
-        if (rc < 0) return rc;
-        if (l >= np) { /* consumed all pending and l - np bytes of b */
-            b += l - np; n -= l - np;
-            d->n_pending = 0;
-        } else { /* a bad subpart inside pending: keep the rest of pending */
-            memmove(d->pending, d->pending + l, np - l);
-            d->n_pending = np - l;
-        }
-    }
-    size_t i = 0, run = 0;
-    while (i < n) {
-        if (b[i] < 0x80) { i++; continue; }
-        int l; uint32_t cp;
-        int st = utf8_next(b + i, n - i, &l, &cp);
-        if (st == U8_OK) { i += l; continue; }
-        if ((rc = qe_buf_append(out, b + run, i - run)) < 0) return rc;
-        if (st == U8_SHORT) {
-            memcpy(d->pending, b + i, l);
-            d->n_pending = l;
-            return QE_OK;
-        }
-        if ((rc = qe_buf_append(out, REPLACEMENT, 3)) < 0) return rc;
-        i += l;
-        run = i;
-    }
-    return qe_buf_append(out, b + run, n - run);
-}
-
-int qe_detok_push(qe_detok *d, const qe_tokenizer *t, int32_t id, qe_buf *out) {
-    const char *p;
-    size_t n;
-    int rc = qe_token_bytes(t, id, &p, &n);
-    if (rc < 0) return rc;
-    return detok_feed(d, (const uint8_t *)p, n, out);
-}
-
-int qe_detok_flush(qe_detok *d, qe_buf *out) {
-    int rc = QE_OK;
-    /* what is left is a valid but incomplete prefix: one maximal subpart, one U+FFFD */
-    if (d->n_pending > 0) rc = qe_buf_append(out, REPLACEMENT, 3);
-    d->n_pending = 0;
     return rc;
 }

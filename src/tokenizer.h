@@ -11,6 +11,10 @@
 
 typedef struct qe_tokenizer qe_tokenizer;
 
+/* Token kinds, numbered as GGUF's tokenizer.ggml.token_type (llama.cpp's llama_token_type). */
+enum { QE_TOKEN_NORMAL = 1, QE_TOKEN_UNKNOWN = 2, QE_TOKEN_CONTROL = 3, QE_TOKEN_USER_DEFINED = 4, QE_TOKEN_UNUSED = 5,
+       QE_TOKEN_BYTE = 6 };
+
 /* A growable array of token ids (owned by whoever holds it; free with qe_ids_free). */
 typedef struct { int32_t *p; size_t n, cap; } qe_ids;
 int qe_ids_push(qe_ids *ids, int32_t id);

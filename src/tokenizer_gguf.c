@@ -12,14 +12,14 @@
 typedef struct { qe_tok_builder *b; const uint8_t *types; uint32_t types_type; uint64_t n_types; int rc; char *err; } gguf_ctx;
 
 static int gguf_token_type(const gguf_ctx *c, uint64_t i) {
-    if (!c->types || i >= c->n_types) return TT_NORMAL;
+    if (!c->types || i >= c->n_types) return QE_TOKEN_NORMAL;
     int64_t v;
     if (c->types_type == GGUF_TYPE_INT32 || c->types_type == GGUF_TYPE_UINT32) {
         int32_t x; memcpy(&x, c->types + 4 * i, 4); v = x;
     } else if (c->types_type == GGUF_TYPE_INT8 || c->types_type == GGUF_TYPE_UINT8) {
         v = (int8_t)c->types[i];
-    } else return TT_NORMAL;
-    return v >= TT_NORMAL && v <= TT_BYTE ? (int)v : TT_NORMAL;
+    } else return QE_TOKEN_NORMAL;
+    return v >= QE_TOKEN_NORMAL && v <= QE_TOKEN_BYTE ? (int)v : QE_TOKEN_NORMAL;
 }
 
 static void gguf_on_token(void *ctx, uint64_t i, qe_str s) {

@@ -1,14 +1,13 @@
 /* vocab_json.h — reads a Hugging Face tokenizer.json (byte-level BPE, as Qwen uses) into exactly what a
  * GGUF file stores for tokenizer.ggml.model = "gpt2": the token strings (byte-level form, as in the vocab),
  * their types and the merges as "a b" strings. Used by mkmodel and by convert (safetensors -> GGUF).
- * Parsing the vocabulary for tokenisation at run time is tokenizer.c's job, from the GGUF. */
+ * Building the tokenizer used at run time is tokenizer_build.c's job, from the GGUF (tokenizer_gguf.c). */
 #pragma once
 #include <stdint.h>
 
 #include "base.h"
+#include "tokenizer.h" /* QE_TOKEN_* */
 
-/* tokenizer.ggml.token_type values (llama.cpp's llama_token_type). */
-enum { QE_TOKEN_NORMAL = 1, QE_TOKEN_UNKNOWN = 2, QE_TOKEN_CONTROL = 3, QE_TOKEN_USER_DEFINED = 4, QE_TOKEN_UNUSED = 5, QE_TOKEN_BYTE = 6 };
 
 typedef struct {
     int64_t n_tokens;

@@ -1,6 +1,6 @@
 /* cmd_mkmodel.c — `qwen-edge mkmodel`: writes a random-weight GGUF with the exact tensor names, shapes and
  * metadata llama.cpp uses for arch "qwen2" (Qwen2.5-0.5B-Instruct, or a tiny shape with the same real
- * vocabulary, tokenizer and chat template). Tests use these files to compare qwen-edge with llama.cpp
+ * vocabulary, tokenizer and chat template); names, shapes and keys come from qwen2_arch.c. Tests use these files to compare qwen-edge with llama.cpp
  * without downloading a model.
  *
  * Two layouts: "pure" writes every matrix in one type with the output head tied to token_embd, as
@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "gguf.h"
 #include "quant.h"
+#include "qwen2_arch.h"
 #include "qwen_template.h"
 #include "threadpool.h"
 #include "vocab_json.h"
@@ -221,31 +222,42 @@ static int add(plan *p, kind k, const char *name, int64_t ne0, int64_t ne1, int 
     return p->n - 1;
 }
 
-static void build_plan(plan *p) {
+/* The shape being written: the chosen --shape with the real vocabulary; the output head is separate in the
+ * official layout and tied to token_embd otherwise. */
+static qe_config plan_config(const plan *p) {
     const shape *s = p->sh;
-    int q_dim = s->n_head * s->head_dim, kv_dim = s->n_head_kv * s->head_dim;
-    char nm[64];
-    add(p, T_EMBD, "token_embd.weight", s->n_embd, QWEN25_VOCAB, 0);
-    for (int il = 0; il < s->n_layer; il++) {
-#define NAME(x) (snprintf(nm, sizeof nm, "blk.%d." x, il), nm)
-        add(p, T_NORM, NAME("attn_norm.weight"), s->n_embd, 0, il);
-        add(p, T_ATTN_Q, NAME("attn_q.weight"), s->n_embd, q_dim, il);
-        add(p, T_BIAS, NAME("attn_q.bias"), q_dim, 0, il);
-        add(p, T_ATTN_K, NAME("attn_k.weight"), s->n_embd, kv_dim, il);
-        add(p, T_BIAS, NAME("attn_k.bias"), kv_dim, 0, il);
-        add(p, T_ATTN_V, NAME("attn_v.weight"), s->n_embd, kv_dim, il);
-        add(p, T_BIAS, NAME("attn_v.bias"), kv_dim, 0, il);
-        add(p, T_ATTN_O, NAME("attn_output.weight"), q_dim, s->n_embd, il);
-        add(p, T_NORM, NAME("ffn_norm.weight"), s->n_embd, 0, il);
-        add(p, T_FFN_GATE, NAME("ffn_gate.weight"), s->n_embd, s->n_ff, il);
-        add(p, T_FFN_UP, NAME("ffn_up.weight"), s->n_embd, s->n_ff, il);
-        add(p, T_FFN_DOWN, NAME("ffn_down.weight"), s->n_ff, s->n_embd, il);
-#undef NAME
+    return (qe_config){.n_layer = s->n_layer, .n_embd = s->n_embd, .n_head = s->n_head, .n_head_kv = s->n_head_kv,
+                       .head_dim = s->head_dim, .n_ff = s->n_ff, .n_vocab = QWEN25_VOCAB, .n_ctx_train = 32768,
+                       .rope_base = 1000000.0f, .norm_eps = 1e-6f, .tied_output = !p->official};
+}
+
+static kind kind_of(qe_qwen2_kind k) {
+    switch (k) {
+    case QE_QWEN2_TOKEN_EMBD: return T_EMBD;
+    case QE_QWEN2_OUTPUT: return T_OUTPUT;
+    case QE_QWEN2_ATTN_Q: return T_ATTN_Q;
+    case QE_QWEN2_ATTN_K: return T_ATTN_K;
+    case QE_QWEN2_ATTN_V: return T_ATTN_V;
+    case QE_QWEN2_ATTN_OUT: return T_ATTN_O;
+    case QE_QWEN2_FFN_GATE: return T_FFN_GATE;
+    case QE_QWEN2_FFN_UP: return T_FFN_UP;
+    case QE_QWEN2_FFN_DOWN: return T_FFN_DOWN;
+    case QE_QWEN2_ATTN_Q_BIAS: case QE_QWEN2_ATTN_K_BIAS: case QE_QWEN2_ATTN_V_BIAS: return T_BIAS;
+    default: return T_NORM;
     }
-    int on = add(p, T_NORM, "output_norm.weight", s->n_embd, 0, 0);
-    p->t[on].center = 0.0f; /* balanced signs: see add() and write_tensor() */
-    p->t[on].scale = 1.0f;
-    if (p->official) add(p, T_OUTPUT, "output.weight", s->n_embd, QWEN25_VOCAB, 0);
+}
+
+static void build_plan(plan *p) {
+    qe_config c = plan_config(p);
+    for (int i = 0; i < qe_qwen2_n_tensors(&c); i++) {
+        qe_qwen2_tensor t;
+        qe_qwen2_tensor_at(&c, i, &t);
+        int k = add(p, kind_of(t.kind), t.name, t.ne[0], t.n_dims == 2 ? t.ne[1] : 0, t.layer < 0 ? 0 : t.layer);
+        if (t.kind == QE_QWEN2_OUTPUT_NORM) {
+            p->t[k].center = 0.0f; /* balanced signs: see add() and write_tensor() */
+            p->t[k].scale = 1.0f;
+        }
+    }
 }
 
 /* Generates one tensor in chunks of rows, converts, streams. buf/qbuf are sized for CHUNK_ROWS rows. */
@@ -412,8 +424,8 @@ int cmd_mkmodel(int argc, char **argv) {
 
     shape tuned = *p.sh;
     if (tune_layers > 0) { tuned.n_layer = tune_layers; p.sh = &tuned; }
-    int n_max = 2 + 12 * p.sh->n_layer + 2;
-    p.t = calloc((size_t)n_max, sizeof *p.t);
+    qe_config cfg = plan_config(&p);
+    p.t = calloc((size_t)qe_qwen2_n_tensors(&cfg), sizeof *p.t);
     if (!p.t) { fprintf(stderr, "qwen-edge mkmodel: out of memory\n"); return 1; }
     build_plan(&p);
     /* Pure layout: the type must fit every row. */
@@ -465,29 +477,9 @@ int cmd_mkmodel(int argc, char **argv) {
     if (!w) goto oom;
     char name[128];
     snprintf(name, sizeof name, "Qwen2.5 %s Instruct (random weights, seed %llu)", s->name, (unsigned long long)seed);
-    gguf_writer_set_str(w, "general.architecture", "qwen2");
-    gguf_writer_set_str(w, "general.type", "model");
-    gguf_writer_set_str(w, "general.name", name);
-    gguf_writer_set_u32(w, "qwen2.block_count", (uint32_t)s->n_layer);
-    gguf_writer_set_u32(w, "qwen2.context_length", 32768);
-    gguf_writer_set_u32(w, "qwen2.embedding_length", (uint32_t)s->n_embd);
-    gguf_writer_set_u32(w, "qwen2.feed_forward_length", (uint32_t)s->n_ff);
-    gguf_writer_set_u32(w, "qwen2.attention.head_count", (uint32_t)s->n_head);
-    gguf_writer_set_u32(w, "qwen2.attention.head_count_kv", (uint32_t)s->n_head_kv);
-    gguf_writer_set_f32(w, "qwen2.rope.freq_base", 1000000.0f);
-    gguf_writer_set_f32(w, "qwen2.attention.layer_norm_rms_epsilon", 1e-6f);
-    gguf_writer_set_u32(w, "general.file_type", p.as_f32 ? FT_F32 : (uint32_t)p.ft->ftype);
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-    gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)vocab->tokens, (uint64_t)vocab->n_tokens);
-    gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", vocab->types, (uint64_t)vocab->n_tokens);
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)vocab->merges, (uint64_t)vocab->n_merges);
-    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 151645);
-    gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 151643);
-    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 151643);
-    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", false);
-    gguf_writer_set_str(w, "tokenizer.chat_template", qe_qwen25_chat_template);
-    gguf_writer_set_u32(w, "general.quantization_version", 2);
+    qe_qwen2_write_meta(w, &cfg, &(qe_qwen2_meta){.name = name, .file_type = p.as_f32 ? FT_F32 : (uint32_t)p.ft->ftype,
+                                                  .vocab = vocab, .eos = 151645, .pad = 151643, .bos = 151643,
+                                                  .add_bos = false, .chat_template = qe_qwen25_chat_template});
     for (int i = 0; i < p.n; i++) {
         int64_t ne[2] = {p.t[i].ne[0], p.t[i].ne[1]};
         gguf_writer_add_tensor(w, p.t[i].name, p.t[i].n_dims, ne, p.t[i].type);

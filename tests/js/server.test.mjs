@@ -181,16 +181,20 @@ describe('wire format', () => {
     assert.equal(c.status, 200);
     assert.equal(c.json.done, true);
     assert.equal(c.json.message.role, 'assistant');
-    const g = await postJSON('/api/generate', { model: 'qwen', prompt: 'Why is the sky blue?', stream: false, options: { num_predict: 4, seed: 3 } });
+    const gen = { model: 'qwen', prompt: 'Why is the sky blue?', options: { num_predict: 4, seed: 3, temperature: 0 } };
+    const g = await postJSON('/api/generate', { ...gen, stream: false });
     assert.equal(g.status, 200);
     assert.equal(typeof g.json.response, 'string');
+    assert.ok(g.json.eval_count >= 1 && g.json.eval_count <= 4, g.text);
     assert.ok(Array.isArray(g.json.context) && g.json.context.length > g.json.prompt_eval_count - 1);
-    // generate streams by default
-    const s = await fetch(`${srv.base}/api/generate`, { method: 'POST', body: JSON.stringify({ model: 'qwen', prompt: 'hi', options: { num_predict: 3 } }) });
+    // generate streams by default, the same answer in pieces
+    const s = await fetch(`${srv.base}/api/generate`, { method: 'POST', body: JSON.stringify(gen) });
     const lines = (await s.text()).trim().split('\n').map((l) => JSON.parse(l));
     assert.ok(lines.length >= 2);
     assert.equal(typeof lines[0].response, 'string');
     assert.equal(lines.at(-1).done, true);
+    assert.equal(lines.map((l) => l.response).join(''), g.json.response);
+    assert.equal(lines.at(-1).eval_count, g.json.eval_count);
   });
 
   test('ollama /api/generate continues from a returned context; empty prompt answers "load"', async () => {
@@ -357,6 +361,8 @@ describe('bad input', () => {
     assert.equal(b.headers.get('allow'), 'POST');
     const c = await fetch(`${srv.base}/v1/models/not-this-one`);
     assert.equal(c.status, 404);
+    assert.deepEqual((await c.json()).error, { message: "The model 'not-this-one' does not exist", type: 'invalid_request_error',
+      param: 'model', code: 'model_not_found' });
   });
 
   test('no CORS headers unless --cors', async () => {
@@ -398,7 +404,11 @@ describe('bad input', () => {
 
   test('still serving after all that', async () => {
     const r = await client.chat.completions.create(chat({ max_tokens: 3 }));
-    assert.ok(r.choices[0].message.content !== undefined);
+    const { finish_reason: fr, message } = r.choices[0];
+    assert.equal(typeof message.content, 'string');
+    assert.ok(r.usage.completion_tokens >= 1 && r.usage.completion_tokens <= 3, JSON.stringify(r.usage));
+    assert.ok(fr === 'stop' || (fr === 'length' && r.usage.completion_tokens === 3), `${fr} after ${r.usage.completion_tokens}`);
+    if (fr === 'length') assert.ok(message.content.length > 0, 'three tokens of answer are some text');
     const h = await fetch(`${srv.base}/health`);
     assert.deepEqual(await h.json(), { status: 'ok' });
   });

@@ -2,10 +2,12 @@
  * that count failures without stopping, and a closing line "<file>: N passed, N failed" that tests/run.sh
  * adds up. A test that fails prints the expression, file and line. */
 #pragma once
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int t_failed_checks;
 static int t_passed, t_failed;
@@ -34,9 +36,15 @@ static inline const char *test_tmpdir(void) {
     if (!dir[0]) {
         const char *b = getenv("QE_TEST_TMP");
         snprintf(dir, sizeof dir, "%s", b ? b : "build/tests/tmp");
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-        if (system(cmd) != 0) fprintf(stderr, "cannot create %s\n", dir);
+        char p[512]; /* mkdir -p, one level at a time */
+        snprintf(p, sizeof p, "%s", dir);
+        for (char *c = p + 1;; c++) {
+            if (*c != '/' && *c) continue;
+            char keep = *c;
+            *c = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) { fprintf(stderr, "cannot create %s\n", p); break; }
+            if (!(*c = keep)) break;
+        }
     }
     return dir;
 }

