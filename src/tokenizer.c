@@ -173,22 +173,22 @@ int qe_tok_builder_init(qe_tok_builder *b, int n_vocab, uint64_t n_merges, char 
     memset(b, 0, sizeof *b);
     if (n_vocab <= 0 || n_vocab > (1 << 24))
         return qe_errf(err, QE_EFORMAT, "tokenizer: vocabulary size %d out of range (1..16M)", n_vocab);
-    qe_tokenizer *t = calloc(1, sizeof *t);
+    qe_tokenizer *t = qe_calloc(1, sizeof *t);
     if (!t) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     b->t = t;
     t->n_vocab = n_vocab;
     t->eos = t->im_start = t->im_end = -1;
-    t->type = calloc(n_vocab, 1);
-    t->str_off = calloc(n_vocab, sizeof *t->str_off);
-    t->str_len = calloc(n_vocab, sizeof *t->str_len);
-    b->seen = calloc(n_vocab, sizeof *b->seen);
+    t->type = qe_calloc(n_vocab, 1);
+    t->str_off = qe_calloc(n_vocab, sizeof *t->str_off);
+    t->str_len = qe_calloc(n_vocab, sizeof *t->str_len);
+    b->seen = qe_calloc(n_vocab, sizeof *b->seen);
     uint32_t cap = 1024;
     while (cap < (uint32_t)n_vocab * 2u) cap <<= 1;
-    t->map = malloc(cap * sizeof *t->map);
+    t->map = qe_malloc(cap * sizeof *t->map);
     t->map_mask = cap - 1;
     uint64_t pcap = 1024;
     while (pcap < n_merges * 2) pcap <<= 1;
-    t->pairs = calloc(pcap, sizeof *t->pairs);
+    t->pairs = qe_calloc(pcap, sizeof *t->pairs);
     t->pair_mask = pcap - 1;
     if (!t->type || !t->str_off || !t->str_len || !b->seen || !t->map || !t->pairs)
         return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
@@ -214,7 +214,7 @@ int qe_tok_builder_set(qe_tok_builder *b, int64_t id, const char *s, size_t n, i
         size_t cap = b->str_cap ? b->str_cap : 1 << 20;
         while (cap < b->str_n + n + 1) cap *= 2;
         if (cap > UINT32_MAX) return qe_errf(err, QE_EFORMAT, "tokenizer: vocabulary text larger than 4 GB");
-        char *p = realloc(b->str, cap);
+        char *p = qe_realloc(b->str, cap);
         if (!p) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
         b->str = p; b->str_cap = cap;
     }
@@ -248,9 +248,9 @@ int qe_tok_builder_vocab_done(qe_tok_builder *b, char *err) {
     uint32_t b2u[256];
     int16_t u2b[324];
     byte_unicode_tables(b2u, u2b);
-    t->raw = malloc(b->str_n ? b->str_n : 1);
-    t->raw_off = calloc(t->n_vocab, sizeof *t->raw_off);
-    t->raw_len = calloc(t->n_vocab, sizeof *t->raw_len);
+    t->raw = qe_malloc(b->str_n ? b->str_n : 1);
+    t->raw_off = qe_calloc(t->n_vocab, sizeof *t->raw_off);
+    t->raw_len = qe_calloc(t->n_vocab, sizeof *t->raw_len);
     if (!t->raw || !t->raw_off || !t->raw_len) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     size_t rn = 0;
     for (int id = 0; id < t->n_vocab; id++) {
@@ -286,7 +286,7 @@ int qe_tok_builder_merge(qe_tok_builder *b, const char *a, size_t an, const char
     int rank = b->rank++;
     int32_t ia = map_find(t, a, an), ic = map_find(t, c, cn);
     if (ia < 0 || ic < 0) return QE_OK;
-    char stack[512], *cat = an + cn <= sizeof stack ? stack : malloc(an + cn);
+    char stack[512], *cat = an + cn <= sizeof stack ? stack : qe_malloc(an + cn);
     if (!cat) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     memcpy(cat, a, an);
     memcpy(cat + an, c, cn);
@@ -325,7 +325,7 @@ int qe_tok_builder_finish(qe_tok_builder *b, qe_tokenizer **out, char *err) {
     int n_added = 0;
     for (int id = 0; id < t->n_vocab; id++)
         if ((t->type[id] == TT_CONTROL || t->type[id] == TT_USER) && t->str_len[id] > 0) n_added++;
-    t->added = malloc((n_added ? n_added : 1) * sizeof *t->added);
+    t->added = qe_malloc((n_added ? n_added : 1) * sizeof *t->added);
     if (!t->added) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     for (int id = 0; id < t->n_vocab; id++) {
         if (!((t->type[id] == TT_CONTROL || t->type[id] == TT_USER) && t->str_len[id] > 0)) continue;
@@ -343,7 +343,7 @@ int qe_tok_builder_finish(qe_tok_builder *b, qe_tokenizer **out, char *err) {
             return qe_errf(err, QE_EFORMAT, "tokenizer: the vocabulary has no token for byte 0x%02x "
                                             "(not a byte-level BPE vocabulary)", c);
 
-    if (!(t->byte_pairs = malloc(65536 * sizeof *t->byte_pairs))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
+    if (!(t->byte_pairs = qe_malloc(65536 * sizeof *t->byte_pairs))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     for (int i = 0; i < 65536; i++) {
         const pair_ent *e = pair_find(t, t->byte_tok[i >> 8], t->byte_tok[i & 255]);
         t->byte_pairs[i] = e ? (byte_pair){e->rank, e->id} : (byte_pair){0, -1};
@@ -468,7 +468,7 @@ int qe_token_bytes(const qe_tokenizer *t, int32_t id, const char **bytes, size_t
 int qe_ids_push(qe_ids *ids, int32_t id) {
     if (ids->n == ids->cap) {
         size_t cap = ids->cap ? ids->cap * 2 : 64;
-        int32_t *p = realloc(ids->p, cap * sizeof *p);
+        int32_t *p = qe_realloc(ids->p, cap * sizeof *p);
         if (!p) return QE_ENOMEM;
         ids->p = p; ids->cap = cap;
     }
@@ -502,9 +502,9 @@ static int scratch_reserve(scratch *s, size_t n) {
     if (n <= s->cap) return QE_OK;
     size_t cap = s->cap ? s->cap : 256;
     while (cap < n) cap *= 2;
-    int32_t *a = realloc(s->sym, cap * 4); if (a) s->sym = a;
-    int32_t *b = realloc(s->prev, cap * 4); if (b) s->prev = b;
-    int32_t *c = realloc(s->next, cap * 4); if (c) s->next = c;
+    int32_t *a = qe_realloc(s->sym, cap * 4); if (a) s->sym = a;
+    int32_t *b = qe_realloc(s->prev, cap * 4); if (b) s->prev = b;
+    int32_t *c = qe_realloc(s->next, cap * 4); if (c) s->next = c;
     if (!a || !b || !c) return QE_ENOMEM;
     s->cap = cap;
     return QE_OK;
@@ -513,7 +513,7 @@ static int scratch_reserve(scratch *s, size_t n) {
 static int heap_push(scratch *s, uint64_t key, int32_t id, int32_t left, int32_t right) {
     if (s->heap_n == s->heap_cap) {
         size_t cap = s->heap_cap ? s->heap_cap * 2 : 256;
-        struct heap_ent *h = realloc(s->heap, cap * sizeof *h);
+        struct heap_ent *h = qe_realloc(s->heap, cap * sizeof *h);
         if (!h) return QE_ENOMEM;
         s->heap = h; s->heap_cap = cap;
     }
@@ -573,7 +573,7 @@ static word_cache *wc_get(const qe_tokenizer *t) {
     word_cache *c = wc_tls;
     if (!c) {
         pthread_once(&wc_once, wc_key_init);
-        if (!(c = malloc(sizeof *c))) return NULL; /* no cache: slower, still correct */
+        if (!(c = qe_malloc(sizeof *c))) return NULL; /* no cache: slower, still correct */
         c->serial = 0;
         pthread_setspecific(wc_key, c);
         wc_tls = c;
@@ -725,7 +725,7 @@ int qe_tokenize(const qe_tokenizer *t, const char *text, size_t len, bool parse_
         int l; uint32_t cp;
         if (utf8_next((const uint8_t *)text + i, len - i, &l, &cp) == U8_OK) { i += l; continue; }
         /* found one: rebuild the whole text (at most 3 bytes of output per bad byte) */
-        if (len > SIZE_MAX / 3 || !(clean = malloc(len * 3 + 1))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
+        if (len > SIZE_MAX / 3 || !(clean = qe_malloc(len * 3 + 1))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
         size_t o = 0;
         for (size_t j = 0; j < len;) {
             int st = utf8_next((const uint8_t *)text + j, len - j, &l, &cp);

@@ -20,7 +20,8 @@ static qe_model *tiny_model(void) {
     snprintf(path, sizeof path, "%s/engine-tiny-f16.gguf", test_tmpdir());
     /* f16 weights: no 8-bit activation quantisation to turn a last-bit difference between two computation orders
      * (batched vs one at a time) into a flipped near-tie */
-    snprintf(cmd, sizeof cmd, "build/qwen-edge mkmodel -o '%s' --shape tiny --type f16 --seed 3 >/dev/null", path);
+    const char *bin = getenv("QE_BIN") ? getenv("QE_BIN") : "build/qwen-edge"; /* make test-asan: the ASan one */
+    snprintf(cmd, sizeof cmd, "'%s' mkmodel -o '%s' --shape tiny --type f16 --seed 3 >/dev/null", bin, path);
     if (system(cmd) != 0) { fprintf(stderr, "mkmodel failed\n"); exit(1); }
     if (qe_model_load(path, &g_model, err)) { fprintf(stderr, "%s\n", err); exit(1); }
     return g_model;
