@@ -3,7 +3,9 @@
 #   make run        build and serve the chat page on http://localhost:8080
 #   make test       build and run every test (installs test tools first)
 #   make bench      side-by-side benchmark against llama.cpp (long; not part of test)
-#   make fuzz       fuzz the parsers (long; not part of test)
+#   make fuzz       fuzz the parsers (long; not part of test; FUZZ_S=seconds per target, mk/fuzz.mk)
+#   make test-asan  the binary and unit tests built with ASan+UBSan in build/asan, then the tests against them
+#                   (slow; not part of test; mk/asan.mk, docs/TESTING.md)
 # Sources are found by wildcard: a new src/foo.c or tests/unit/test_foo.c needs no edit here.
 # Files named *_avx2.c / *_avx512.c / *_neon.c are compiled with that ISA's flags only; the code picks one
 # at run time from cpuid, so one binary runs on every x86-64 CPU.
@@ -15,8 +17,10 @@ BUILD   ?= build
 ARCH    := $(or $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1),$(shell uname -m))
 PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto
 OPT     ?= -O2
+# extra compile+link flags of a variant build (mk/asan.mk sets the sanitizers here, with its own BUILD dir)
+SANITIZE ?=
 CFLAGS  ?=
-CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -Werror -pthread \
+CFLAGS  += -std=gnu11 $(OPT) $(SANITIZE) -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -Werror -pthread \
            -fno-strict-aliasing -Isrc -I$(BUILD)/gen -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
@@ -41,10 +45,14 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-# --- generated sources (the chat page embedded in the binary, etc.) -------------------------------------
--include mk/*.mk
+# `all` is the default goal, set here once: mk/*.mk is included before the first rule and must not set it.
+.DEFAULT_GOAL := all
 
-.PHONY: all deps deps-test run test unit bench fuzz clean
+# --- per-area extras: generated sources (the chat page), fuzzers, the sanitizer build, ... ---------------
+# include, not -include: a broken or missing file fails the build instead of silently dropping its targets
+include $(wildcard mk/*.mk)
+
+.PHONY: all deps deps-test run test unit bench clean
 all: deps $(BUILD)/qwen-edge
 
 deps:
@@ -97,9 +105,6 @@ test: deps-test all $(TEST_BIN) $(BUILD)/bench/kernels $(BUILD)/bench/sampler
 
 bench: deps-test all
 	PATH="$$PWD/build/tools/node/bin:$$PATH" bench/compare
-
-fuzz: all
-	@tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD)

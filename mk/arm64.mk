@@ -4,7 +4,6 @@
 # would need their arm64 builds. Linked statically: nothing depends on which arm64 libc (cross sysroot or
 # multiarch) qemu would find, and mixing the two hangs in pthread_create. On an aarch64 host the normal unit tests
 # run the NEON set natively.
-.DEFAULT_GOAL := all  # this file is included before the Makefile's first rule
 ifeq ($(ARCH),x86_64)
 A64_CC     := aarch64-linux-gnu-gcc
 A64_BUILD  := $(BUILD)/arm64

@@ -1,9 +1,5 @@
 # mk/kernels.mk — the kernel micro-benchmark (built by `make test` so it keeps compiling; run only here):
 #   make bench-kernels [BENCH_ARGS="--types q8_0,q4_0 --threads 2"]
-# This file is included before the Makefile's first rule: keep `all` the default goal.
-ifeq ($(.DEFAULT_GOAL),)
-.DEFAULT_GOAL := all
-endif
 .PHONY: bench-kernels
 $(BUILD)/bench/kernels: bench/kernels.c $(BUILD)/libqwen.a
 	@mkdir -p $(@D)

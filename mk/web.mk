@@ -2,7 +2,6 @@
 # it bundles (marked, DOMPurify, highlight.js; pinned in package.json). They come from ./node_modules when
 # `scripts/deps.sh test` installed it, else `make` installs just those three into build/npm-web (see
 # mk/web-npm.sh); nothing third-party is committed.
-.DEFAULT_GOAL := all  # this file is included before the Makefile's first rule
 WEB_SRC := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
 WEB_NM := $(if $(wildcard node_modules/marked/lib/marked.umd.js),node_modules,$(BUILD)/npm-web/node_modules)
 WEB_LIBS := $(WEB_NM)/marked/lib/marked.umd.js

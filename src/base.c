@@ -2,6 +2,7 @@
 #include "base.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,33 @@ uint64_t qe_now_ns(void) {
 }
 double qe_now(void) { return (double)qe_now_ns() * 1e-9; }
 
-void *qe_malloc(size_t n) { return malloc(n ? n : 1); }
-void *qe_calloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size : 1); }
+/* The failure hook: fail_at is 0 (off) except in tests, so the fast path is one relaxed load and a branch
+ * the predictor learns at once. When on, every call takes a ticket; the n-th (and with persist each later one)
+ * fails. Atomics because the engine thread allocates (job events) while a test thread waits on it. */
+static _Atomic long alloc_fail_at, alloc_calls, alloc_hits;
+static _Atomic bool alloc_persist;
+
+void qe_alloc_fail_at(long n, bool persist) {
+    atomic_store(&alloc_fail_at, 0);
+    atomic_store(&alloc_calls, 0);
+    atomic_store(&alloc_hits, 0);
+    atomic_store(&alloc_persist, persist);
+    atomic_store(&alloc_fail_at, n > 0 ? n : 0);
+}
+long qe_alloc_fail_hits(void) { return atomic_load(&alloc_hits); }
+
+static bool alloc_should_fail(void) {
+    long at = atomic_load_explicit(&alloc_fail_at, memory_order_relaxed);
+    if (__builtin_expect(at == 0, 1)) return false;
+    long k = atomic_fetch_add(&alloc_calls, 1) + 1;
+    if (k != at && !(k > at && atomic_load(&alloc_persist))) return false;
+    atomic_fetch_add(&alloc_hits, 1);
+    return true;
+}
+
+void *qe_malloc(size_t n) { return alloc_should_fail() ? NULL : malloc(n ? n : 1); }
+void *qe_calloc(size_t n, size_t size) { return alloc_should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1); }
+void *qe_realloc(void *p, size_t n) { return alloc_should_fail() ? NULL : realloc(p, n ? n : 1); }
 void *qe_aligned_alloc(size_t align, size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, align, n ? n : align) != 0) return NULL;
@@ -69,7 +95,7 @@ int qe_buf_append(qe_buf *b, const void *data, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = qe_realloc(b->p, cap);
         if (!p) return QE_ENOMEM;
         b->p = p;
         b->cap = cap;
@@ -88,7 +114,7 @@ int qe_buf_printf(qe_buf *b, const char *fmt, ...) {
     va_end(ap);
     if (n < 0) return QE_ERR;
     if ((size_t)n < sizeof tmp) return qe_buf_append(b, tmp, (size_t)n);
-    char *big = malloc((size_t)n + 1);
+    char *big = qe_malloc((size_t)n + 1);
     if (!big) return QE_ENOMEM;
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);

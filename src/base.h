@@ -44,9 +44,21 @@ void qe_log(qe_log_level lvl, const char *fmt, ...) __attribute__((format(printf
 double qe_now(void);         /* seconds, monotonic */
 uint64_t qe_now_ns(void);
 
-/* Allocation helpers that return NULL on overflow or failure (never abort). */
+/* Allocation helpers that return NULL on overflow or failure (never abort). The engine's job queue, the chat
+ * window, the tokenizer and qe_buf allocate through them, so tests can make any one of those allocations fail.
+ * qe_realloc(p, n): on failure p stays valid and owned by the caller (like realloc). */
 void *qe_malloc(size_t n);
 void *qe_calloc(size_t n, size_t size);
+void *qe_realloc(void *p, size_t n);
+
+/* Allocation-failure injection (SQLite's way), for tests: after qe_alloc_fail_at(n, persist), the n-th call
+ * to qe_malloc/qe_calloc/qe_realloc from now on (any thread; n >= 1) returns NULL, and with persist every
+ * later one too; n = 0 turns it off. qe_alloc_fail_hits() is how many calls failed that way since the last
+ * qe_alloc_fail_at: 0 after an operation means it made fewer than n allocations, so it ran to the end.
+ * Always compiled in: the tested library is the shipped one, and the cost when off is one load and a branch
+ * that is never taken, next to a malloc call (and no allocation is on the per-token path). */
+void qe_alloc_fail_at(long n, bool persist);
+long qe_alloc_fail_hits(void);
 void *qe_aligned_alloc(size_t align, size_t n); /* free with free() */
 /* a * b with overflow check: returns false on overflow. */
 static inline bool qe_mul_ok(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_mul_overflow(a, b, out); }

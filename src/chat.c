@@ -141,8 +141,8 @@ int qe_chat_window_ids(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n,
     bool sys = n > 0 && msgs[0].role == QE_ROLE_SYSTEM;
     size_t first = sys ? 1 : 0;
     /* round starts: every user message, and the first message after the system one if it is not a user's */
-    size_t *starts = malloc((n + 1) * sizeof *starts);
-    qe_chat_msg *tmp = malloc((n + 1) * sizeof *tmp);
+    size_t *starts = qe_malloc((n + 1) * sizeof *starts);
+    qe_chat_msg *tmp = qe_malloc((n + 1) * sizeof *tmp);
     int rc = QE_OK;
     if (!starts || !tmp) { rc = qe_errf(err, QE_ENOMEM, "out of memory"); goto done; }
     size_t k = 0;
@@ -219,7 +219,7 @@ struct qe_conv {
 };
 
 qe_conv *qe_conv_new(const char *system_prompt, int max_rounds) {
-    qe_conv *c = calloc(1, sizeof *c);
+    qe_conv *c = qe_calloc(1, sizeof *c);
     if (!c) return NULL;
     c->max_rounds = max_rounds > 0 ? max_rounds : QE_CHAT_DEFAULT_ROUNDS;
     if (system_prompt && qe_conv_add(c, QE_ROLE_SYSTEM, system_prompt, strlen(system_prompt)) < 0) {
@@ -259,11 +259,11 @@ int qe_conv_add(qe_conv *c, qe_role role, const char *text, size_t len) {
     if (role == QE_ROLE_SYSTEM && c->n > 0) return QE_EINVAL;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 16;
-        qe_chat_msg *m = realloc(c->msgs, cap * sizeof *m);
+        qe_chat_msg *m = qe_realloc(c->msgs, cap * sizeof *m);
         if (!m) return QE_ENOMEM;
         c->msgs = m; c->cap = cap;
     }
-    char *copy = malloc(len + 1);
+    char *copy = qe_malloc(len + 1);
     if (!copy) return QE_ENOMEM;
     memcpy(copy, text, len);
     copy[len] = 0;

@@ -33,11 +33,13 @@ struct qe_job {
     qe_grammar *grammar;         /* owned; NULL: unconstrained */
     double t_submit;
     qe_job *next_waiting;        /* engine queue link */
-    /* event queue */
+    /* event queue: tokens in a ring that grows, the one DONE or ERROR in a slot of its own */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     qe_event *ev;
     int ev_head, ev_n, ev_cap;
+    qe_event final;              /* the DONE or ERROR: needs no allocation, so it is always delivered */
+    bool final_ready;            /* final is set and the reader has not taken it yet */
     bool closed;                 /* DONE or ERROR posted */
 };
 
@@ -51,25 +53,42 @@ static void job_unref(qe_job *j) {
     free(j);
 }
 
+/* Appends a token event to the ring (called with j->mu held); QE_ENOMEM if the ring cannot grow. */
+static int ring_push(qe_job *j, const qe_event *ev) {
+    if (j->ev_n == j->ev_cap) {
+        int cap = j->ev_cap ? j->ev_cap * 2 : 64;
+        qe_event *nev = qe_malloc(sizeof *nev * (size_t)cap);
+        if (!nev) return QE_ENOMEM;
+        for (int i = 0; i < j->ev_n; i++) nev[i] = j->ev[(j->ev_head + i) % j->ev_cap];
+        free(j->ev);
+        j->ev = nev;
+        j->ev_cap = cap;
+        j->ev_head = 0;
+    }
+    j->ev[(j->ev_head + j->ev_n) % j->ev_cap] = *ev;
+    j->ev_n++;
+    return QE_OK;
+}
+
+/* Queues an event for the reader. The final DONE or ERROR takes the job's own slot: a reader waits for it, so
+ * it must not depend on an allocation (a lost DONE left qe_job_next waiting forever). A token the ring cannot
+ * take ends the job instead of going missing from the middle of the text: the reader gets the tokens queued so
+ * far, then an ERROR, and the cancel flag frees the slot at the engine's next step (its DONE is ignored). */
 static void job_post(qe_job *j, const qe_event *ev) {
     pthread_mutex_lock(&j->mu);
     if (!j->closed) {
-        if (j->ev_n == j->ev_cap) {
-            int cap = j->ev_cap ? j->ev_cap * 2 : 64;
-            qe_event *nev = malloc(sizeof *nev * (size_t)cap);
-            if (nev) {
-                for (int i = 0; i < j->ev_n; i++) nev[i] = j->ev[(j->ev_head + i) % j->ev_cap];
-                free(j->ev);
-                j->ev = nev;
-                j->ev_cap = cap;
-                j->ev_head = 0;
-            }
+        if (ev->kind != QE_EV_TOKEN) {
+            j->final = *ev;
+        } else if (ring_push(j, ev) == QE_OK) {
+            pthread_cond_broadcast(&j->cv);
+            pthread_mutex_unlock(&j->mu);
+            return;
+        } else {
+            j->final = (qe_event){.kind = QE_EV_ERROR};
+            snprintf(j->final.message, sizeof j->final.message, "out of memory: the answer was cut short");
+            atomic_store(&j->cancel, 1);
         }
-        if (j->ev_n < j->ev_cap) {
-            j->ev[(j->ev_head + j->ev_n) % j->ev_cap] = *ev;
-            j->ev_n++;
-        }
-        if (ev->kind != QE_EV_TOKEN) j->closed = true;
+        j->final_ready = j->closed = true;
         pthread_cond_broadcast(&j->cv);
     }
     pthread_mutex_unlock(&j->mu);
@@ -84,15 +103,19 @@ int qe_job_next(qe_job *j, qe_event *ev, int timeout_ms) {
         if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
     }
     pthread_mutex_lock(&j->mu);
-    while (j->ev_n == 0) {
+    while (j->ev_n == 0 && !j->final_ready) {
         if (timeout_ms < 0) pthread_cond_wait(&j->cv, &j->mu);
         else if (pthread_cond_timedwait(&j->cv, &j->mu, &until) != 0) break;
     }
     int rc = QE_ERR;
-    if (j->ev_n > 0) {
+    if (j->ev_n > 0) { /* tokens first: the final event comes after every token posted before it */
         *ev = j->ev[j->ev_head];
         j->ev_head = (j->ev_head + 1) % j->ev_cap;
         j->ev_n--;
+        rc = QE_OK;
+    } else if (j->final_ready) {
+        *ev = j->final;
+        j->final_ready = false;
         rc = QE_OK;
     }
     pthread_mutex_unlock(&j->mu);
@@ -524,9 +547,9 @@ int qe_engine_submit(qe_engine *e, const qe_job_params *p, qe_job **out, char *e
     for (int i = 0; i < p->n_prompt; i++)
         if (p->prompt[i] < 0 || p->prompt[i] >= e->model->cfg.n_vocab)
             return qe_errf(err, QE_EINVAL, "token id %d is outside the vocabulary", p->prompt[i]);
-    qe_job *j = calloc(1, sizeof *j);
+    qe_job *j = qe_calloc(1, sizeof *j);
     if (!j) return qe_errf(err, QE_ENOMEM, "out of memory");
-    j->prompt = malloc(sizeof(int32_t) * (size_t)p->n_prompt);
+    j->prompt = qe_malloc(sizeof(int32_t) * (size_t)p->n_prompt);
     if (!j->prompt) { free(j); return qe_errf(err, QE_ENOMEM, "out of memory"); }
     memcpy(j->prompt, p->prompt, sizeof(int32_t) * (size_t)p->n_prompt);
     j->n_prompt = p->n_prompt;

@@ -66,7 +66,7 @@ typedef struct {
     double t_queue_ms;       /* submit -> slot */
     double t_prompt_ms;      /* slot -> first token (prefill) */
     double t_gen_ms;         /* first token -> done */
-    /* QE_EV_ERROR: */
+    /* QE_EV_ERROR (a failed forward pass, or no memory to queue a token: the job ends there): */
     char message[256];
 } qe_event;
 

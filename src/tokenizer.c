@@ -50,7 +50,7 @@ int qe_token_bytes(const qe_tokenizer *t, int32_t id, const char **bytes, size_t
 int qe_ids_push(qe_ids *ids, int32_t id) {
     if (ids->n == ids->cap) {
         size_t cap = ids->cap ? ids->cap * 2 : 64;
-        int32_t *p = realloc(ids->p, cap * sizeof *p);
+        int32_t *p = qe_realloc(ids->p, cap * sizeof *p);
         if (!p) return QE_ENOMEM;
         ids->p = p; ids->cap = cap;
     }
@@ -84,9 +84,9 @@ static int scratch_reserve(scratch *s, size_t n) {
     if (n <= s->cap) return QE_OK;
     size_t cap = s->cap ? s->cap : 256;
     while (cap < n) cap *= 2;
-    int32_t *a = realloc(s->sym, cap * 4); if (a) s->sym = a;
-    int32_t *b = realloc(s->prev, cap * 4); if (b) s->prev = b;
-    int32_t *c = realloc(s->next, cap * 4); if (c) s->next = c;
+    int32_t *a = qe_realloc(s->sym, cap * 4); if (a) s->sym = a;
+    int32_t *b = qe_realloc(s->prev, cap * 4); if (b) s->prev = b;
+    int32_t *c = qe_realloc(s->next, cap * 4); if (c) s->next = c;
     if (!a || !b || !c) return QE_ENOMEM;
     s->cap = cap;
     return QE_OK;
@@ -95,7 +95,7 @@ static int scratch_reserve(scratch *s, size_t n) {
 static int heap_push(scratch *s, uint64_t key, int32_t id, int32_t left, int32_t right) {
     if (s->heap_n == s->heap_cap) {
         size_t cap = s->heap_cap ? s->heap_cap * 2 : 256;
-        struct heap_ent *h = realloc(s->heap, cap * sizeof *h);
+        struct heap_ent *h = qe_realloc(s->heap, cap * sizeof *h);
         if (!h) return QE_ENOMEM;
         s->heap = h; s->heap_cap = cap;
     }
@@ -155,7 +155,7 @@ static word_cache *wc_get(const qe_tokenizer *t) {
     word_cache *c = wc_tls;
     if (!c) {
         pthread_once(&wc_once, wc_key_init);
-        if (!(c = malloc(sizeof *c))) return NULL; /* no cache: slower, still correct */
+        if (!(c = qe_malloc(sizeof *c))) return NULL; /* no cache: slower, still correct */
         c->serial = 0;
         pthread_setspecific(wc_key, c);
         wc_tls = c;
@@ -328,7 +328,7 @@ int qe_tokenize_max(const qe_tokenizer *t, const char *text, size_t len, bool pa
         int l; uint32_t cp;
         if (utf8_next((const uint8_t *)text + i, len - i, &l, &cp) == U8_OK) { i += l; continue; }
         /* found one: rebuild the whole text (at most 3 bytes of output per bad byte) */
-        if (len > SIZE_MAX / 3 || !(clean = malloc(len * 3 + 1))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
+        if (len > SIZE_MAX / 3 || !(clean = qe_malloc(len * 3 + 1))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
         size_t o = 0;
         for (size_t j = 0; j < len;) {
             int st = utf8_next((const uint8_t *)text + j, len - j, &l, &cp);

@@ -54,22 +54,22 @@ int qe_tok_builder_init(qe_tok_builder *b, int n_vocab, uint64_t n_merges, char 
     memset(b, 0, sizeof *b);
     if (n_vocab <= 0 || n_vocab > (1 << 24))
         return qe_errf(err, QE_EFORMAT, "tokenizer: vocabulary size %d out of range (1..16M)", n_vocab);
-    qe_tokenizer *t = calloc(1, sizeof *t);
+    qe_tokenizer *t = qe_calloc(1, sizeof *t);
     if (!t) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     b->t = t;
     t->n_vocab = n_vocab;
     t->eos = t->im_start = t->im_end = -1;
-    t->type = calloc(n_vocab, 1);
-    t->str_off = calloc(n_vocab, sizeof *t->str_off);
-    t->str_len = calloc(n_vocab, sizeof *t->str_len);
-    b->seen = calloc(n_vocab, sizeof *b->seen);
+    t->type = qe_calloc(n_vocab, 1);
+    t->str_off = qe_calloc(n_vocab, sizeof *t->str_off);
+    t->str_len = qe_calloc(n_vocab, sizeof *t->str_len);
+    b->seen = qe_calloc(n_vocab, sizeof *b->seen);
     uint32_t cap = 1024;
     while (cap < (uint32_t)n_vocab * 2u) cap <<= 1;
-    t->map = malloc(cap * sizeof *t->map);
+    t->map = qe_malloc(cap * sizeof *t->map);
     t->map_mask = cap - 1;
     uint64_t pcap = 1024;
     while (pcap < n_merges * 2) pcap <<= 1;
-    t->pairs = calloc(pcap, sizeof *t->pairs);
+    t->pairs = qe_calloc(pcap, sizeof *t->pairs);
     t->pair_mask = pcap - 1;
     if (!t->type || !t->str_off || !t->str_len || !b->seen || !t->map || !t->pairs)
         return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
@@ -95,7 +95,7 @@ int qe_tok_builder_set(qe_tok_builder *b, int64_t id, const char *s, size_t n, i
         size_t cap = b->str_cap ? b->str_cap : 1 << 20;
         while (cap < b->str_n + n + 1) cap *= 2;
         if (cap > UINT32_MAX) return qe_errf(err, QE_EFORMAT, "tokenizer: vocabulary text larger than 4 GB");
-        char *p = realloc(b->str, cap);
+        char *p = qe_realloc(b->str, cap);
         if (!p) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
         b->str = p; b->str_cap = cap;
     }
@@ -129,9 +129,9 @@ int qe_tok_builder_vocab_done(qe_tok_builder *b, char *err) {
     uint32_t b2u[256];
     int16_t u2b[324];
     byte_unicode_tables(b2u, u2b);
-    t->raw = malloc(b->str_n ? b->str_n : 1);
-    t->raw_off = calloc(t->n_vocab, sizeof *t->raw_off);
-    t->raw_len = calloc(t->n_vocab, sizeof *t->raw_len);
+    t->raw = qe_malloc(b->str_n ? b->str_n : 1);
+    t->raw_off = qe_calloc(t->n_vocab, sizeof *t->raw_off);
+    t->raw_len = qe_calloc(t->n_vocab, sizeof *t->raw_len);
     if (!t->raw || !t->raw_off || !t->raw_len) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     size_t rn = 0;
     for (int id = 0; id < t->n_vocab; id++) {
@@ -167,7 +167,7 @@ int qe_tok_builder_merge(qe_tok_builder *b, const char *a, size_t an, const char
     int rank = b->rank++;
     int32_t ia = map_find(t, a, an), ic = map_find(t, c, cn);
     if (ia < 0 || ic < 0) return QE_OK;
-    char stack[512], *cat = an + cn <= sizeof stack ? stack : malloc(an + cn);
+    char stack[512], *cat = an + cn <= sizeof stack ? stack : qe_malloc(an + cn);
     if (!cat) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     memcpy(cat, a, an);
     memcpy(cat + an, c, cn);
@@ -206,7 +206,7 @@ int qe_tok_builder_finish(qe_tok_builder *b, qe_tokenizer **out, char *err) {
     int n_added = 0;
     for (int id = 0; id < t->n_vocab; id++)
         if ((t->type[id] == QE_TOKEN_CONTROL || t->type[id] == QE_TOKEN_USER_DEFINED) && t->str_len[id] > 0) n_added++;
-    t->added = malloc((n_added ? n_added : 1) * sizeof *t->added);
+    t->added = qe_malloc((n_added ? n_added : 1) * sizeof *t->added);
     if (!t->added) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     for (int id = 0; id < t->n_vocab; id++) {
         if (!((t->type[id] == QE_TOKEN_CONTROL || t->type[id] == QE_TOKEN_USER_DEFINED) && t->str_len[id] > 0)) continue;
@@ -227,7 +227,7 @@ int qe_tok_builder_finish(qe_tok_builder *b, qe_tokenizer **out, char *err) {
             return qe_errf(err, QE_EFORMAT, "tokenizer: the vocabulary has no token for byte 0x%02x "
                                             "(not a byte-level BPE vocabulary)", c);
 
-    if (!(t->byte_pairs = malloc(65536 * sizeof *t->byte_pairs))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
+    if (!(t->byte_pairs = qe_malloc(65536 * sizeof *t->byte_pairs))) return qe_errf(err, QE_ENOMEM, "tokenizer: out of memory");
     for (int i = 0; i < 65536; i++) {
         const pair_ent *e = pair_find(t, t->byte_tok[i >> 8], t->byte_tok[i & 255]);
         t->byte_pairs[i] = e ? (byte_pair){e->rank, e->id} : (byte_pair){0, -1};

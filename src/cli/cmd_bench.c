@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli_util.h"
+#include "commands.h"
 #include "kernels/matmul.h"
 #include "quant.h"
 #include "qwen2.h"

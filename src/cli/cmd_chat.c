@@ -10,6 +10,7 @@
 
 #include "chat.h"
 #include "cli_util.h"
+#include "commands.h"
 #include "engine.h"
 
 static volatile sig_atomic_t g_interrupted;

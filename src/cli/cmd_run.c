@@ -7,6 +7,7 @@
 
 #include "chat.h"
 #include "cli_util.h"
+#include "commands.h"
 #include "engine.h"
 #include "gbnf.h"
 #include "json_schema.h"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base.h"
+#include "commands.h"
 #include "engine.h"
 #include "model.h"
 #include "pull.h"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "chat.h"
+#include "commands.h"
 #include "tokenizer_load.h"
 
 static void usage(FILE *out) {

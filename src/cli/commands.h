@@ -1,8 +1,9 @@
-/* commands.h — one function per subcommand, each in src/cli/cmd_<name>.c. They are declared weak so a
- * command whose file is not there yet builds as "not available" instead of breaking the link. */
+/* commands.h — one function per subcommand, each in src/cli/cmd_<name>.c (which includes this header, so a
+ * signature that drifts is a compile error). Strong declarations: a command listed in main.c whose file is
+ * missing is a link error, not a run-time "not available". */
 #pragma once
 
-#define QE_CMD(name) int cmd_##name(int argc, char **argv) __attribute__((weak))
+#define QE_CMD(name) int cmd_##name(int argc, char **argv)
 QE_CMD(run);
 QE_CMD(chat);
 QE_CMD(serve);
@@ -14,5 +15,4 @@ QE_CMD(pull);
 QE_CMD(list);
 QE_CMD(rm);
 QE_CMD(convert);
-QE_CMD(kb);
 #undef QE_CMD

@@ -23,7 +23,6 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of each line of stdin"},
     {"convert", cmd_convert, "convert a Hugging Face safetensors folder to GGUF"},
     {"mkmodel", cmd_mkmodel, "write a random-weight GGUF with Qwen2.5's exact shape (for tests)"},
-    {"kb", cmd_kb, "knowledge base: add documents, ask with citations"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -33,8 +32,7 @@ static void usage(FILE *out) {
             "usage: qwen-edge <command> [options]      (qwen-edge <command> --help for its options)\n\n"
             "commands:\n",
             QE_VERSION);
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (commands[i].fn) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\nquick start:\n"
             "  qwen-edge serve                 download the default model if needed, open http://localhost:8080\n"
@@ -53,10 +51,6 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
-        if (!commands[i].fn) {
-            fprintf(stderr, "qwen-edge: '%s' is not available in this build\n", argv[1]);
-            return 2;
-        }
         return commands[i].fn(argc - 1, argv + 1);
     }
     fprintf(stderr, "qwen-edge: unknown command '%s' (see qwen-edge --help)\n", argv[1]);

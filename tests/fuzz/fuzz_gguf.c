@@ -1,5 +1,5 @@
 /* fuzz_gguf.c — libFuzzer entry for the GGUF parser: any bytes must parse or fail with a message, never
- * crash, hang or read out of bounds (built with -fsanitize=fuzzer,address,undefined by run.sh). Every
+ * crash, hang or read out of bounds (built with -fsanitize=fuzzer,address,undefined by mk/fuzz.mk). Every
  * getter is exercised on what parsed, including the string-array walk. */
 #include <stddef.h>
 #include <stdint.h>

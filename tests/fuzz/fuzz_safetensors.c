@@ -1,7 +1,7 @@
 /* fuzz_safetensors.c — libFuzzer target for the safetensors parser (src/safetensors.c). Beyond "no crash /
  * no sanitizer report": a parse that succeeds has every tensor inside the input, with bytes = elements x
  * element size, and no two tensors overlapping; a parse that fails always says why.
- * Build and run: make fuzz-safetensors (clang), e.g. FUZZ_ARGS=-max_total_time=60. */
+ * Build and run: make fuzz-safetensors FUZZ_S=60 (clang; mk/fuzz.mk). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

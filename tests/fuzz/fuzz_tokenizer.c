@@ -3,7 +3,7 @@
  * group) then the text, any bytes. Checks, beyond "no crash / no sanitizer report":
  *   - every chunk the detokenizer emits is complete, valid UTF-8;
  *   - encoding the decoded text again gives the same ids (the U+FFFD replacement and NFC are idempotent).
- * Build and run: make fuzz-tokenizer (clang), e.g. FUZZ_ARGS=-max_total_time=60. */
+ * Build and run: make fuzz-tokenizer FUZZ_S=60 (clang; mk/fuzz.mk). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +31,9 @@ static int valid_utf8(const unsigned char *s, size_t n) {
     return 1;
 }
 
+/* out's bytes from off; an empty qe_buf has no storage yet (p NULL: NULL + 0 is undefined behaviour) */
+static const unsigned char *from(const qe_buf *b, size_t off) { return b->p ? (const unsigned char *)b->p + off : (const unsigned char *)""; }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     char *json = NULL, err[QE_ERR_LEN] = "";
     size_t len = 0;
@@ -53,11 +56,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     for (size_t i = 0; i < ids.n; i++) {
         size_t before = out.n;
         if (qe_detok_push(&d, tok, ids.p[i], &out) < 0) abort();
-        if (!valid_utf8((const unsigned char *)out.p + before, out.n - before)) abort();
+        if (!valid_utf8(from(&out, before), out.n - before)) abort();
     }
     size_t before = out.n;
     qe_detok_flush(&d, &out);
-    if (!valid_utf8((const unsigned char *)out.p + before, out.n - before)) abort();
+    if (!valid_utf8(from(&out, before), out.n - before)) abort();
     if (qe_tokenize(tok, out.p ? out.p : "", out.n, special, &again, NULL) < 0) abort();
     if (again.n != ids.n || (ids.n && memcmp(again.p, ids.p, ids.n * sizeof *ids.p))) abort();
     qe_ids_free(&ids);

