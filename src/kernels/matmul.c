@@ -33,13 +33,13 @@ static const qe_kernel_set *set_for_layout(int layout) {
 int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *data, char *err) {
     memset(m, 0, sizeof *m);
     int rounding;
+    const qe_type_traits *tr = qe_type_traits_get(type);
     if (qe_act_fmt_for(type, &rounding) < 0)
-        return qe_errf(err, QE_EUNSUPPORTED, "matmul: weight type %s (%d) is not supported", qe_kern_type_name(type), type);
-    int bs = qe_kern_block_size(type);
-    if (rows <= 0 || cols <= 0 || cols % bs || (cols % 32 && type != QE_TYPE_F32 && type != QE_TYPE_F16 &&
-                                                 type != QE_TYPE_BF16))
+        return qe_errf(err, QE_EUNSUPPORTED, "matmul: weight type %s (%d) is not supported", qe_type_name(type), type);
+    int bs = tr->block_size;
+    if (rows <= 0 || cols <= 0 || cols % bs || (cols % 32 && bs != 1))
         return qe_errf(err, QE_EUNSUPPORTED, "matmul: %s matrix of %lld x %lld: columns must be a multiple of %d",
-                       qe_kern_type_name(type), (long long)rows, (long long)cols, bs);
+                       qe_type_name(type), (long long)rows, (long long)cols, bs);
     m->type = type;
     m->rows = rows;
     m->cols = cols;
@@ -49,9 +49,9 @@ int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *dat
     if (ks && ks->pack) {
         int rc = ks->pack(m);
         if (rc < 0) return qe_errf(err, QE_ENOMEM, "matmul: out of memory repacking a %lld x %lld %s matrix",
-                                   (long long)rows, (long long)cols, qe_kern_type_name(type));
+                                   (long long)rows, (long long)cols, qe_type_name(type));
     }
-    if (m->packed) qe_kern_release_source(data, qe_kern_row_bytes(type, cols) * (size_t)rows);
+    if (m->packed) qe_kern_release_source(data, qe_row_size(type, cols) * (size_t)rows);
     return QE_OK;
 }
 
@@ -122,8 +122,8 @@ void qe_mat_row_f32(const qe_mat *m, int64_t row, float *out) {
     QE_ASSERT(row >= 0 && row < m->rows);
     const qe_kernel_set *ks = set_for_layout(m->layout);
     if (ks && ks->row_f32) { ks->row_f32(m, row, out); return; }
-    size_t rb = qe_kern_row_bytes(m->type, m->cols);
-    QE_ASSERT(qe_dequant_ref(m->type, (const uint8_t *)m->data + (size_t)row * rb, out, m->cols) == 0);
+    qe_type_traits_get(m->type)->to_float((const uint8_t *)m->data + (size_t)row * qe_row_size(m->type, m->cols), out,
+                                          m->cols);
 }
 
 /* --- workspace ------------------------------------------------------------------------------------------- */
@@ -226,7 +226,7 @@ static qe_act quantise(qe_pool *pool, qe_matmul_ws *ws, const qe_mat *m, const f
 
 static void mm_ref_rows(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
                         int accumulate, int64_t r0, int64_t r1) {
-    size_t rb = qe_kern_row_bytes(m->type, m->cols);
+    size_t rb = qe_row_size(m->type, m->cols);
     for (int64_t r = r0; r < r1; r++) {
         const void *w = (const uint8_t *)m->data + (size_t)r * rb;
         for (int t = 0; t < n; t++) {

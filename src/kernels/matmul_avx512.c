@@ -44,8 +44,6 @@ enum {
 #define PF_BLOCKS_NIBBLE 32
 #define PF_COLS_F 32
 
-static const int8_t iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
 /* --- packing ------------------------------------------------------------------------------------------ */
 
 static int q32_layout(int type) {
@@ -86,7 +84,7 @@ static void pack_k_panel(int l, int type, const uint8_t *src, size_t rb, int64_t
         for (int64_t b = 0; b < nb; b++) {
             int q[256], sc[16], mn[16];
             float d, dmin;
-            qe_unpack_k_codes(type, row + b * bb, q, sc, mn, &d, &dmin);
+            qe_type_traits_get(type)->unpack_k(row + b * bb, q, sc, mn, &d, &dmin);
             uint16_t dh = qe_fp32_to_fp16(d), mh = qe_fp32_to_fp16(dmin); /* exact: they were fp16 */
             memcpy(D + b * 32 + rr * 2, &dh, 2);
             if (l != L_Q6_K) memcpy(DM + b * 32 + rr * 2, &mh, 2);
@@ -132,7 +130,7 @@ static int pack_avx512(qe_mat *m) {
     size_t total = pb * (size_t)np;
     uint8_t *dst = qe_kern_packed_alloc(total);
     if (!dst) return -1;
-    size_t rb = qe_kern_row_bytes(m->type, cols);
+    size_t rb = qe_row_size(m->type, cols);
     const uint8_t *src = m->data;
     for (int64_t p = 0; p < np; p++) {
         uint8_t *P = dst + (size_t)p * pb;
@@ -291,9 +289,9 @@ static void row_f32_avx512(const qe_mat *m, int64_t row, float *out) {
                 if (hb) q |= (int)((hm[g] >> (rr * 4 + k)) & 1) << 4;
                 if (l == L_Q4_0) q -= 8;
                 else if (l == L_Q5_0) q -= 16;
-                else if (l == L_IQ4_NL) q = iq4nl_values[q];
+                else if (l == L_IQ4_NL) q = qe_kvalues_iq4nl[q];
             }
-            out[b * 32 + c] = d * (float)q + mn;
+            out[b * 32 + c] = lay_mbytes(l) ? d * (float)q + mn : d * (float)q; /* as to_float, signed zeros too */
         }
     }
 }
@@ -323,7 +321,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     const __m512i lo4 = _mm512_set1_epi8(0x0F);
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)iq4nl_values), _mm_set1_epi8((char)0x80)));
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)qe_kvalues_iq4nl), _mm_set1_epi8((char)0x80)));
     const __m512i b16 = _mm512_set1_epi8(16);
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xq = XQ + b * QE_ACT_TILE * 32;

@@ -34,7 +34,7 @@ int qe_panel8_pack(qe_mat *m, int tag_base) {
     size_t pb = p8_panel_bytes(l, cols), total = pb * (size_t)np;
     uint8_t *dst = qe_kern_packed_alloc(total);
     if (!dst) return -1;
-    size_t rb = qe_kern_row_bytes(m->type, cols);
+    size_t rb = qe_row_size(m->type, cols);
     const uint8_t *src = m->data;
     for (int64_t p = 0; p < np; p++) {
         uint8_t *P = dst + (size_t)p * pb;
@@ -49,7 +49,7 @@ int qe_panel8_pack(qe_mat *m, int tag_base) {
                 for (int64_t b = 0; b < nb; b++) {
                     int q[256], sc[16], mn[16];
                     float d, dmin;
-                    qe_unpack_k_codes(m->type, row + b * bb, q, sc, mn, &d, &dmin);
+                    qe_type_traits_get(m->type)->unpack_k(row + b * bb, q, sc, mn, &d, &dmin);
                     uint16_t dh = qe_fp32_to_fp16(d), mh = qe_fp32_to_fp16(dmin); /* exact: they were fp16 */
                     memcpy(D + b * 16 + rr * 2, &dh, 2);
                     if (l != P8_Q6_K) memcpy(DM + b * 16 + rr * 2, &mh, 2);
@@ -164,7 +164,7 @@ void qe_panel8_row_f32(const qe_mat *m, int64_t row, float *out) {
                 else if (l == P8_Q5_0) q -= 16;
                 else if (l == P8_IQ4_NL) q = qe_kvalues_iq4nl[q];
             }
-            out[b * 32 + c] = d * (float)q + mn;
+            out[b * 32 + c] = p8_mbytes(l) ? d * (float)q + mn : d * (float)q; /* as to_float, signed zeros too */
         }
     }
 }
