@@ -24,9 +24,11 @@ for spec in $TYPES; do
     type=${spec%%:*}
     layout=pure
     case $spec in *:*) layout=${spec#*:} ;; esac
-    [ "$type" = mixed ] && layout=mixed
+    [ "$type" = mixed ] && { type=f16; layout=mixed; }
     model="$DIR/tiny-$type-$layout.gguf"
-    "$BIN" mkmodel --shape tiny --type "$type" --layout "$layout" -o "$model" >/dev/null 2>&1
+    "$BIN" mkmodel --shape tiny --type "$type" --layout "$layout" -o "$model" >"$model.log" 2>&1 ||
+        { echo "$spec: mkmodel failed:"; cat "$model.log"; exit 1; }
+    rm -f "$model.log"
     msum=$(sha256sum "$model" | cut -c1-16)
     for set in $SETS; do
         out="$DIR/logits-$type-$layout-$set"

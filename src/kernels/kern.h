@@ -76,10 +76,10 @@ static inline float qe_epilogue(float v, float *y, const float *bias, int64_t r,
     return v;
 }
 
-/* A kernel set. pack may set m->packed/m->layout (returns 0, or <0 on allocation failure); mm computes
- * rows [r0, r1) of y for tokens [0, n) of a matrix packed by this set (layout != 0). r0 is a multiple of
- * row_align. quant_q8 (optional) replaces the reference Q8 quantiser with a bit-identical fast one. */
-typedef struct {
+/* A kernel set. pack may set m->packed and m->packer = the set (returns 0, or <0 on allocation failure); mm
+ * computes rows [r0, r1) of y for tokens [0, n) of a matrix packed by this set. r0 is a multiple of row_align
+ * (the rows per panel). quant_q8 (optional) replaces the reference Q8 quantiser with a bit-identical fast one. */
+typedef struct qe_kernel_set {
     const char *name;
     int row_align;
     int (*pack)(qe_mat *m);
@@ -158,8 +158,8 @@ static inline __attribute__((always_inline)) void qe_prefetch_lines(const uint8_
 
 /* Decode attention streams each KV head's keys, then its values, once per token, and its arithmetic takes about as
  * long as the memory does (AVX-512: ~40 cycles per key and head, bound by the FMA ports): without asking ahead the
- * two add up instead of overlapping. In positions ahead of the one in use; 4096 cached positions, 24 layers, 2
- * threads: 9.1-9.6 -> 11.0-12.2 GB/s (bench/kernels --attention --att-n 4096; 32 and 128 measured no better). */
+ * two add up instead of overlapping. In positions ahead of the one in use (chosen by measurement: bench/KERNELS.md,
+ * session 6). */
 #define QE_ATT_PF_KEYS 64
 
 /* Softmax statistics of a row whose scores were folded into per-lane running maxima lm[] and sums ls[] of

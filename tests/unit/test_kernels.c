@@ -23,6 +23,7 @@
 #include "kernels/cpu.h"
 #include "kernels/kern.h"
 #include "kernels/matmul.h"
+#include "kernels/panel.h"
 #include "quant.h"
 #include "test.h"
 #include "threadpool.h"
@@ -369,6 +370,32 @@ TEST(quantisers_bit_identical) {
     }
 }
 
+/* panel.h restates each weight type's code bits and mins as constants the tiles fold: they must be the table's
+ * (k-quants: read off a block of all-ones bytes, whose codes and mins are the largest there are). */
+TEST(panel_shapes_match_traits) {
+    for (int type = 0; type < QE_TYPE_COUNT; type++) {
+        const qe_type_traits *tr = qe_type_traits_get(type);
+        int rounding;
+        if (!tr || qe_act_fmt_for(type, &rounding) < 0) continue;
+        if (tr->b32) {
+            CHECKF(qe_panel_bits(type) == tr->b32->bits && qe_panel_has_min(type) == tr->b32->has_min, "%s", tr->name);
+            CHECKF(!qe_panel_is_k(type) && !qe_panel_is_float(type), "%s", tr->name);
+        } else if (tr->unpack_k) {
+            uint8_t blk[512];
+            memset(blk, 0xFF, sizeof blk);
+            int q[256], sc[16], mn[16], qmax = 0, any_min = 0;
+            float d, dmin;
+            tr->unpack_k(blk, q, sc, mn, &d, &dmin);
+            for (int i = 0; i < 256; i++) qmax = q[i] > qmax ? q[i] : qmax;
+            for (int i = 0; i < 16; i++) any_min |= mn[i] != 0;
+            CHECKF(qe_panel_is_k(type) && qmax + 1 == 1 << qe_panel_bits(type), "%s: codes up to %d", tr->name, qmax);
+            CHECKF(qe_panel_has_min(type) == any_min, "%s", tr->name);
+        } else {
+            CHECKF(qe_panel_is_float(type) && qe_panel_bits(type) == 8 * (int)tr->type_size, "%s", tr->name);
+        }
+    }
+}
+
 TEST(row_f32_and_errors) {
     char err[QE_ERR_LEN] = "";
     qe_mat m;
@@ -509,6 +536,7 @@ int main(void) {
     RUN(float_types_odd_columns);
     RUN(multi_equals_single);
     RUN(quantisers_bit_identical);
+    RUN(panel_shapes_match_traits);
     RUN(row_f32_and_errors);
     RUN(file_mapped_source);
     return TEST_DONE();
