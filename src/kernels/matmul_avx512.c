@@ -20,7 +20,8 @@
 #include "quant.h"
 
 #define PR 16    /* rows per panel */
-#define TT 8     /* tokens per register tile */
+#define TT 8     /* tokens per register tile: a whole activation group, so every tile starts at slot s0 = 0 */
+_Static_assert(TT == QE_ACT_TILE, "the tiles below ignore s0");
 /* Decode prefetch distance (QE_PF_STREAMED tiles): q8_0 panels 8 blocks (4 KiB of codes) ahead, the nibble
  * layouts (4/5-bit and k-quants, 256 bytes of codes per 32 columns) 32 blocks (8 KiB), float panels 32 column
  * steps (4 KiB of f16 for one token); each the best of 8 / 16 / 32 / 64 for its type (bench/KERNELS.md). */
@@ -41,17 +42,15 @@ INLINE void store_tile(__m512 v, float *y, const float *bias, int accumulate, __
 INLINE int32_t load_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
 /* 16 rows x T tokens of a 32-block layout L over all nb blocks; G = the tokens' tiled activation group. */
-INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, int s0, float *y,
+INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, int slot0, float *y,
                      int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const __mmask16 mk = (__mmask16)((1u << nr) - 1);
     const int qb = qe_panel_qbytes(PR, L), hb = qe_panel_hbytes(PR, L);
     const uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 32;
     const int oi = L == QE_TYPE_Q8_0 || L == QE_TYPE_IQ4_NL ? 0 : L == QE_TYPE_Q4_0 ? 1 : L == QE_TYPE_Q5_0 ? 2 : -1;
-    const int8_t *XQ = (const int8_t *)G + s0 * 32;
+    const int8_t *XQ = (const int8_t *)G;
     const float *XD = (const float *)(G + nb * QE_ACT_TILE * 32), *XS = XD + nb * QE_ACT_TILE;
-    const int32_t *NS = (const int32_t *)(XS + nb * QE_ACT_TILE) + (oi < 0 ? 0 : oi) * nb * QE_ACT_TILE + s0;
-    XD += s0;
-    XS += s0;
+    const int32_t *NS = (const int32_t *)(XS + nb * QE_ACT_TILE) + (oi < 0 ? 0 : oi) * nb * QE_ACT_TILE;
     __m512 acc[TT];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
@@ -120,16 +119,14 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
 
 /* 16 rows x T tokens of a k-quant layout over all nsb 32-column sub-blocks (the same VNNI scheme as
  * tile_q32, with per-sub-block weight scales built from the 256-block's d and the 6-bit/8-bit sub-scales). */
-INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, int s0, float *y,
+INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, int slot0, float *y,
                    int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const __mmask16 mk = (__mmask16)((1u << nr) - 1);
     const int64_t nb = nsb / 8;
     const uint8_t *C = P, *H = C + nsb * 256, *S = H + nsb * qe_panel_hbytes(PR, L), *D = S + nsb * 32, *DM = D + nb * 32;
-    const int8_t *XQ = (const int8_t *)G + s0 * 32;
+    const int8_t *XQ = (const int8_t *)G;
     const float *XD = (const float *)(G + nsb * QE_ACT_TILE * 32), *XS = XD + nsb * QE_ACT_TILE;
-    const int32_t *NS0 = (const int32_t *)(XS + nsb * QE_ACT_TILE) + s0, *NS1 = NS0 + nsb * QE_ACT_TILE;
-    XD += s0;
-    XS += s0;
+    const int32_t *NS0 = (const int32_t *)(XS + nsb * QE_ACT_TILE), *NS1 = NS0 + nsb * QE_ACT_TILE;
     __m512 acc[TT];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
@@ -208,7 +205,7 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
                    int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const __mmask16 mk = (__mmask16)((1u << nr) - 1);
     const int U = T >= 4 ? 1 : T == 1 ? 4 : 2;
-    const float *X = (const float *)G + s0; /* X[c * 8 + t] */
+    const float *X = (const float *)G; /* X[c * 8 + t] */
     __m512 acc[TT][4];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
@@ -244,7 +241,7 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
 INLINE void tile_f2(const int L, const int T, const uint8_t *P, const uint8_t *P2, int64_t cols, const uint8_t *G,
                     int s0, float *y, int64_t ldy, const float *bias, int accumulate, int nr, int nr2) {
     const __mmask16 mk = (__mmask16)((1u << nr) - 1), mk2 = (__mmask16)((1u << nr2) - 1);
-    const float *X = (const float *)G + s0;
+    const float *X = (const float *)G;
     __m512 acc0[TT], acc1[TT];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) { acc0[t] = _mm512_setzero_ps(); acc1[t] = _mm512_setzero_ps(); }
