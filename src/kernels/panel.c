@@ -19,13 +19,17 @@ static void pack_q32_row(const qe_type_traits *tr, int type, int R, int q8_unsig
     const qe_block32 *b32 = tr->b32;
     int qb = qe_panel_qbytes(R, type), hb = qe_panel_hbytes(R, type);
     uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 2 * R;
-    const uint8_t flip = q8_unsigned ? 0x80 : 0; /* + 128 = flip the sign bit */
+    const uint32_t flip = q8_unsigned ? 0x80808080u : 0; /* + 128 = flip the sign bits */
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + (size_t)b * tr->type_size, *qs = blk + b32->qs_off;
         uint8_t *q = Q + b * qb;
         if (b32->bits == 8)
-            for (int g = 0; g < 8; g++)
-                for (int k = 0; k < 4; k++) q[g * 4 * R + rr * 4 + k] = qs[4 * g + k] ^ flip;
+            for (int g = 0; g < 8; g++) { /* 4 weights at a time */
+                uint32_t w4;
+                memcpy(&w4, qs + 4 * g, 4);
+                w4 ^= flip;
+                memcpy(q + g * 4 * R + rr * 4, &w4, 4);
+            }
         else
             for (int j = 0; j < 4; j++) memcpy(q + j * 4 * R + rr * 4, qs + 4 * j, 4);
         memcpy(D + b * 2 * R + rr * 2, blk, 2);
