@@ -26,19 +26,19 @@ static int type_by_name(const char *s) {
                                 QE_TYPE_Q5_0, QE_TYPE_Q5_1, QE_TYPE_IQ4_NL, QE_TYPE_Q2_K, QE_TYPE_Q3_K, QE_TYPE_Q4_K,
                                 QE_TYPE_Q5_K, QE_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcasecmp(s, qe_kern_type_name(types[i]))) return types[i];
+        if (!strcasecmp(s, qe_type_name(types[i]))) return types[i];
     return -1;
 }
 
 /* Random weights with sane scales: random bits everywhere, then every fp16 field of a block set to 0.01. */
 static uint8_t *random_weights(int type, int64_t rows, int64_t cols, size_t *bytes) {
-    size_t rb = qe_kern_row_bytes(type, cols);
+    size_t rb = qe_row_size(type, cols);
     *bytes = rb * (size_t)rows;
     uint8_t *w = malloc(*bytes);
     if (!w) return NULL;
     uint16_t h = qe_fp32_to_fp16(0.01f);
     for (size_t i = 0; i < *bytes; i += 4) { uint32_t r = rnd(); memcpy(w + i, &r, *bytes - i < 4 ? *bytes - i : 4); }
-    int bs = qe_kern_block_size(type);
+    int bs = qe_type_traits_get(type)->block_size;
     if (type == QE_TYPE_F16) for (size_t i = 0; i < *bytes; i += 2) { uint16_t v = qe_fp32_to_fp16((float)(rnd() % 2000) / 1000 - 1); memcpy(w + i, &v, 2); }
     else if (type == QE_TYPE_BF16) for (size_t i = 0; i < *bytes; i += 2) { uint16_t v = qe_fp32_to_bf16((float)(rnd() % 2000) / 1000 - 1); memcpy(w + i, &v, 2); }
     else if (type == QE_TYPE_F32) for (size_t i = 0; i < *bytes; i += 4) { float v = (float)(rnd() % 2000) / 1000 - 1; memcpy(w + i, &v, 4); }

@@ -1,5 +1,6 @@
-/* quant.c — the reference (portable, scalar) conversions between f32 and every GGUF tensor type that
- * qwen-edge knows, plus the traits table. The bit layouts and the dequantisation formulas are ggml's
+/* quant.c — the one table of tensor types (traits: names, block sizes, layouts as the reference kernels and the
+ * packers read them) and the reference (portable, scalar) conversions between f32 and every type qwen-edge
+ * knows, including the one reference dequantiser (to_float) everything else is held to. The bit layouts and the dequantisation formulas are ggml's
  * (so files interchange with llama.cpp); the simple quantisers (q4_0 … q8_1, q8_K) round exactly like
  * ggml's quantize_row_*_ref. The searched k-quant and iq4_nl encoders live in quant_k.c.
  *
@@ -9,6 +10,7 @@
 #include "quant.h"
 
 #include <float.h>
+#include <stddef.h>
 #include <math.h>
 #include <string.h>
 
@@ -52,16 +54,6 @@ static float signed_absmax(const float *x, int n, float *amax_out) {
     return max;
 }
 
-static void q4_0_to_float(const void *src, float *y, int64_t n) {
-    const block_q4_0 *b = src;
-    for (int64_t i = 0; i < n / QK4_0; i++, y += QK4_0) {
-        float d = h2f(b[i].d);
-        for (int j = 0; j < QK4_0 / 2; j++) {
-            y[j] = ((b[i].qs[j] & 0xf) - 8) * d;
-            y[j + 16] = ((b[i].qs[j] >> 4) - 8) * d;
-        }
-    }
-}
 /* d = max / -8 so the largest-magnitude weight lands exactly on code 0 (-8 * d); codes then clamp at 15. */
 static void q4_0_from_float(const float *x, void *dst, int64_t n) {
     block_q4_0 *b = dst;
@@ -75,16 +67,6 @@ static void q4_0_from_float(const float *x, void *dst, int64_t n) {
     }
 }
 
-static void q4_1_to_float(const void *src, float *y, int64_t n) {
-    const block_q4_1 *b = src;
-    for (int64_t i = 0; i < n / QK4_1; i++, y += QK4_1) {
-        float d = h2f(b[i].d), m = h2f(b[i].m);
-        for (int j = 0; j < QK4_1 / 2; j++) {
-            y[j] = (b[i].qs[j] & 0xf) * d + m;
-            y[j + 16] = (b[i].qs[j] >> 4) * d + m;
-        }
-    }
-}
 static void minmax(const float *x, int n, float *mn, float *mx) {
     *mn = FLT_MAX;
     *mx = -FLT_MAX;
@@ -108,19 +90,6 @@ static void q4_1_from_float(const float *x, void *dst, int64_t n) {
     }
 }
 
-static void q5_0_to_float(const void *src, float *y, int64_t n) {
-    const block_q5_0 *b = src;
-    for (int64_t i = 0; i < n / QK5_0; i++, y += QK5_0) {
-        float d = h2f(b[i].d);
-        uint32_t qh;
-        memcpy(&qh, b[i].qh, 4);
-        for (int j = 0; j < QK5_0 / 2; j++) {
-            int h0 = (qh >> j) & 1, h1 = (qh >> (j + 16)) & 1;
-            y[j] = (((b[i].qs[j] & 0xf) | h0 << 4) - 16) * d;
-            y[j + 16] = ((b[i].qs[j] >> 4 | h1 << 4) - 16) * d;
-        }
-    }
-}
 static void q5_0_from_float(const float *x, void *dst, int64_t n) {
     block_q5_0 *b = dst;
     for (int64_t i = 0; i < n / QK5_0; i++, x += QK5_0) {
@@ -138,19 +107,6 @@ static void q5_0_from_float(const float *x, void *dst, int64_t n) {
     }
 }
 
-static void q5_1_to_float(const void *src, float *y, int64_t n) {
-    const block_q5_1 *b = src;
-    for (int64_t i = 0; i < n / QK5_1; i++, y += QK5_1) {
-        float d = h2f(b[i].d), m = h2f(b[i].m);
-        uint32_t qh;
-        memcpy(&qh, b[i].qh, 4);
-        for (int j = 0; j < QK5_1 / 2; j++) {
-            int h0 = (qh >> j) & 1, h1 = (qh >> (j + 16)) & 1;
-            y[j] = ((b[i].qs[j] & 0xf) | h0 << 4) * d + m;
-            y[j + 16] = (b[i].qs[j] >> 4 | h1 << 4) * d + m;
-        }
-    }
-}
 static void q5_1_from_float(const float *x, void *dst, int64_t n) {
     block_q5_1 *b = dst;
     for (int64_t i = 0; i < n / QK5_1; i++, x += QK5_1) {
@@ -171,13 +127,6 @@ static void q5_1_from_float(const float *x, void *dst, int64_t n) {
     }
 }
 
-static void q8_0_to_float(const void *src, float *y, int64_t n) {
-    const block_q8_0 *b = src;
-    for (int64_t i = 0; i < n / QK8_0; i++, y += QK8_0) {
-        float d = h2f(b[i].d);
-        for (int j = 0; j < QK8_0; j++) y[j] = b[i].qs[j] * d;
-    }
-}
 static void q8_0_from_float(const float *x, void *dst, int64_t n) {
     block_q8_0 *b = dst;
     for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
@@ -212,38 +161,7 @@ static void q8_1_from_float(const float *x, void *dst, int64_t n) {
     }
 }
 
-static void iq4_nl_to_float(const void *src, float *y, int64_t n) {
-    const block_iq4_nl *b = src;
-    for (int64_t i = 0; i < n / QK4_NL; i++, y += QK4_NL) {
-        float d = h2f(b[i].d);
-        for (int j = 0; j < QK4_NL / 2; j++) {
-            y[j] = d * qe_kvalues_iq4nl[b[i].qs[j] & 0xf];
-            y[j + 16] = d * qe_kvalues_iq4nl[b[i].qs[j] >> 4];
-        }
-    }
-}
-
 /* ---- k-quants: 256-weight super-blocks --------------------------------------------------------------- */
-
-static void q2_K_to_float(const void *src, float *y, int64_t n) {
-    const block_q2_K *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-        const uint8_t *q = b[i].qs;
-        int is = 0;
-        /* Two halves of 128 weights share 32 bytes of qs; each 2-bit plane (shift) of those bytes is a
-         * 32-weight run split into two 16-weight sub-blocks with their own 4-bit scale and 4-bit min. */
-        for (int half = 0; half < 2; half++, q += 32) {
-            for (int shift = 0; shift < 8; shift += 2) {
-                for (int k = 0; k < 2; k++) {
-                    uint8_t sc = b[i].scales[is++];
-                    float dl = d * (sc & 0xf), ml = dmin * (sc >> 4);
-                    for (int l = 0; l < 16; l++) *y++ = dl * ((q[l + 16 * k] >> shift) & 3) - ml;
-                }
-            }
-        }
-    }
-}
 
 /* Unpacks q3_K's twelve bytes into sixteen 6-bit scales (stored with a +32 bias): the low 4 bits of scale
  * j are in byte j (j < 8, low nibble) or byte j - 8 (high nibble); the top 2 bits come from bytes 8..11. */
@@ -252,28 +170,6 @@ void qe_q3_K_scales(const uint8_t *s, int8_t out[16]) {
         int lo = j < 8 ? s[j] & 0xf : s[j - 8] >> 4;
         int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
         out[j] = (int8_t)((lo | hi << 4) - 32);
-    }
-}
-
-static void q3_K_to_float(const void *src, float *y, int64_t n) {
-    const block_q3_K *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        float d = h2f(b[i].d);
-        int8_t sc[16];
-        qe_q3_K_scales(b[i].scales, sc);
-        const uint8_t *q = b[i].qs, *hm = b[i].hmask;
-        int is = 0;
-        uint8_t m = 1;
-        /* Same walk as q2_K; the third bit of each weight is bit `m` of hmask (set = no offset, clear = -4). */
-        for (int half = 0; half < 2; half++, q += 32) {
-            for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
-                for (int k = 0; k < 2; k++) {
-                    float dl = d * sc[is++];
-                    for (int l = 16 * k; l < 16 * k + 16; l++)
-                        *y++ = dl * ((int)((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
-                }
-            }
-        }
     }
 }
 
@@ -290,64 +186,150 @@ void qe_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
     }
 }
 
-static void q4_K_to_float(const void *src, float *y, int64_t n) {
-    const block_q4_K *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-        const uint8_t *q = b[i].qs;
-        for (int is = 0; is < 8; is += 2, q += 32) { /* 64 weights: low nibbles, then high nibbles */
-            uint8_t sc, m;
-            qe_get_scale_min_k4(is, b[i].scales, &sc, &m);
-            float d1 = d * sc, m1 = dmin * m;
-            qe_get_scale_min_k4(is + 1, b[i].scales, &sc, &m);
-            float d2 = d * sc, m2 = dmin * m;
-            for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xf) - m1;
-            for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
-        }
-    }
+/* The k-quant layouts, read into the common form of quant.h (qe_unpack_k_fn): unsigned codes, per-16 scales
+ * and mins. */
+
+/* q2_K: two halves of 128 weights share 32 bytes of qs; each 2-bit plane (shift) of those bytes is a 32-weight
+ * run; each byte of scales is one 16-weight sub-block's 4-bit scale (low) and 4-bit min (high). */
+static void q2_K_unpack(const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin) {
+    const block_q2_K *b = blk;
+    *d = h2f(b->d);
+    *dmin = h2f(b->dmin);
+    for (int j = 0; j < 16; j++) { sc[j] = b->scales[j] & 0xf; mn[j] = b->scales[j] >> 4; }
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 32; l++) q[k * 128 + j * 32 + l] = (b->qs[k * 32 + l] >> (2 * j)) & 3;
 }
 
-static void q5_K_to_float(const void *src, float *y, int64_t n) {
-    const block_q5_K *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-        const uint8_t *ql = b[i].qs, *qh = b[i].qh;
-        uint8_t u1 = 1, u2 = 2;
-        for (int is = 0; is < 8; is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
-            uint8_t sc, m;
-            qe_get_scale_min_k4(is, b[i].scales, &sc, &m);
-            float d1 = d * sc, m1 = dmin * m;
-            qe_get_scale_min_k4(is + 1, b[i].scales, &sc, &m);
-            float d2 = d * sc, m2 = dmin * m;
-            for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xf) + ((qh[l] & u1) ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
-        }
-    }
-}
-
-static void q6_K_to_float(const void *src, float *y, int64_t n) {
-    const block_q6_K *b = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        float d = h2f(b[i].d);
-        const uint8_t *ql = b[i].ql, *qh = b[i].qh;
-        const int8_t *sc = b[i].scales;
-        /* Each 128-weight half: 64 bytes of low nibbles (weights l and l+64 share byte l, l+32 and l+96 share
-         * byte l+32) and 32 bytes of high 2-bit pairs (four weights per byte). 16 weights per scale. */
-        for (int half = 0; half < 2; half++, y += 128, ql += 64, qh += 32, sc += 8) {
+/* q3_K: the q2_K walk; the third bit of each weight is in hmask (set = no offset, clear = -4: the code is the
+ * 2-bit value plus 4 when set, k_zero 4); sixteen signed 6-bit scales, no mins. */
+static void q3_K_unpack(const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin) {
+    const block_q3_K *b = blk;
+    int8_t s6[16];
+    *d = h2f(b->d);
+    *dmin = 0;
+    qe_q3_K_scales(b->scales, s6);
+    for (int j = 0; j < 16; j++) { sc[j] = s6[j]; mn[j] = 0; }
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 4; j++)
             for (int l = 0; l < 32; l++) {
-                int is = l / 16;
-                int q1 = ((ql[l] & 0xf) | ((qh[l] >> 0) & 3) << 4) - 32;
-                int q2 = ((ql[l + 32] & 0xf) | ((qh[l] >> 2) & 3) << 4) - 32;
-                int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
-                int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
-                y[l] = d * sc[is] * q1;
-                y[l + 32] = d * sc[is + 2] * q2;
-                y[l + 64] = d * sc[is + 4] * q3;
-                y[l + 96] = d * sc[is + 6] * q4;
+                int hbit = (b->hmask[l] >> (k * 4 + j)) & 1;
+                q[k * 128 + j * 32 + l] = ((b->qs[k * 32 + l] >> (2 * j)) & 3) | hbit << 2;
             }
+}
+
+/* q4_K / q5_K: 64 weights per 32 bytes of qs (low nibbles, then high nibbles), q5_K's fifth bits in qh (bit 2c
+ * and 2c + 1 of byte l for the two 32-weight runs of chunk c); eight 6-bit scale/min pairs, one per 32. */
+static void q45_K_unpack(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, int q[256], int sc[16], int mn[16]) {
+    for (int j = 0; j < 8; j++) {
+        uint8_t s, m;
+        qe_get_scale_min_k4(j, scales, &s, &m);
+        sc[2 * j] = sc[2 * j + 1] = s;
+        mn[2 * j] = mn[2 * j + 1] = m;
+    }
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            int lo = qs[c * 32 + l] & 0xf, hi = qs[c * 32 + l] >> 4;
+            if (qh) { lo |= ((qh[l] >> (2 * c)) & 1) << 4; hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4; }
+            q[c * 64 + l] = lo;
+            q[c * 64 + 32 + l] = hi;
         }
+}
+static void q4_K_unpack(const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin) {
+    const block_q4_K *b = blk;
+    *d = h2f(b->d);
+    *dmin = h2f(b->dmin);
+    q45_K_unpack(b->scales, b->qs, NULL, q, sc, mn);
+}
+static void q5_K_unpack(const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin) {
+    const block_q5_K *b = blk;
+    *d = h2f(b->d);
+    *dmin = h2f(b->dmin);
+    q45_K_unpack(b->scales, b->qs, b->qh, q, sc, mn);
+}
+
+/* q6_K: each 128-weight half has 64 bytes of low nibbles (weights l and l+64 share byte l, l+32 and l+96 share
+ * byte l+32) and 32 bytes of high 2-bit pairs (four weights per byte); signed 8-bit scales, no mins. */
+static void q6_K_unpack(const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin) {
+    const block_q6_K *b = blk;
+    *d = h2f(b->d);
+    *dmin = 0;
+    for (int j = 0; j < 16; j++) { sc[j] = b->scales[j]; mn[j] = 0; }
+    for (int n = 0; n < 2; n++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *ql = b->ql + n * 64, *qh = b->qh + n * 32;
+            q[n * 128 + l] = (ql[l] & 0xf) | ((qh[l] >> 0) & 3) << 4;
+            q[n * 128 + l + 32] = (ql[l + 32] & 0xf) | ((qh[l] >> 2) & 3) << 4;
+            q[n * 128 + l + 64] = (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4;
+            q[n * 128 + l + 96] = (ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4;
+        }
+}
+
+/* ---- the reference dequantiser of the weight types ------------------------------------------------------ */
+
+static const qe_type_traits traits[QE_TYPE_COUNT];
+
+void qe_block32_values(const qe_block32 *b, const void *blk, int q[32], float *d, float *m) {
+    const uint8_t *p = blk, *qs = p + b->qs_off;
+    qe_half h;
+    memcpy(&h, p, 2);
+    *d = h2f(h);
+    *m = 0;
+    if (b->has_min) { memcpy(&h, p + 2, 2); *m = h2f(h); }
+    if (b->bits == 8) {
+        for (int j = 0; j < 32; j++) q[j] = (int8_t)qs[j];
+        return;
+    }
+    uint32_t qh = 0;
+    if (b->bits == 5) memcpy(&qh, p + b->qh_off, 4);
+    for (int j = 0; j < 16; j++) {
+        int c0 = (qs[j] & 0xf) | ((qh >> j) & 1) << 4, c1 = (qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+        q[j] = b->codebook ? b->codebook[c0] : c0 - b->zero;
+        q[j + 16] = b->codebook ? b->codebook[c1] : c1 - b->zero;
     }
 }
+
+/* ggml's formulas: x = d * q (no "+ 0", which would turn -0 into +0), x = d * q + m with a min; k-quants
+ * (d * sc) * q - dmin * mn (subtracting the +0 of a type without mins changes no bit). The kernels' packed
+ * read-backs (qe_mat_row_f32) use the same expressions and are held equal to these bit for bit. */
+static void block32_to_float(int type, const void *src, float *y, int64_t n) {
+    const qe_type_traits *t = &traits[type];
+    const uint8_t *p = src;
+    for (int64_t i = 0; i < n / 32; i++, p += t->type_size, y += 32) {
+        int q[32];
+        float d, m;
+        qe_block32_values(t->b32, p, q, &d, &m);
+        if (t->b32->has_min)
+            for (int j = 0; j < 32; j++) y[j] = d * (float)q[j] + m;
+        else
+            for (int j = 0; j < 32; j++) y[j] = d * (float)q[j];
+    }
+}
+
+static void k_to_float(int type, const void *src, float *y, int64_t n) {
+    const qe_type_traits *t = &traits[type];
+    const uint8_t *p = src;
+    for (int64_t i = 0; i < n / QK_K; i++, p += t->type_size, y += QK_K) {
+        int q[256], sc[16], mn[16];
+        float d, dmin;
+        t->unpack_k(p, q, sc, mn, &d, &dmin);
+        for (int j = 0; j < QK_K; j++) y[j] = d * (float)sc[j / 16] * (float)(q[j] - t->k_zero) - dmin * (float)mn[j / 16];
+    }
+}
+
+#define TO_FLOAT(name, how, TYPE) \
+    static void name(const void *src, float *y, int64_t n) { how(TYPE, src, y, n); }
+TO_FLOAT(q4_0_to_float, block32_to_float, QE_TYPE_Q4_0)
+TO_FLOAT(q4_1_to_float, block32_to_float, QE_TYPE_Q4_1)
+TO_FLOAT(q5_0_to_float, block32_to_float, QE_TYPE_Q5_0)
+TO_FLOAT(q5_1_to_float, block32_to_float, QE_TYPE_Q5_1)
+TO_FLOAT(q8_0_to_float, block32_to_float, QE_TYPE_Q8_0)
+TO_FLOAT(iq4_nl_to_float, block32_to_float, QE_TYPE_IQ4_NL)
+TO_FLOAT(q2_K_to_float, k_to_float, QE_TYPE_Q2_K)
+TO_FLOAT(q3_K_to_float, k_to_float, QE_TYPE_Q3_K)
+TO_FLOAT(q4_K_to_float, k_to_float, QE_TYPE_Q4_K)
+TO_FLOAT(q5_K_to_float, k_to_float, QE_TYPE_Q5_K)
+TO_FLOAT(q6_K_to_float, k_to_float, QE_TYPE_Q6_K)
 
 static void q8_K_to_float(const void *src, float *y, int64_t n) {
     const block_q8_K *b = src;
@@ -379,22 +361,31 @@ static void q8_K_from_float(const float *x, void *dst, int64_t n) {
 
 /* ---- traits -------------------------------------------------------------------------------------------- */
 
+#define B32(T, ...) &(const qe_block32){__VA_ARGS__, .qs_off = offsetof(T, qs)}
 static const qe_type_traits traits[QE_TYPE_COUNT] = {
     [QE_TYPE_F32] = {"f32", 1, 4, f32_to_float, f32_from_float},
     [QE_TYPE_F16] = {"f16", 1, 2, f16_to_float, f16_from_float},
     [QE_TYPE_BF16] = {"bf16", 1, 2, bf16_to_float, bf16_from_float},
-    [QE_TYPE_Q4_0] = {"q4_0", QK4_0, sizeof(block_q4_0), q4_0_to_float, q4_0_from_float},
-    [QE_TYPE_Q4_1] = {"q4_1", QK4_1, sizeof(block_q4_1), q4_1_to_float, q4_1_from_float},
-    [QE_TYPE_Q5_0] = {"q5_0", QK5_0, sizeof(block_q5_0), q5_0_to_float, q5_0_from_float},
-    [QE_TYPE_Q5_1] = {"q5_1", QK5_1, sizeof(block_q5_1), q5_1_to_float, q5_1_from_float},
-    [QE_TYPE_Q8_0] = {"q8_0", QK8_0, sizeof(block_q8_0), q8_0_to_float, q8_0_from_float},
+    [QE_TYPE_Q4_0] = {"q4_0", QK4_0, sizeof(block_q4_0), q4_0_to_float, q4_0_from_float,
+                      .b32 = B32(block_q4_0, .bits = 4, .zero = 8)},
+    [QE_TYPE_Q4_1] = {"q4_1", QK4_1, sizeof(block_q4_1), q4_1_to_float, q4_1_from_float,
+                      .b32 = B32(block_q4_1, .bits = 4, .has_min = 1)},
+    [QE_TYPE_Q5_0] = {"q5_0", QK5_0, sizeof(block_q5_0), q5_0_to_float, q5_0_from_float,
+                      .b32 = B32(block_q5_0, .bits = 5, .zero = 16, .qh_off = offsetof(block_q5_0, qh))},
+    [QE_TYPE_Q5_1] = {"q5_1", QK5_1, sizeof(block_q5_1), q5_1_to_float, q5_1_from_float,
+                      .b32 = B32(block_q5_1, .bits = 5, .has_min = 1, .qh_off = offsetof(block_q5_1, qh))},
+    [QE_TYPE_Q8_0] = {"q8_0", QK8_0, sizeof(block_q8_0), q8_0_to_float, q8_0_from_float,
+                      .b32 = B32(block_q8_0, .bits = 8)},
     [QE_TYPE_Q8_1] = {"q8_1", QK8_1, sizeof(block_q8_1), q8_1_to_float, q8_1_from_float},
-    [QE_TYPE_IQ4_NL] = {"iq4_nl", QK4_NL, sizeof(block_iq4_nl), iq4_nl_to_float, qe_iq4_nl_from_float},
-    [QE_TYPE_Q2_K] = {"q2_K", QK_K, sizeof(block_q2_K), q2_K_to_float, qe_q2_K_from_float},
-    [QE_TYPE_Q3_K] = {"q3_K", QK_K, sizeof(block_q3_K), q3_K_to_float, qe_q3_K_from_float},
-    [QE_TYPE_Q4_K] = {"q4_K", QK_K, sizeof(block_q4_K), q4_K_to_float, qe_q4_K_from_float},
-    [QE_TYPE_Q5_K] = {"q5_K", QK_K, sizeof(block_q5_K), q5_K_to_float, qe_q5_K_from_float},
-    [QE_TYPE_Q6_K] = {"q6_K", QK_K, sizeof(block_q6_K), q6_K_to_float, qe_q6_K_from_float},
+    [QE_TYPE_IQ4_NL] = {"iq4_nl", QK4_NL, sizeof(block_iq4_nl), iq4_nl_to_float, qe_iq4_nl_from_float,
+                        .b32 = B32(block_iq4_nl, .bits = 4, .codebook = qe_kvalues_iq4nl)},
+    [QE_TYPE_Q2_K] = {"q2_K", QK_K, sizeof(block_q2_K), q2_K_to_float, qe_q2_K_from_float, .unpack_k = q2_K_unpack},
+    [QE_TYPE_Q3_K] = {"q3_K", QK_K, sizeof(block_q3_K), q3_K_to_float, qe_q3_K_from_float, .unpack_k = q3_K_unpack,
+                      .k_zero = 4},
+    [QE_TYPE_Q4_K] = {"q4_K", QK_K, sizeof(block_q4_K), q4_K_to_float, qe_q4_K_from_float, .unpack_k = q4_K_unpack},
+    [QE_TYPE_Q5_K] = {"q5_K", QK_K, sizeof(block_q5_K), q5_K_to_float, qe_q5_K_from_float, .unpack_k = q5_K_unpack},
+    [QE_TYPE_Q6_K] = {"q6_K", QK_K, sizeof(block_q6_K), q6_K_to_float, qe_q6_K_from_float, .unpack_k = q6_K_unpack,
+                      .k_zero = 32},
     [QE_TYPE_Q8_K] = {"q8_K", QK_K, sizeof(block_q8_K), q8_K_to_float, q8_K_from_float},
 };
 

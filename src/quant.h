@@ -67,8 +67,30 @@ _Static_assert(sizeof(block_q5_K) == 176, "q5_K");
 _Static_assert(sizeof(block_q6_K) == 210, "q6_K");
 _Static_assert(sizeof(block_q8_K) == 292, "q8_K");
 
-extern const int8_t qe_kvalues_iq4nl[16];
+extern const int8_t qe_kvalues_iq4nl[16]; /* IQ4_NL's non-linear codebook (ggml's kvalues_iq4nl) */
 
+/* How a 32-weight block type lays out its weights, for the code that reads them all the same way (the
+ * reference dot products and dequantiser, the kernels' packers): an fp16 scale d at byte 0; for the types with
+ * a min, an fp16 m at byte 2; for 5-bit codes, a 32-bit mask of fifth bits (bit j: weight j) at qh_off; the
+ * codes at qs_off — 32 signed bytes (8 bits) or 16 bytes of nibble pairs (byte j: weight j in the low nibble,
+ * weight j + 16 in the high one). Weight j = d * value(code j) [+ m], value(c) = codebook ? codebook[c] :
+ * c - zero (8-bit codes are signed and used as they are). */
+typedef struct {
+    int bits;               /* 4, 5 or 8 */
+    int has_min;            /* q4_1, q5_1 */
+    int zero;               /* q4_0: 8, q5_0: 16; else 0 */
+    const int8_t *codebook; /* iq4_nl: qe_kvalues_iq4nl; else NULL */
+    int qh_off, qs_off;     /* byte offsets in the block */
+} qe_block32;
+
+/* A k-quant super-block (256 weights) as unsigned codes q[256] (q2_K 0..3, q3_K 0..7, ..., q6_K 0..63), integer
+ * scales sc[16] and mins mn[16] per 16 weights (zero where the type has none) and the two fp16 super-scales
+ * (dmin 0 where none): weight i = d * sc[i/16] * (q[i] - k_zero) - dmin * mn[i/16]. */
+typedef void (*qe_unpack_k_fn)(const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin);
+
+/* Everything qwen-edge knows about a tensor type: the one table (quant.c) the loader, the encoders, the
+ * reference kernels and the packers read. A weight type the matmul supports has b32 (32-weight blocks), unpack_k
+ * (k-quants) or block_size 1 (f32/f16/bf16); q8_1 and q8_K are activation types only. */
 typedef struct {
     const char *name;   /* "q4_0", as llama.cpp prints it */
     int block_size;     /* weights per block (1 for f32/f16/bf16) */
@@ -76,6 +98,9 @@ typedef struct {
     /* Reference conversions of n weights (n a multiple of block_size). NULL where not supported. */
     void (*to_float)(const void *src, float *dst, int64_t n);
     void (*from_float)(const float *src, void *dst, int64_t n);
+    const qe_block32 *b32;   /* 32-weight block weight types, else NULL */
+    qe_unpack_k_fn unpack_k; /* k-quant weight types, else NULL */
+    int k_zero;              /* k-quants: the offset of the unsigned codes (q3_K 4, q6_K 32, else 0) */
 } qe_type_traits;
 
 /* Traits of a type, or NULL for a type id qwen-edge does not know. */
@@ -85,6 +110,9 @@ int qe_type_from_name(const char *name); /* -1 for unknown */
 /* Bytes of a row of n weights; 0 if n is not a multiple of the block size or the type is unknown. */
 size_t qe_row_size(int type, int64_t n);
 
-/* Layout helpers shared with the k-quant encoders and the SIMD kernels. */
+/* One block of a 32-weight type as values q[32] with weight j = d * q[j] (+ m where b->has_min; m = 0 else). */
+void qe_block32_values(const qe_block32 *b, const void *blk, int q[32], float *d, float *m);
+
+/* Layout helpers shared with the k-quant encoders. */
 void qe_q3_K_scales(const uint8_t *scales, int8_t out[16]);   /* sixteen signed 6-bit scales */
 void qe_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m); /* q4_K/q5_K scale j, min j */

@@ -68,14 +68,6 @@ void qe_quant_row_q8k_ref(const float *x, int64_t cols, uint8_t *row);
 
 /* Reference dot product of weight row `w` (stored layout of `type`) with token t of a. */
 float qe_dot_ref(int type, const void *w, const qe_act *a, int t);
-/* Reference dequantisation of n weights (a multiple of the block size). Returns 0, or -1 if unsupported. */
-int qe_dequant_ref(int type, const void *src, float *dst, int64_t n);
-/* Unpacks one 256-block of a k-quant into unsigned codes q[256] (q6_K: 0..63 before its -32; q3_K: before
- * its -4) and per-16 scales/mins, weight = d * sc[i/16] * (q[i] - off) - dmin * mn[i/16]. */
-void qe_unpack_k_codes(int type, const void *blk, int q[256], int sc[16], int mn[16], float *d, float *dmin);
-/* Block size of a supported weight type, 0 otherwise. Bytes per row via qe_row_size-like logic. */
-int qe_kern_block_size(int type);
-size_t qe_kern_row_bytes(int type, int64_t cols);
 
 /* The result of one (row, token) pair goes through the same epilogue in every kernel. */
 static inline float qe_epilogue(float v, float *y, const float *bias, int64_t r, int accumulate) {
@@ -84,10 +76,10 @@ static inline float qe_epilogue(float v, float *y, const float *bias, int64_t r,
     return v;
 }
 
-/* A kernel set. pack may set m->packed/m->layout (returns 0, or <0 on allocation failure); mm computes
- * rows [r0, r1) of y for tokens [0, n) of a matrix packed by this set (layout != 0). r0 is a multiple of
- * row_align. quant_q8 (optional) replaces the reference Q8 quantiser with a bit-identical fast one. */
-typedef struct {
+/* A kernel set. pack may set m->packed and m->packer = the set (returns 0, or <0 on allocation failure); mm
+ * computes rows [r0, r1) of y for tokens [0, n) of a matrix packed by this set. r0 is a multiple of row_align
+ * (the rows per panel). quant_q8 (optional) replaces the reference Q8 quantiser with a bit-identical fast one. */
+typedef struct qe_kernel_set {
     const char *name;
     int row_align;
     int (*pack)(qe_mat *m);
@@ -99,7 +91,8 @@ typedef struct {
      * qe_quant_tiled_ref bit for bit. */
     void (*quant_tiled)(const float *x, int64_t cols, int fmt, int rounding, uint8_t *group, int slot);
     /* Dequantises one row of a matrix this set packed, from the packed copy only (so the original mapped
-     * bytes are never touched after qe_mat_init); must equal qe_dequant_ref of the original row exactly. */
+     * bytes are never touched after qe_mat_init); must equal the type's to_float (quant.h) of the original row
+     * bit for bit. */
     void (*row_f32)(const qe_mat *m, int64_t row, float *out);
     /* ops.h entry points (NULL = reference), same contracts as there. */
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
@@ -165,8 +158,8 @@ static inline __attribute__((always_inline)) void qe_prefetch_lines(const uint8_
 
 /* Decode attention streams each KV head's keys, then its values, once per token, and its arithmetic takes about as
  * long as the memory does (AVX-512: ~40 cycles per key and head, bound by the FMA ports): without asking ahead the
- * two add up instead of overlapping. In positions ahead of the one in use; 4096 cached positions, 24 layers, 2
- * threads: 9.1-9.6 -> 11.0-12.2 GB/s (bench/kernels --attention --att-n 4096; 32 and 128 measured no better). */
+ * two add up instead of overlapping. In positions ahead of the one in use (chosen by measurement: bench/KERNELS.md,
+ * session 6). */
 #define QE_ATT_PF_KEYS 64
 
 /* Softmax statistics of a row whose scores were folded into per-lane running maxima lm[] and sums ls[] of
@@ -193,9 +186,6 @@ static inline void qe_lane_softmax_stats(const float *lm, const float *ls, int l
 #define QE_CASES_BELOW_6(M) QE_CASES_BELOW_5(M) case 5: M(5); break;
 #define QE_CASES_BELOW_7(M) QE_CASES_BELOW_6(M) case 6: M(6); break;
 #define QE_CASES_BELOW_8(M) QE_CASES_BELOW_7(M) case 7: M(7); break;
-
-/* Name of a weight type for messages. */
-const char *qe_kern_type_name(int type);
 
 /* Packed weight buffers: 64-byte aligned; >= 1 MiB ones are 2 MiB aligned with MADV_HUGEPAGE (fewer TLB
  * misses while decode streams them). Freed by qe_mat_free via qe_kern_packed_free. */

@@ -1,6 +1,7 @@
 /* matmul.c — qe_mat preparation and the threaded matmul driver (see matmul.h). The arithmetic lives in
  * matmul_ref.c (reference, every type) and matmul_<isa>.c (packed fast paths); this file quantises the
- * activations once per call, hands chunks of rows to the pool's threads and dispatches by the matrix's layout. */
+ * activations once per call, hands chunks of rows to the pool's threads and dispatches to the set that packed
+ * the matrix (qe_mat.packer), or to the reference. */
 #include "kernels/matmul.h"
 
 #include <stdatomic.h>
@@ -18,28 +19,16 @@
 static __thread uintptr_t c_lo, c_hi;
 static __thread int c_ok;
 
-/* Layout tags: the kernel set that packed a matrix owns tags [100*k, 100*k + 99]. */
-static const qe_kernel_set *set_for_layout(int layout) {
-    if (layout <= 0) return NULL;
-    switch (layout / 100) {
-    case 1: return qe_kernels_avx512();
-    case 2: return qe_kernels_avx2();
-    case 3: return qe_kernels_neon();
-    case 4: return qe_kernels_neon_v80();
-    default: return NULL;
-    }
-}
-
 int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *data, char *err) {
     memset(m, 0, sizeof *m);
     int rounding;
+    const qe_type_traits *tr = qe_type_traits_get(type);
     if (qe_act_fmt_for(type, &rounding) < 0)
-        return qe_errf(err, QE_EUNSUPPORTED, "matmul: weight type %s (%d) is not supported", qe_kern_type_name(type), type);
-    int bs = qe_kern_block_size(type);
-    if (rows <= 0 || cols <= 0 || cols % bs || (cols % 32 && type != QE_TYPE_F32 && type != QE_TYPE_F16 &&
-                                                 type != QE_TYPE_BF16))
+        return qe_errf(err, QE_EUNSUPPORTED, "matmul: weight type %s (%d) is not supported", qe_type_name(type), type);
+    int bs = tr->block_size;
+    if (rows <= 0 || cols <= 0 || cols % bs || (cols % 32 && bs != 1))
         return qe_errf(err, QE_EUNSUPPORTED, "matmul: %s matrix of %lld x %lld: columns must be a multiple of %d",
-                       qe_kern_type_name(type), (long long)rows, (long long)cols, bs);
+                       qe_type_name(type), (long long)rows, (long long)cols, bs);
     m->type = type;
     m->rows = rows;
     m->cols = cols;
@@ -49,9 +38,9 @@ int qe_mat_init(qe_mat *m, int type, int64_t rows, int64_t cols, const void *dat
     if (ks && ks->pack) {
         int rc = ks->pack(m);
         if (rc < 0) return qe_errf(err, QE_ENOMEM, "matmul: out of memory repacking a %lld x %lld %s matrix",
-                                   (long long)rows, (long long)cols, qe_kern_type_name(type));
+                                   (long long)rows, (long long)cols, qe_type_name(type));
     }
-    if (m->packed) qe_kern_release_source(data, qe_kern_row_bytes(type, cols) * (size_t)rows);
+    if (m->packed) qe_kern_release_source(data, qe_row_size(type, cols) * (size_t)rows);
     return QE_OK;
 }
 
@@ -115,15 +104,15 @@ void qe_mat_free(qe_mat *m) {
     qe_kern_packed_free(m->packed, m->packed_bytes);
     m->packed = NULL;
     m->packed_bytes = 0;
-    m->layout = 0;
+    m->packer = NULL;
 }
 
 void qe_mat_row_f32(const qe_mat *m, int64_t row, float *out) {
     QE_ASSERT(row >= 0 && row < m->rows);
-    const qe_kernel_set *ks = set_for_layout(m->layout);
+    const qe_kernel_set *ks = m->packer;
     if (ks && ks->row_f32) { ks->row_f32(m, row, out); return; }
-    size_t rb = qe_kern_row_bytes(m->type, m->cols);
-    QE_ASSERT(qe_dequant_ref(m->type, (const uint8_t *)m->data + (size_t)row * rb, out, m->cols) == 0);
+    qe_type_traits_get(m->type)->to_float((const uint8_t *)m->data + (size_t)row * qe_row_size(m->type, m->cols), out,
+                                          m->cols);
 }
 
 /* --- workspace ------------------------------------------------------------------------------------------- */
@@ -201,14 +190,14 @@ static void quant_rows(void *p, int ith, int nth) {
 
 /* The activation format matrix m's kernel reads: tiled for a packed matrix whose set wants it. */
 static int wants_tiled(const qe_mat *m) {
-    const qe_kernel_set *ks = set_for_layout(m->layout);
+    const qe_kernel_set *ks = m->packer;
     return ks && ks->quant_tiled;
 }
 
 static qe_act quantise(qe_pool *pool, qe_matmul_ws *ws, const qe_mat *m, const float *x, int64_t ldx, int n) {
     int64_t cols = m->cols;
     QE_ASSERT(n >= 0 && n <= ws->max_tokens && cols <= ws->max_cols);
-    quant_job j = {.x = x, .ldx = ldx, .n = n, .ks = wants_tiled(m) ? set_for_layout(m->layout) : qe_kernels_active()};
+    quant_job j = {.x = x, .ldx = ldx, .n = n, .ks = wants_tiled(m) ? m->packer : qe_kernels_active()};
     j.a.fmt = qe_act_fmt_for(m->type, &j.rounding);
     j.a.tiled = wants_tiled(m);
     j.a.tile_bytes = qe_act_tile_bytes(j.a.fmt, cols);
@@ -226,7 +215,7 @@ static qe_act quantise(qe_pool *pool, qe_matmul_ws *ws, const qe_mat *m, const f
 
 static void mm_ref_rows(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
                         int accumulate, int64_t r0, int64_t r1) {
-    size_t rb = qe_kern_row_bytes(m->type, m->cols);
+    size_t rb = qe_row_size(m->type, m->cols);
     for (int64_t r = r0; r < r1; r++) {
         const void *w = (const uint8_t *)m->data + (size_t)r * rb;
         for (int t = 0; t < n; t++) {
@@ -243,7 +232,7 @@ static void mm_ref_rows(const qe_mat *m, const qe_act *a, int n, float *y, int64
 #define CHUNK_ROWS_MIN 64
 
 static int64_t chunk_rows(const qe_mat *m, int nth) {
-    const qe_kernel_set *ks = set_for_layout(m->layout);
+    const qe_kernel_set *ks = m->packer;
     int64_t align = ks ? ks->row_align : 1, rows = CHUNK_ROWS_MIN;
     /* at least ~8 chunks per thread where the matrix allows, never below CHUNK_ROWS_MIN */
     while (rows * 2 * 8 * nth <= m->rows) rows *= 2;
@@ -252,7 +241,7 @@ static int64_t chunk_rows(const qe_mat *m, int nth) {
 
 static void mm_range(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
                      int accumulate, int64_t lo, int64_t hi) {
-    const qe_kernel_set *ks = set_for_layout(m->layout);
+    const qe_kernel_set *ks = m->packer;
     if (ks) ks->mm(m, a, n, y, ldy, bias, accumulate, lo, hi);
     else mm_ref_rows(m, a, n, y, ldy, bias, accumulate, lo, hi);
 }
@@ -323,7 +312,7 @@ void qe_matmul_multi(qe_pool *pool, qe_matmul_ws *ws, int n_mats, const qe_mat *
                 int rnd_k, fmt_k = qe_act_fmt_for(w[i0 + k]->type, &rnd_k);
                 if (done[k] || fmt_k != fmt_i || rnd_k != rnd_i || w[i0 + k]->cols != w[i0 + i]->cols ||
                     wants_tiled(w[i0 + k]) != wants_tiled(w[i0 + i]) ||
-                    (wants_tiled(w[i0 + k]) && set_for_layout(w[i0 + k]->layout) != set_for_layout(w[i0 + i]->layout)))
+                    (wants_tiled(w[i0 + k]) && w[i0 + k]->packer != w[i0 + i]->packer))
                     continue;
                 done[k] = 1;
                 j.w[j.n_mats] = w[i0 + k];

@@ -16,13 +16,15 @@
 
 #include "threadpool.h"
 
+struct qe_kernel_set;
+
 typedef struct qe_mat {
     int type;               /* qe_type of the stored weights */
     int64_t rows, cols;
     const void *data;       /* borrowed: original rows */
     void *packed;           /* owned: kernel layout, or NULL when the kernel reads `data` directly */
     uint64_t packed_bytes;
-    int layout;             /* kernel-private tag for `packed` */
+    const struct qe_kernel_set *packer; /* the kernel set whose layout `packed` is in; NULL when unpacked */
 } qe_mat;
 
 /* Prepares m (may repack). QE_EUNSUPPORTED with err if the type or shape is not supported.

@@ -5,7 +5,7 @@
  *     they are and the offset (8 or 16) is removed with the activation block sums, as in the AVX-512 set.
  *   - q8_0 and iq4_nl weights are signed bytes up to 127 in magnitude: ggml's sign trick, |w| x sign(x, w),
  *     keeps every pair sum <= 2 * 127 * 127 < 32768.
- * The weights are packed into the 8-row panels of panel8.h (shared with the NEON set). Activations: the tiled
+ * The weights are packed into 8-row panels (panel.h; the NEON set uses the same). Activations: the tiled
  * layouts of kern.h, shared with the AVX-512 set. */
 #include <immintrin.h>
 #include <math.h>
@@ -13,18 +13,14 @@
 
 #include "base.h"
 #include "kernels/kern.h"
-#include "kernels/panel8.h"
+#include "kernels/panel.h"
 #include "quant.h"
 
-#define TAG_BASE 200 /* this set's layout tags (matmul.c) */
-/* Decode prefetch distance in blocks (matmul_avx512.c has its own). These tiles spend more
- * instructions per byte, and ask further ahead: 2-thread decode with QE_KERNELS=avx2, 3 alternating rounds,
- * medians at 8 / 32 / 64 blocks: q4_0 39.5 / 50.6 / 49.6 tok/s, q8_0 23.5 / 30.2 / 28.3, q4_k_m official
- * 24.0 / 28.4 / 32.5 (bench/KERNELS.md). */
+/* Decode prefetch distance in blocks (matmul_avx512.c has its own). These tiles spend more instructions per
+ * byte, and ask further ahead; 32 measured best of 8 / 32 / 64 (bench/KERNELS.md). */
 #define PF_BLOCKS 32
-#define TT P8_TILE_TOKENS
-
-static int pack_avx2(qe_mat *m) { return qe_panel8_pack(m, TAG_BASE); }
+#define PR 8 /* rows per panel (panel.h) */
+#define TT 4 /* tokens per tile */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -40,13 +36,13 @@ INLINE __m256i bits_to_bytes(uint32_t m) {
 }
 
 INLINE void store_tile(__m256 v, float *y, const float *bias, int accumulate, int nr) {
-    if (nr == P8_ROWS) {
+    if (nr == PR) {
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
         if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(y));
         _mm256_storeu_ps(y, v);
         return;
     }
-    float tmp[P8_ROWS];
+    float tmp[PR];
     _mm256_storeu_ps(tmp, v);
     for (int r = 0; r < nr; r++) y[r] = qe_epilogue(tmp[r], y + r, bias, r, accumulate);
 }
@@ -54,13 +50,13 @@ INLINE void store_tile(__m256 v, float *y, const float *bias, int accumulate, in
 /* 8 rows x T tokens (slots s0..s0+T-1 of the group G) of a 32-block layout over nb blocks. */
 INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, int s0, float *y,
                      int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
-    const int qb = p8_qbytes(L), hb = p8_hbytes(L);
+    const int qb = qe_panel_qbytes(PR, L), hb = qe_panel_hbytes(PR, L);
     const uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 16;
-    const int oi = L == P8_Q4_0 ? 1 : L == P8_Q5_0 ? 2 : -1; /* q8_0 and iq4_nl are signed: no offset */
+    const int oi = L == QE_TYPE_Q4_0 ? 1 : L == QE_TYPE_Q5_0 ? 2 : -1; /* q8_0 and iq4_nl are signed: no offset */
     const int8_t *XQ = (const int8_t *)G;
     const float *XD = (const float *)(G + nb * QE_ACT_TILE * 32), *XS = XD + nb * QE_ACT_TILE;
     const int32_t *NS = (const int32_t *)(XS + nb * QE_ACT_TILE) + (oi < 0 ? 0 : oi) * nb * QE_ACT_TILE;
-    const int signed_w = L == P8_Q8_0 || L == P8_IQ4_NL;
+    const int signed_w = L == QE_TYPE_Q8_0 || L == QE_TYPE_IQ4_NL;
     __m256 acc[TT];
     #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
@@ -80,7 +76,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
             #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) {
                 __m256i w;
-                if (L == P8_Q8_0) w = _mm256_loadu_si256((const __m256i *)(Q + b * 256 + g * 32));
+                if (L == QE_TYPE_Q8_0) w = _mm256_loadu_si256((const __m256i *)(Q + b * 256 + g * 32));
                 else {
                     __m256i v = _mm256_loadu_si256((const __m256i *)(Q + b * 128 + (g & 3) * 32));
                     w = _mm256_shuffle_epi8(lut, _mm256_and_si256(g < 4 ? v : _mm256_srli_epi16(v, 4), lo4));
@@ -115,11 +111,11 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
         }
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(D + b * 16)));
         __m256 mw = _mm256_setzero_ps();
-        if (L == P8_Q4_1 || L == P8_Q5_1) mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(M + b * 16)));
+        if (L == QE_TYPE_Q4_1 || L == QE_TYPE_Q5_1) mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(M + b * 16)));
         #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(dw, _mm256_set1_ps(XD[b * QE_ACT_TILE + s0 + t])), acc[t]);
-            if (L == P8_Q4_1 || L == P8_Q5_1) acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(XS[b * QE_ACT_TILE + s0 + t]), acc[t]);
+            if (L == QE_TYPE_Q4_1 || L == QE_TYPE_Q5_1) acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(XS[b * QE_ACT_TILE + s0 + t]), acc[t]);
         }
     }
     #pragma GCC unroll 8
@@ -132,7 +128,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
 INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, int s0, float *y,
                    int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const int64_t nb = nsb / 8;
-    const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * p8_k_hbytes(L), *D = S + nsb * 16, *DM = D + nb * 16;
+    const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * qe_panel_hbytes(PR, L), *D = S + nsb * 16, *DM = D + nb * 16;
     const int8_t *XQ = (const int8_t *)G;
     const float *XD = (const float *)(G + nsb * QE_ACT_TILE * 32), *XS = XD + nsb * QE_ACT_TILE;
     const int32_t *NS0 = (const int32_t *)(XS + nsb * QE_ACT_TILE), *NS1 = NS0 + nsb * QE_ACT_TILE;
@@ -144,13 +140,13 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
     for (int64_t b = 0; b < nsb; b++) {
         if ((b & 7) == 0) {
             dK = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(D + (b >> 3) * 16)));
-            if (L != P8_Q6_K) dmK = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(DM + (b >> 3) * 16)));
+            if (L != QE_TYPE_Q6_K) dmK = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(DM + (b >> 3) * 16)));
         }
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
-        const uint32_t *hm = (const uint32_t *)(H + b * p8_k_hbytes(L));
+        const uint32_t *hm = (const uint32_t *)(H + b * qe_panel_hbytes(PR, L));
         if (pf) {
             qe_prefetch_lines(C + (b + PF_BLOCKS) * 128, 128);
-            if (L != P8_Q4_K) qe_prefetch_lines(H + (b + PF_BLOCKS) * p8_k_hbytes(L), p8_k_hbytes(L));
+            if (L != QE_TYPE_Q4_K) qe_prefetch_lines(H + (b + PF_BLOCKS) * qe_panel_hbytes(PR, L), qe_panel_hbytes(PR, L));
             qe_prefetch_lines(S + (b + PF_BLOCKS) * 16, 16);
         }
         __m256i s[2][TT];
@@ -158,7 +154,7 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
         for (int half = 0; half < 2; half++) {
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++)
-                s[half][t] = L == P8_Q6_K ? _mm256_set1_epi32((half ? NS1 : NS0)[b * QE_ACT_TILE + s0 + t]) : _mm256_setzero_si256();
+                s[half][t] = L == QE_TYPE_Q6_K ? _mm256_set1_epi32((half ? NS1 : NS0)[b * QE_ACT_TILE + s0 + t]) : _mm256_setzero_si256();
             __m256i p16[TT];
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) p16[t] = _mm256_setzero_si256();
@@ -167,22 +163,22 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
                 int g = half * 4 + j;
                 __m256i v = _mm256_loadu_si256((const __m256i *)(C + b * 128 + j * 32));
                 __m256i w = _mm256_and_si256(half ? _mm256_srli_epi16(v, 4) : v, lo4);
-                if (L != P8_Q4_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[g]), b16));
-                if (L == P8_Q6_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[8 + g]), b32));
+                if (L != QE_TYPE_Q4_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[g]), b16));
+                if (L == QE_TYPE_Q6_K) w = _mm256_add_epi8(w, _mm256_and_si256(bits_to_bytes(hm[8 + g]), b32));
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++)
                     p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(w, _mm256_set1_epi32(load_i32(xq + t * 32 + 4 * g))));
-                if (L == P8_Q6_K && (j & 1)) { /* 6-bit: flush every 2 groups (2 * 2 * 63 * 127 < 32768) */
+                if (L == QE_TYPE_Q6_K && (j & 1)) { /* 6-bit: flush every 2 groups (2 * 2 * 63 * 127 < 32768) */
 #pragma GCC unroll 4
                     for (int t = 0; t < T; t++) { s[half][t] = _mm256_add_epi32(s[half][t], _mm256_madd_epi16(p16[t], ones)); p16[t] = _mm256_setzero_si256(); }
                 }
             }
-            if (L != P8_Q6_K) {
+            if (L != QE_TYPE_Q6_K) {
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) s[half][t] = _mm256_add_epi32(s[half][t], _mm256_madd_epi16(p16[t], ones));
             }
         }
-        if (L == P8_Q6_K) {
+        if (L == QE_TYPE_Q6_K) {
             __m256 dw0 = _mm256_mul_ps(dK, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(S + b * 16)))));
             __m256 dw1 = _mm256_mul_ps(dK, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(S + b * 16 + 8)))));
 #pragma GCC unroll 4
@@ -208,8 +204,8 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
 }
 
 INLINE __m256 load_wcol(const int L, const uint8_t *P, int64_t c) {
-    if (L == P8_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(P + c * 16)));
-    if (L == P8_BF16)
+    if (L == QE_TYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(P + c * 16)));
+    if (L == QE_TYPE_BF16)
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(P + c * 16))), 16));
     return _mm256_loadu_ps((const float *)(P + c * 32));
 }
@@ -224,7 +220,7 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
         #pragma GCC unroll 8
         for (int u = 0; u < U; u++) acc[t][u] = _mm256_setzero_ps();
     int64_t c = 0;
-    const int esz = L == P8_F32 ? 32 : 16; /* bytes of one weight column of the panel */
+    const int esz = L == QE_TYPE_F32 ? 32 : 16; /* bytes of one weight column of the panel */
     for (; c + U <= cols; c += U) {
         if (pf) qe_prefetch_lines(P + (c + 16 * U) * esz, U * esz);
         #pragma GCC unroll 8
@@ -248,11 +244,39 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     }
 }
 
-P8_DEFINE_TILES(tile_q32, tile_k, tile_f)
+
+/* The tiles of this set, one per weight type (q2_K, q3_K: none, they stay on the reference path). */
+#define TILES(name, KIND, TY) QE_PANEL_TILES(name, KIND, TY, TT)
+TILES(tiles_q8_0, tile_q32, QE_TYPE_Q8_0)
+TILES(tiles_q4_0, tile_q32, QE_TYPE_Q4_0)
+TILES(tiles_q4_1, tile_q32, QE_TYPE_Q4_1)
+TILES(tiles_q5_0, tile_q32, QE_TYPE_Q5_0)
+TILES(tiles_q5_1, tile_q32, QE_TYPE_Q5_1)
+TILES(tiles_iq4_nl, tile_q32, QE_TYPE_IQ4_NL)
+TILES(tiles_q4_K, tile_k, QE_TYPE_Q4_K)
+TILES(tiles_q5_K, tile_k, QE_TYPE_Q5_K)
+TILES(tiles_q6_K, tile_k, QE_TYPE_Q6_K)
+TILES(tiles_f16, tile_f, QE_TYPE_F16)
+TILES(tiles_bf16, tile_f, QE_TYPE_BF16)
+TILES(tiles_f32, tile_f, QE_TYPE_F32)
+
+static const qe_panel_kernels panel = {
+    .rows = PR, .q8_unsigned = 0, .tile_tokens = TT,
+    .tiles = {[QE_TYPE_Q8_0] = tiles_q8_0, [QE_TYPE_Q4_0] = tiles_q4_0, [QE_TYPE_Q4_1] = tiles_q4_1,
+              [QE_TYPE_Q5_0] = tiles_q5_0, [QE_TYPE_Q5_1] = tiles_q5_1, [QE_TYPE_IQ4_NL] = tiles_iq4_nl,
+              [QE_TYPE_Q4_K] = tiles_q4_K, [QE_TYPE_Q5_K] = tiles_q5_K, [QE_TYPE_Q6_K] = tiles_q6_K,
+              [QE_TYPE_F16] = tiles_f16, [QE_TYPE_BF16] = tiles_bf16, [QE_TYPE_F32] = tiles_f32},
+};
+
+static const qe_kernel_set set_avx2;
+static int pack_avx2(qe_mat *m) { return qe_panel_pack(m, &panel, &set_avx2); }
 
 static void mm_avx2(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
                     int accumulate, int64_t r0, int64_t r1) {
-    qe_panel8_mm(m, m->layout - TAG_BASE, p8_tiles, a, n, y, ldy, bias, accumulate, r0, r1);
+    qe_panel_mm(&panel, m, a, n, y, ldy, bias, accumulate, r0, r1);
+}
+
+static void row_f32_avx2(const qe_mat *m, int64_t row, float *out) { qe_panel_row_f32(&panel, m, row, out);
 }
 
 /* --- activation quantiser (bit-identical to qe_quant_tiled_ref for Q8 and F32) -------------------------- */
@@ -369,11 +393,11 @@ static void quant_tiled_avx2(const float *x, int64_t cols, int fmt, int rounding
 
 static const qe_kernel_set set_avx2 = {
     .name = "avx2",
-    .row_align = P8_ROWS,
+    .row_align = PR,
     .pack = pack_avx2,
     .mm = mm_avx2,
     .quant_tiled = quant_tiled_avx2,
-    .row_f32 = qe_panel8_row_f32,
+    .row_f32 = row_f32_avx2,
     .rmsnorm = qe_avx2_rmsnorm,
     .swiglu = qe_avx2_swiglu,
     .f32_to_f16_row = qe_avx2_f32_to_f16_row,

@@ -1,6 +1,6 @@
 /* matmul_neon.c — the aarch64 NEON kernel sets: "neon" with dotprod (Raspberry Pi 5's Cortex-A76, Apple M1 and
  * later, Graviton 2 and later) and, compiled again by matmul_neon_v80.c, "neon-v80" for ARMv8.0 cores without it
- * (Raspberry Pi 4's Cortex-A72, A53 boards). Weights are in the 8-row panels of panel8.h, the layout the AVX2 set
+ * (Raspberry Pi 4's Cortex-A72, A53 boards). Weights are in the 8-row panels of panel.h, the layout the AVX2 set
  * uses: the 32 bytes of one column group (4 consecutive weights of 8 rows) are two q registers, rows 0-3 and 4-7.
  *   - sdot (vdotq_laneq_s32) multiplies 4 weights of 4 rows by 4 activation bytes of one token, taken as a
  *     lane of the 16 activation bytes loaded once per token and half block: no broadcast per group. Without
@@ -20,23 +20,20 @@
 
 #include "base.h"
 #include "kernels/kern.h"
-#include "kernels/panel8.h"
+#include "kernels/panel.h"
 #include "quant.h"
 
 #ifndef QE_NEON_V80
-#define TAG_BASE 300 /* this set's layout tags (matmul.c) */
 #define SET_NAME "neon"
 #define SET_FN qe_kernels_neon
 #else
-#define TAG_BASE 400
 #define SET_NAME "neon-v80"
 #define SET_FN qe_kernels_neon_v80
 #endif
-#define TT P8_TILE_TOKENS
+#define PR 8 /* rows per panel (panel.h) */
+#define TT 4 /* tokens per tile */
 
 #define INLINE static inline __attribute__((always_inline))
-
-static int pack_neon(qe_mat *m) { return qe_panel8_pack(m, TAG_BASE); }
 
 /* 0xFF in byte i of the result where bit i of m is set (16 bits: one 4-row half of a 32-bit panel mask). */
 INLINE uint8x16_t bits_to_bytes(uint32_t m) {
@@ -56,14 +53,14 @@ INLINE uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); retur
 
 /* Rows [0, nr) of a tile's two 4-row halves through the epilogue. */
 INLINE void store_tile(float32x4_t lo, float32x4_t hi, float *y, const float *bias, int accumulate, int nr) {
-    if (nr == P8_ROWS) {
+    if (nr == PR) {
         if (bias) { lo = vaddq_f32(lo, vld1q_f32(bias)); hi = vaddq_f32(hi, vld1q_f32(bias + 4)); }
         if (accumulate) { lo = vaddq_f32(lo, vld1q_f32(y)); hi = vaddq_f32(hi, vld1q_f32(y + 4)); }
         vst1q_f32(y, lo);
         vst1q_f32(y + 4, hi);
         return;
     }
-    float tmp[P8_ROWS];
+    float tmp[PR];
     vst1q_f32(tmp, lo);
     vst1q_f32(tmp + 4, hi);
     for (int r = 0; r < nr; r++) y[r] = qe_epilogue(tmp[r], y + r, bias, r, accumulate);
@@ -95,7 +92,7 @@ INLINE int32x4_t dot_lane_v80(int32x4_t acc, int8x16_t w, int8x16_t xb) {
 /* Codes of column group g (0..7) of a 32-column block: q8_0 bytes, or the nibble half of bytes Q[(g % 4) * 32 ...]
  * with the 5th bit from mask hm[g] (when hm is given), q6_K's 6th bit from hm[8 + g], the iq4_nl table applied. */
 INLINE void group_codes(const int L, const uint8_t *Q, const uint32_t *hm, int g, int8x16_t *w0, int8x16_t *w1) {
-    if (L == P8_Q8_0) {
+    if (L == QE_TYPE_Q8_0) {
         *w0 = vld1q_s8((const int8_t *)Q + g * 32);
         *w1 = vld1q_s8((const int8_t *)Q + g * 32 + 16);
         return;
@@ -108,12 +105,12 @@ INLINE void group_codes(const int L, const uint8_t *Q, const uint32_t *hm, int g
         c0 = vorrq_u8(c0, vandq_u8(bits_to_bytes(hm[g]), b16));
         c1 = vorrq_u8(c1, vandq_u8(bits_to_bytes(hm[g] >> 16), b16));
     }
-    if (L == P8_Q6_K) {
+    if (L == QE_TYPE_Q6_K) {
         const uint8x16_t b32 = vdupq_n_u8(32);
         c0 = vorrq_u8(c0, vandq_u8(bits_to_bytes(hm[8 + g]), b32));
         c1 = vorrq_u8(c1, vandq_u8(bits_to_bytes(hm[8 + g] >> 16), b32));
     }
-    if (L == P8_IQ4_NL) {
+    if (L == QE_TYPE_IQ4_NL) {
         const int8x16_t lut = vld1q_s8(qe_kvalues_iq4nl);
         *w0 = vqtbl1q_s8(lut, c0);
         *w1 = vqtbl1q_s8(lut, c1);
@@ -126,10 +123,10 @@ INLINE void group_codes(const int L, const uint8_t *Q, const uint32_t *hm, int g
 /* 8 rows x T tokens (slots s0..s0+T-1 of the group G) of a 32-block layout over nb blocks. */
 INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, const uint8_t *G, int s0, float *y,
                      int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
-    const int qb = p8_qbytes(L), hb = p8_hbytes(L);
+    const int qb = qe_panel_qbytes(PR, L), hb = qe_panel_hbytes(PR, L);
     const uint8_t *Q = P, *H = P + nb * qb, *D = H + nb * hb, *M = D + nb * 16;
-    const int oi = L == P8_Q4_0 ? 1 : L == P8_Q5_0 ? 2 : -1; /* which offset correction (kern.h negsum) */
-    const int has_min = L == P8_Q4_1 || L == P8_Q5_1;
+    const int oi = L == QE_TYPE_Q4_0 ? 1 : L == QE_TYPE_Q5_0 ? 2 : -1; /* which offset correction (kern.h negsum) */
+    const int has_min = L == QE_TYPE_Q4_1 || L == QE_TYPE_Q5_1;
     const int8_t *XQ = (const int8_t *)G;
     const float *XD = (const float *)(G + nb * QE_ACT_TILE * 32), *XS = XD + nb * QE_ACT_TILE;
     const int32_t *NS = (const int32_t *)(XS + nb * QE_ACT_TILE) + (oi < 0 ? 0 : oi) * nb * QE_ACT_TILE;
@@ -176,7 +173,7 @@ INLINE void tile_q32(const int L, const int T, const uint8_t *P, int64_t nb, con
 INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, const uint8_t *G, int s0, float *y,
                    int64_t ldy, const float *bias, int accumulate, int nr, int pf) {
     const int64_t nb = nsb / 8;
-    const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * p8_k_hbytes(L), *D = S + nsb * 16, *DM = D + nb * 16;
+    const uint8_t *C = P, *H = C + nsb * 128, *S = H + nsb * qe_panel_hbytes(PR, L), *D = S + nsb * 16, *DM = D + nb * 16;
     const int8_t *XQ = (const int8_t *)G;
     const float *XD = (const float *)(G + nsb * QE_ACT_TILE * 32), *XS = XD + nsb * QE_ACT_TILE;
     const int32_t *NS0 = (const int32_t *)(XS + nsb * QE_ACT_TILE), *NS1 = NS0 + nsb * QE_ACT_TILE;
@@ -187,23 +184,23 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
         if ((b & 7) == 0) {
             dK0 = fp16x4(D + (b >> 3) * 16);
             dK1 = fp16x4(D + (b >> 3) * 16 + 8);
-            if (L != P8_Q6_K) { dmK0 = fp16x4(DM + (b >> 3) * 16); dmK1 = fp16x4(DM + (b >> 3) * 16 + 8); }
+            if (L != QE_TYPE_Q6_K) { dmK0 = fp16x4(DM + (b >> 3) * 16); dmK1 = fp16x4(DM + (b >> 3) * 16 + 8); }
         }
         const int8_t *xq = XQ + (b * QE_ACT_TILE + s0) * 32;
         const uint8_t *q = C + b * 128;
-        const uint32_t *hm = L == P8_Q4_K ? NULL : (const uint32_t *)(H + b * p8_k_hbytes(L));
+        const uint32_t *hm = L == QE_TYPE_Q4_K ? NULL : (const uint32_t *)(H + b * qe_panel_hbytes(PR, L));
         int8x16_t x[TT][2], w0, w1;
         int32x4_t s[TT][2];
         _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
             x[t][0] = vld1q_s8(xq + t * 32);
             x[t][1] = vld1q_s8(xq + t * 32 + 16);
-            s[t][0] = s[t][1] = vdupq_n_s32(L == P8_Q6_K ? NS0[b * QE_ACT_TILE + s0 + t] : 0);
+            s[t][0] = s[t][1] = vdupq_n_s32(L == QE_TYPE_Q6_K ? NS0[b * QE_ACT_TILE + s0 + t] : 0);
         }
         group_codes(L, q, hm, 0, &w0, &w1); DOT_GROUP(0, w0, w1);
         group_codes(L, q, hm, 1, &w0, &w1); DOT_GROUP(1, w0, w1);
         group_codes(L, q, hm, 2, &w0, &w1); DOT_GROUP(2, w0, w1);
         group_codes(L, q, hm, 3, &w0, &w1); DOT_GROUP(3, w0, w1);
-        if (L == P8_Q6_K) {
+        if (L == QE_TYPE_Q6_K) {
             uint32_t sc = load_u32(S + b * 16), sc4 = load_u32(S + b * 16 + 4);
             float32x4_t d0 = vmulq_f32(dK0, s8x4_f32(sc)), d1 = vmulq_f32(dK1, s8x4_f32(sc4));
             _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
@@ -218,7 +215,7 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
         group_codes(L, q, hm, 6, &w0, &w1); DOT_GROUP(6, w0, w1);
         group_codes(L, q, hm, 7, &w0, &w1); DOT_GROUP(7, w0, w1);
         float32x4_t d0, d1, m0 = vdupq_n_f32(0), m1 = m0;
-        if (L == P8_Q6_K) {
+        if (L == QE_TYPE_Q6_K) {
             d0 = vmulq_f32(dK0, s8x4_f32(load_u32(S + b * 16 + 8)));
             d1 = vmulq_f32(dK1, s8x4_f32(load_u32(S + b * 16 + 12)));
         } else {
@@ -231,7 +228,7 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
             float xd = XD[b * QE_ACT_TILE + s0 + t];
             acc[t][0] = vfmaq_f32(acc[t][0], vcvtq_f32_s32(s[t][0]), vmulq_n_f32(d0, xd));
             acc[t][1] = vfmaq_f32(acc[t][1], vcvtq_f32_s32(s[t][1]), vmulq_n_f32(d1, xd));
-            if (L != P8_Q6_K) {
+            if (L != QE_TYPE_Q6_K) {
                 acc[t][0] = vfmaq_n_f32(acc[t][0], m0, XS[b * QE_ACT_TILE + s0 + t]);
                 acc[t][1] = vfmaq_n_f32(acc[t][1], m1, XS[b * QE_ACT_TILE + s0 + t]);
             }
@@ -242,10 +239,10 @@ INLINE void tile_k(const int L, const int T, const uint8_t *P, int64_t nsb, cons
 
 /* Column c of a float panel: rows 0-3 and 4-7. */
 INLINE void load_wcol(const int L, const uint8_t *P, int64_t c, float32x4_t *w0, float32x4_t *w1) {
-    if (L == P8_F16) {
+    if (L == QE_TYPE_F16) {
         *w0 = fp16x4(P + c * 16);
         *w1 = fp16x4(P + c * 16 + 8);
-    } else if (L == P8_BF16) {
+    } else if (L == QE_TYPE_BF16) {
         *w0 = vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(P + c * 16)), 16));
         *w1 = vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(P + c * 16 + 8)), 16));
     } else {
@@ -289,11 +286,39 @@ INLINE void tile_f(const int L, const int T, const uint8_t *P, int64_t cols, con
     }
 }
 
-P8_DEFINE_TILES(tile_q32, tile_k, tile_f)
+
+/* The tiles of this set, one per weight type (q2_K, q3_K: none, they stay on the reference path). */
+#define TILES(name, KIND, TY) QE_PANEL_TILES(name, KIND, TY, TT)
+TILES(tiles_q8_0, tile_q32, QE_TYPE_Q8_0)
+TILES(tiles_q4_0, tile_q32, QE_TYPE_Q4_0)
+TILES(tiles_q4_1, tile_q32, QE_TYPE_Q4_1)
+TILES(tiles_q5_0, tile_q32, QE_TYPE_Q5_0)
+TILES(tiles_q5_1, tile_q32, QE_TYPE_Q5_1)
+TILES(tiles_iq4_nl, tile_q32, QE_TYPE_IQ4_NL)
+TILES(tiles_q4_K, tile_k, QE_TYPE_Q4_K)
+TILES(tiles_q5_K, tile_k, QE_TYPE_Q5_K)
+TILES(tiles_q6_K, tile_k, QE_TYPE_Q6_K)
+TILES(tiles_f16, tile_f, QE_TYPE_F16)
+TILES(tiles_bf16, tile_f, QE_TYPE_BF16)
+TILES(tiles_f32, tile_f, QE_TYPE_F32)
+
+static const qe_panel_kernels panel = {
+    .rows = PR, .q8_unsigned = 0, .tile_tokens = TT,
+    .tiles = {[QE_TYPE_Q8_0] = tiles_q8_0, [QE_TYPE_Q4_0] = tiles_q4_0, [QE_TYPE_Q4_1] = tiles_q4_1,
+              [QE_TYPE_Q5_0] = tiles_q5_0, [QE_TYPE_Q5_1] = tiles_q5_1, [QE_TYPE_IQ4_NL] = tiles_iq4_nl,
+              [QE_TYPE_Q4_K] = tiles_q4_K, [QE_TYPE_Q5_K] = tiles_q5_K, [QE_TYPE_Q6_K] = tiles_q6_K,
+              [QE_TYPE_F16] = tiles_f16, [QE_TYPE_BF16] = tiles_bf16, [QE_TYPE_F32] = tiles_f32},
+};
+
+static const qe_kernel_set set_neon;
+static int pack_neon(qe_mat *m) { return qe_panel_pack(m, &panel, &set_neon); }
 
 static void mm_neon(const qe_mat *m, const qe_act *a, int n, float *y, int64_t ldy, const float *bias,
                     int accumulate, int64_t r0, int64_t r1) {
-    qe_panel8_mm(m, m->layout - TAG_BASE, p8_tiles, a, n, y, ldy, bias, accumulate, r0, r1);
+    qe_panel_mm(&panel, m, a, n, y, ldy, bias, accumulate, r0, r1);
+}
+
+static void row_f32_neon(const qe_mat *m, int64_t row, float *out) { qe_panel_row_f32(&panel, m, row, out);
 }
 
 /* --- activation quantiser (bit-identical to qe_quant_tiled_ref; q8_K and bf16 rounding use it directly) ------ */
@@ -351,11 +376,11 @@ static void quant_tiled_neon(const float *x, int64_t cols, int fmt, int rounding
 
 static const qe_kernel_set set_neon = {
     .name = SET_NAME,
-    .row_align = P8_ROWS,
+    .row_align = PR,
     .pack = pack_neon,
     .mm = mm_neon,
     .quant_tiled = quant_tiled_neon,
-    .row_f32 = qe_panel8_row_f32,
+    .row_f32 = row_f32_neon,
     .rmsnorm = qe_neon_rmsnorm,
     .swiglu = qe_neon_swiglu,
     .f32_to_f16_row = qe_neon_f32_to_f16_row,

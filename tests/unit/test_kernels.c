@@ -23,6 +23,7 @@
 #include "kernels/cpu.h"
 #include "kernels/kern.h"
 #include "kernels/matmul.h"
+#include "kernels/panel.h"
 #include "quant.h"
 #include "test.h"
 #include "threadpool.h"
@@ -36,14 +37,17 @@ static const int all_types[] = {QE_TYPE_F32, QE_TYPE_F16, QE_TYPE_BF16, QE_TYPE_
                                 QE_TYPE_Q4_K, QE_TYPE_Q5_K, QE_TYPE_Q6_K};
 #define N_TYPES (int)(sizeof all_types / sizeof all_types[0])
 
+/* The one reference dequantiser (quant.c). */
+static void dequant(int type, const void *src, float *dst, int64_t n) { qe_type_traits_get(type)->to_float(src, dst, n); }
+
 static void put_half(uint8_t *p, float v) { uint16_t h = qe_fp32_to_fp16(v); memcpy(p, &h, 2); }
 
 /* Random weights of a type: random bits for every quant and scale field, fp16 scales set to sane values. */
 static uint8_t *random_weights(int type, int64_t rows, int64_t cols) {
-    size_t rb = qe_kern_row_bytes(type, cols), bytes = rb * (size_t)rows;
+    size_t rb = qe_row_size(type, cols), bytes = rb * (size_t)rows;
     uint8_t *w = malloc(bytes);
     for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)rnd();
-    int bs = qe_kern_block_size(type);
+    int bs = qe_type_traits_get(type)->block_size;
     size_t bb = rb / (size_t)(cols / bs);
     for (size_t off = 0; off < bytes; off += bb) {
         uint8_t *b = w + off;
@@ -127,7 +131,7 @@ static void dot_double(int type, const uint8_t *w, int64_t rows, int64_t cols, c
         for (int64_t c = 0; c < cols; c++)
             xd[c] = fmt == QE_ACT_F32 ? qe_act_f32(&a, t)[c] : (float)qe_act_qs(&a, t)[c] * qe_act_d(&a, t)[c / bs];
         for (int64_t r = 0; r < rows; r++) {
-            CHECK(qe_dequant_ref(type, w + qe_kern_row_bytes(type, cols) * (size_t)r, wd, cols) == 0);
+            dequant(type, w + qe_row_size(type, cols) * (size_t)r, wd, cols);
             double s = 0;
             for (int64_t c = 0; c < cols; c++) s += (double)wd[c] * (double)xd[c];
             y[t * ldy + r] = (float)s;
@@ -141,7 +145,7 @@ TEST(reference_vs_double) {
     qe_matmul_ws *ws = qe_matmul_ws_new(7, 512);
     for (int ti = 0; ti < N_TYPES; ti++) {
         int type = all_types[ti];
-        int64_t cols = qe_kern_block_size(type) == 256 ? 512 : 96, rows = 5;
+        int64_t cols = qe_type_traits_get(type)->block_size == 256 ? 512 : 96, rows = 5;
         int n = 3;
         uint8_t *w = random_weights(type, rows, cols);
         float *x = random_acts(n, cols);
@@ -153,7 +157,7 @@ TEST(reference_vs_double) {
         dot_double(type, w, rows, cols, x, cols, n, e.y, e.ld);
         double err = nmse(o.y, e.y, n, rows, o.ld);
         double thr = type == QE_TYPE_Q4_1 || type == QE_TYPE_Q5_1 ? 1e-6 : 1e-9;
-        CHECKF(err < thr, "%s: nmse %.3g", qe_kern_type_name(type), err);
+        CHECKF(err < thr, "%s: nmse %.3g", qe_type_name(type), err);
         CHECK(all_finite(o.y, n, rows, o.ld) && out_guards_ok(&o));
         qe_mat_free(&m);
         free(w); free(x); free(o.mem); free(e.mem);
@@ -200,7 +204,7 @@ static void check_set(const qe_kernel_set *ks, qe_pool *pool) {
     qe_matmul_ws *ws = qe_matmul_ws_new(64, 1024);
     for (int ti = 0; ti < N_TYPES; ti++) {
         int type = all_types[ti];
-        int bs = qe_kern_block_size(type);
+        int bs = qe_type_traits_get(type)->block_size;
         for (int si = 0; si < 6; si++) {
             int64_t rows = rowss[si];
             int64_t cols = bs == 256 ? 256 * (1 + si % 4) : 32 * (1 + (si * 5) % 11) + (si == 5 ? 896 - 32 * 6 : 0);
@@ -225,10 +229,10 @@ static void check_set(const qe_kernel_set *ks, qe_pool *pool) {
                 qe_matmul(pool, ws, &mf, x, ldx, n, f.y, f.ld, b, flags);
                 double err = nmse(f.y, r.y, n, rows, r.ld);
                 CHECKF(err < 1e-10, "%s %s rows %lld cols %lld n %d variant %d: nmse %.3g", ks->name,
-                       qe_kern_type_name(type), (long long)rows, (long long)cols, n, variant, err);
-                CHECKF(all_finite(f.y, n, rows, f.ld), "%s %s: non-finite output", ks->name, qe_kern_type_name(type));
+                       qe_type_name(type), (long long)rows, (long long)cols, n, variant, err);
+                CHECKF(all_finite(f.y, n, rows, f.ld), "%s %s: non-finite output", ks->name, qe_type_name(type));
                 CHECKF(out_guards_ok(&f), "%s %s rows %lld n %d: wrote outside its output", ks->name,
-                       qe_kern_type_name(type), (long long)rows, n);
+                       qe_type_name(type), (long long)rows, n);
                 free(r.mem); free(f.mem);
             }
             qe_mat_free(&mr); qe_mat_free(&mf);
@@ -273,7 +277,7 @@ TEST(float_types_odd_columns) {
                 qe_matmul(NULL, ws, &mf, x, cols, n, f.y, f.ld, NULL, 0);
                 double err = nmse(f.y, r.y, n, rows, r.ld);
                 CHECKF(err < 1e-10 && out_guards_ok(&f), "%s %s cols %lld: nmse %g", sets[si]->name,
-                       qe_kern_type_name(types[ti]), (long long)cols, err);
+                       qe_type_name(types[ti]), (long long)cols, err);
                 qe_mat_free(&mr); qe_mat_free(&mf);
                 free(w); free(x); free(r.mem); free(f.mem);
             }
@@ -366,24 +370,29 @@ TEST(quantisers_bit_identical) {
     }
 }
 
-/* The kernels' dequantisers (used by qe_mat_row_f32 and the double-precision check above) against quant.c's
- * to_float, written independently by another hand: exact equality on random blocks of every type. */
-TEST(dequant_matches_quant_c) {
-    for (int ti = 0; ti < N_TYPES; ti++) {
-        int type = all_types[ti];
+/* panel.h restates each weight type's code bits and mins as constants the tiles fold: they must be the table's
+ * (k-quants: read off a block of all-ones bytes, whose codes and mins are the largest there are). */
+TEST(panel_shapes_match_traits) {
+    for (int type = 0; type < QE_TYPE_COUNT; type++) {
         const qe_type_traits *tr = qe_type_traits_get(type);
-        CHECK(tr && tr->to_float);
-        if (!tr || !tr->to_float) continue;
-        int64_t cols = 512;
-        uint8_t *w = random_weights(type, 3, cols);
-        float a[3 * 512], b[3 * 512];
-        CHECK(qe_dequant_ref(type, w, a, 3 * cols) == 0);
-        tr->to_float(w, b, 3 * cols);
-        int same = 1;
-        for (int i = 0; i < 3 * 512; i++) same &= a[i] == b[i] || (isnan(a[i]) && isnan(b[i]));
-        CHECKF(same, "%s", qe_kern_type_name(type));
-        CHECK(qe_kern_row_bytes(type, cols) == qe_row_size(type, cols));
-        free(w);
+        int rounding;
+        if (!tr || qe_act_fmt_for(type, &rounding) < 0) continue;
+        if (tr->b32) {
+            CHECKF(qe_panel_bits(type) == tr->b32->bits && qe_panel_has_min(type) == tr->b32->has_min, "%s", tr->name);
+            CHECKF(!qe_panel_is_k(type) && !qe_panel_is_float(type), "%s", tr->name);
+        } else if (tr->unpack_k) {
+            uint8_t blk[512];
+            memset(blk, 0xFF, sizeof blk);
+            int q[256], sc[16], mn[16], qmax = 0, any_min = 0;
+            float d, dmin;
+            tr->unpack_k(blk, q, sc, mn, &d, &dmin);
+            for (int i = 0; i < 256; i++) qmax = q[i] > qmax ? q[i] : qmax;
+            for (int i = 0; i < 16; i++) any_min |= mn[i] != 0;
+            CHECKF(qe_panel_is_k(type) && qmax + 1 == 1 << qe_panel_bits(type), "%s: codes up to %d", tr->name, qmax);
+            CHECKF(qe_panel_has_min(type) == any_min, "%s", tr->name);
+        } else {
+            CHECKF(qe_panel_is_float(type) && qe_panel_bits(type) == 8 * (int)tr->type_size, "%s", tr->name);
+        }
     }
 }
 
@@ -394,14 +403,15 @@ TEST(row_f32_and_errors) {
     CHECK(qe_mat_init(&m, QE_TYPE_Q4_K, 4, 896, NULL, err) == QE_EUNSUPPORTED && strstr(err, "multiple of 256"));
     CHECK(qe_mat_init(&m, 999, 4, 32, NULL, err) == QE_EUNSUPPORTED);
     /* every type, every set: rows read back (from the packed copy where there is one) equal the reference
-     * dequantisation of the original, and the original bytes are not read (they are scribbled over first) */
+     * dequantisation (to_float) of the original bit for bit, and the original bytes are not read (they are
+     * scribbled over first) */
     for (int si = -1; si < n_sets; si++)
         for (int ti = 0; ti < N_TYPES; ti++) {
             int type = all_types[ti];
             qe_kernels_force(si < 0 ? NULL : sets[si]);
             int64_t cols = 512, rows = 20;
             uint8_t *w = random_weights(type, rows, cols);
-            size_t bytes = qe_kern_row_bytes(type, cols) * (size_t)rows;
+            size_t bytes = qe_row_size(type, cols) * (size_t)rows;
             uint8_t *copy = malloc(bytes);
             memcpy(copy, w, bytes);
             CHECK(qe_mat_init(&m, type, rows, cols, w, err) == 0);
@@ -410,8 +420,8 @@ TEST(row_f32_and_errors) {
             float row[512], want[512];
             for (int64_t r = 0; r < rows; r += 19) {
                 qe_mat_row_f32(&m, r, row);
-                CHECK(qe_dequant_ref(type, copy + (size_t)r * qe_kern_row_bytes(type, cols), want, cols) == 0);
-                CHECKF(memcmp(row, want, sizeof row) == 0, "set %d %s row %lld", si, qe_kern_type_name(type), (long long)r);
+                dequant(type, copy + (size_t)r * qe_row_size(type, cols), want, cols);
+                CHECKF(memcmp(row, want, sizeof row) == 0, "set %d %s row %lld", si, qe_type_name(type), (long long)r);
             }
             qe_mat_free(&m);
             qe_mat_free(&m); /* twice is fine */
@@ -445,7 +455,7 @@ static long mapping_rss_kb(const void *p) {
  * mapping still reads back the right bytes afterwards (the page cache refills it). */
 TEST(file_mapped_source) {
     int64_t rows = 512, cols = 2048; /* 1.1 MB of q8_0: a few hundred pages */
-    size_t bytes = qe_kern_row_bytes(QE_TYPE_Q8_0, cols) * (size_t)rows;
+    size_t bytes = qe_row_size(QE_TYPE_Q8_0, cols) * (size_t)rows;
     uint8_t *w = random_weights(QE_TYPE_Q8_0, rows, cols);
     char path[600];
     snprintf(path, sizeof path, "%s/kern_weights.bin", test_tmpdir());
@@ -526,7 +536,7 @@ int main(void) {
     RUN(float_types_odd_columns);
     RUN(multi_equals_single);
     RUN(quantisers_bit_identical);
-    RUN(dequant_matches_quant_c);
+    RUN(panel_shapes_match_traits);
     RUN(row_f32_and_errors);
     RUN(file_mapped_source);
     return TEST_DONE();
