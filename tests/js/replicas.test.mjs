@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { startServer, metrics, TMP, sleep } from './lib/server.mjs';
 
@@ -139,6 +140,44 @@ test('streams pass through; the replicas still check Origin and the body size', 
   const big = await fetch(`${base}/v1/chat/completions`, { method: 'POST', body: 'x'.repeat(5 << 20) });
   assert.equal(big.status, 413);
   assert.equal((await big.json()).error.code, 'request_too_large');
+});
+
+test('the page through nginx: one conversation id per chat, its turns on one replica', { skip: skip || (!fs.existsSync('/usr/bin/chromium') && 'no chromium') }, async () => {
+  const { chromium } = await import('playwright-core');
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-replicas-'));
+  const ctx = await chromium.launchPersistentContext(userDir, {
+    executablePath: '/usr/bin/chromium', headless: true, locale: 'en-US',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+  try {
+    await ctx.addInitScript(() => localStorage.setItem('qe.settings', JSON.stringify({ maxTokens: 6 })));
+    const page = ctx.pages()[0] || await ctx.newPage();
+    const sent = [];
+    page.on('request', (req) => { if (req.url().endsWith('/v1/chat/completions')) sent.push(req.headers()['x-conversation-id']); });
+    await page.goto(`${base}/`);
+    await page.waitForSelector('#input');
+    const turn = async (text, n) => {
+      const b = await Promise.all(replicas.map(chatCount));
+      await page.fill('#input', text);
+      await page.keyboard.press('Enter');
+      await page.waitForFunction((k) => document.querySelectorAll('.msg.assistant').length === k && !document.querySelector('.msg.assistant.streaming'), n, { timeout: 60000 });
+      const a = await Promise.all(replicas.map(chatCount));
+      assert.equal(await page.locator('.error-line').count(), 0, 'no error shown');
+      return replicas.map((_, i) => i).filter((i) => a[i] > b[i]);
+    };
+    const w1 = await turn('Hello there', 1);
+    const w2 = await turn('And then?', 2);
+    assert.equal(sent.length, 2);
+    assert.ok(sent[0] && sent[0] === sent[1], `the same conversation id on both turns (${sent})`);
+    assert.equal(w1.length, 1);
+    assert.deepEqual(w2, w1, 'turn 2 on the replica of turn 1');
+    await page.click('#new-chat');
+    await turn('A new chat', 1);
+    assert.ok(sent[2] && sent[2] !== sent[0], 'a new chat has a new id');
+  } finally {
+    await ctx.close();
+    fs.rmSync(userDir, { recursive: true, force: true });
+  }
 });
 
 test('a replica killed mid-stream: the client sees an error, new requests go to the other replica', { skip }, async () => {
