@@ -127,7 +127,12 @@ function judge(route, stream, r, firstMs) {
   if (r.netError) return { ok: false, kind: `net:${r.netError}` };
   if (r.status === 429 || r.status === 503) {
     let code = '';
-    try { const j = JSON.parse(r.body); code = j.error?.code || (typeof j.error === 'string' ? j.error.slice(0, 40) : ''); } catch { /* */ }
+    try {
+      const j = JSON.parse(r.body);
+      // ollama's errors are plain messages: name them as the OpenAI routes do
+      code = j.error?.code || (typeof j.error === 'string' ? (/busy/.test(j.error) ? 'server_busy' : /too many/.test(j.error) ? 'too_many_requests'
+                                                                : /loading/.test(j.error) ? 'model_loading' : j.error.slice(0, 40)) : '');
+    } catch { /* */ }
     return { ok: false, allowed: true, kind: `${r.status}${code ? ':' + code : ''}`, retryAfter: Number(r.headers['retry-after']) || 1 };
   }
   if (r.status !== 200) return { ok: false, kind: `http:${r.status}:${r.body.slice(0, 80)}` };
@@ -241,7 +246,8 @@ export async function runSoak(o, log = console.log) {
   const endTimer = setTimeout(() => { stEnd = procStat(pid); }, Math.max(o.duration * 500 + 1, o.duration * 1000 - 1000));
   const progress = setInterval(() => {
     if (!o.quiet) log(`  ${((performance.now() - t0) / 1000).toFixed(0)} s: ${completed} completed, ${genTokens} tokens, ` +
-                      `${Object.values(errors).reduce((a, b) => a + b, 0)} errors, ${Object.values(allowed).reduce((a, b) => a + b, 0)} 429/503`);
+                      `${Object.values(errors).reduce((a, b) => a + b, 0)} errors ${JSON.stringify(errors)}, ` +
+                      `${Object.values(allowed).reduce((a, b) => a + b, 0)} 429/503`);
   }, Math.max(5000, Math.min(60000, o.duration * 100)));
 
   async function client(idx) {

@@ -227,3 +227,19 @@ test('a replica killed mid-stream: the client sees an error, new requests go to 
     assert.deepEqual(s.who, [survivor]);
   }
 });
+
+test('deploy/compose.replicas.yaml: the replicas nginx.conf names, nginx on this machine only', () => {
+  const compose = fs.readFileSync('deploy/compose.replicas.yaml', 'utf8');
+  const conf = fs.readFileSync('deploy/nginx.conf', 'utf8');
+  const services = [...compose.matchAll(/^  (qe\d+): \*replica$/gm)].map((m) => m[1]);
+  const upstream = [...conf.matchAll(/^\s*server (qe\d+):8080 /gm)].map((m) => m[1]);
+  assert.ok(services.length >= 2);
+  assert.deepEqual(services, upstream);
+  assert.match(compose, /- \.\/nginx\.conf:\/etc\/nginx\/nginx\.conf:ro/);
+  assert.match(compose, /- "127\.0\.0\.1:8080:8080"/);
+  assert.match(compose, /"--cors", "\$\{QWEN_EDGE_PUBLIC_ORIGIN/);
+  assert.match(fs.readFileSync('deploy/nginx.Dockerfile', 'utf8'), /^FROM debian:bookworm-slim$/m);
+  // nginx must let through every body the replica may accept (so the replica answers 413 with its JSON)
+  const mb = Number(/client_max_body_size (\d+)m;/.exec(conf)[1]);
+  assert.ok(mb * 1048576 >= 4194304);
+});
