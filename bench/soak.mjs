@@ -28,7 +28,8 @@
 // usage: node bench/soak.mjs [-m MODEL.gguf | --shape 0.5b --type q4_0 | --url http://127.0.0.1:PORT --pid PID]
 //          [--clients 64] [--duration 600] [--ctx 4096] [--parallel 8] [--threads N] [--max-queue 32]
 //          [--max-tokens 48] [--disconnect 0.10] [--invalid 0.05] [--long 0.03] [--stream 0.5]
-//          [--addresses 4] [--request-timeout 300] [--seed 1] [--json bench/out/soak.json] [--quiet]
+//          [--addresses 4] [--request-timeout 300] [--seed 1] [--no-warm] [--chat-only] [--json FILE] [--quiet]
+// --chat-only: streaming multi-turn chats on /v1/chat/completions only (the capacity runs of docs/SCALING.md).
 // Without -m/--url it makes a random-weight model with `qwen-edge mkmodel` (--shape, default 0.5b;
 // --type, default q4_0): the numbers are the real model's cost, the text is noise.
 import fs from 'node:fs';
@@ -51,7 +52,7 @@ export function parseArgs(argv) {
     maxTokens: num('--max-tokens', 48), disconnect: num('--disconnect', 0.10), invalid: num('--invalid', 0.05),
     long: num('--long', 0.03), stream: num('--stream', 0.5), addresses: num('--addresses', 4),
     requestTimeout: num('--request-timeout', 300), seed: num('--seed', 1),
-    json: opt('--json', null), quiet: argv.includes('--quiet'), chatOnly: argv.includes('--chat-only'),
+    json: opt('--json', null), warm: !argv.includes('--no-warm'), quiet: argv.includes('--quiet'), chatOnly: argv.includes('--chat-only'),
   };
 }
 
@@ -229,6 +230,17 @@ export async function runSoak(o, log = console.log) {
   const ctx = srv ? o.ctx : (await (await fetch(`${base}/v1/models`, { headers: admin.headers })).json()).data[0].max_model_len;
   const longWords = Math.max(1, Math.floor((ctx - o.maxTokens - overhead - 8) / perWord));
 
+  // Warm-up: the KV cache is mapped once and its pages become resident as positions are first written, so
+  // RSS grows until every slot has held a full context once. Fill every slot now, so that RSS growth
+  // during the run means memory that was not given back, not KV pages touched for the first time.
+  const nSlots = (await readMetrics()).qwen_edge_slots || 1;
+  if (o.warm) {
+    const tw = performance.now();
+    await Promise.all(Array.from({ length: nSlots }, (_, i) => call(mkConn('127.0.0.1'), 'POST', '/v1/chat/completions', JSON.stringify({
+      model: 'm', messages: [{ role: 'user', content: `${i}${word.repeat(longWords)}` }], max_tokens: o.maxTokens, ignore_eos: true }),
+      { timeoutMs: 3600000 })));
+    log(`warm-up: ${nSlots} slots filled with ${longWords}-word prompts in ${((performance.now() - tw) / 1000).toFixed(1)} s`);
+  }
   const st0 = procStat(pid);
   const m0 = await readMetrics();
   log(`soak: ${o.clients} clients for ${o.duration} s against ${base} (pid ${pid ?? '?'}), ctx ${ctx}, ` +
@@ -339,7 +351,7 @@ export async function runSoak(o, log = console.log) {
         continue;
       }
       if (!j.ok) {
-        bump(errors, j.kind);
+        bump(errors, `${j.kind} ${route}${stream ? ' stream' : ''} ${Math.round(r.ms / 1000)}s`.replace(/ \d+s$/, (t) => (r.ms > 60000 ? ` >${Math.floor(r.ms / 60000)}min` : '')));
         if (kind === 'chat') { messages = []; turns = 0; }
         continue;
       }
