@@ -236,9 +236,12 @@ export async function runSoak(o, log = console.log) {
   const nSlots = (await readMetrics()).qwen_edge_slots || 1;
   if (o.warm) {
     const tw = performance.now();
-    await Promise.all(Array.from({ length: nSlots }, (_, i) => call(mkConn('127.0.0.1'), 'POST', '/v1/chat/completions', JSON.stringify({
+    const conns = Array.from({ length: nSlots }, () => mkConn('127.0.0.1'));
+    await Promise.all(conns.map((c, i) => call(c, 'POST', '/v1/chat/completions', JSON.stringify({
       model: 'm', messages: [{ role: 'user', content: `${i}${word.repeat(longWords)}` }], max_tokens: o.maxTokens, ignore_eos: true }),
       { timeoutMs: 3600000 })));
+    for (const c of conns) c.agent.destroy();
+    await sleep(1000); // the server closes its ends of those connections
     log(`warm-up: ${nSlots} slots filled with ${longWords}-word prompts in ${((performance.now() - tw) / 1000).toFixed(1)} s`);
   }
   const st0 = procStat(pid);

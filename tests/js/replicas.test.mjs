@@ -84,12 +84,17 @@ const chatCount = async (r) => {
   if (r.child.exitCode !== null || r.child.signalCode) return null;
   return (await metrics(r.base))['qwen_edge_http_requests_total{route="/v1/chat/completions",status="200"}'] || 0;
 };
-// which replica answered: the one whose count of 200 chat answers went up
+// which replica answered: the one whose count of 200 chat answers went up (a replica counts a request when
+// MHD reports it complete, which may be a moment after the client has the whole answer: poll briefly)
 async function servedBy(fn) {
   const before = await Promise.all(replicas.map(chatCount));
   const out = await fn();
-  const after = await Promise.all(replicas.map(chatCount));
-  const who = replicas.map((_, i) => i).filter((i) => after[i] !== null && after[i] > before[i]);
+  let who = [];
+  for (const t0 = Date.now(); Date.now() - t0 < 5000; await sleep(50)) {
+    const after = await Promise.all(replicas.map(chatCount));
+    who = replicas.map((_, i) => i).filter((i) => after[i] !== null && after[i] > before[i]);
+    if (who.length) break;
+  }
   return { out, who };
 }
 const chat = (conv, messages, extra = {}) => fetch(`${base}/v1/chat/completions`, {
