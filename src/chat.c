@@ -31,6 +31,7 @@ typedef struct {
     qe_buf *text_out;          /* text sink */
     const qe_tokenizer *t;     /* id sink: */
     qe_ids *ids;
+    size_t max_ids;            /* QE_ERANGE beyond this many ids */
     qe_buf pending;            /* text since the last marker */
     char *err;
 } sink;
@@ -43,7 +44,7 @@ static int sink_str(sink *s, const char *z) { return sink_text(s, z, strlen(z));
 
 static int sink_flush(sink *s) {
     if (s->text_out || s->pending.n == 0) return QE_OK;
-    int rc = qe_tokenize(s->t, s->pending.p, s->pending.n, false, s->ids, s->err);
+    int rc = qe_tokenize_max(s->t, s->pending.p, s->pending.n, false, s->max_ids, s->ids, s->err);
     s->pending.n = 0;
     return rc;
 }
@@ -52,6 +53,7 @@ static int sink_mark(sink *s, int which) {
     if (s->text_out) return sink_str(s, which == MARK_START ? "<|im_start|>" : "<|im_end|>");
     int rc = sink_flush(s);
     if (rc < 0) return rc;
+    if (s->ids->n >= s->max_ids) return qe_errf(s->err, QE_ERANGE, "the prompt is longer than %zu tokens", s->max_ids);
     rc = qe_ids_push(s->ids, which == MARK_START ? qe_tokenizer_im_start(s->t) : qe_tokenizer_im_end(s->t));
     return rc < 0 ? qe_errf(s->err, rc, "out of memory") : QE_OK;
 }
@@ -107,9 +109,14 @@ int qe_chat_render(const qe_chat_msg *msgs, size_t n, bool add_generation_prompt
 
 int qe_chat_render_ids(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n, bool add_generation_prompt,
                        qe_ids *out, char *err) {
+    return qe_chat_render_ids_max(t, msgs, n, add_generation_prompt, SIZE_MAX, out, err);
+}
+
+int qe_chat_render_ids_max(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n, bool add_generation_prompt,
+                           size_t max_ids, qe_ids *out, char *err) {
     if (qe_tokenizer_im_start(t) < 0 || qe_tokenizer_im_end(t) < 0)
         return qe_errf(err, QE_EUNSUPPORTED, "the vocabulary has no <|im_start|>/<|im_end|>: not a chat model");
-    sink s = {.t = t, .ids = out, .err = err};
+    sink s = {.t = t, .ids = out, .max_ids = max_ids, .err = err};
     int rc = walk(&s, msgs, n, add_generation_prompt);
     qe_buf_free(&s.pending);
     return rc;
@@ -118,14 +125,15 @@ int qe_chat_render_ids(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n,
 /* ---------------------------------------------------------------------------------------------------
  * Window */
 
-/* Ids of msgs[0] (if keep_sys) + msgs[from..n) + generation prompt, into out (cleared). */
+/* Ids of msgs[0] (if keep_sys) + msgs[from..n) + generation prompt, into out (cleared); QE_ERANGE as soon as
+ * they pass budget (the tokenizer stops there: a window that cannot fit costs little to try). */
 static int render_from(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n, bool keep_sys, size_t from,
-                       qe_chat_msg *tmp, qe_ids *out, char *err) {
+                       size_t budget, qe_chat_msg *tmp, qe_ids *out, char *err) {
     size_t k = 0;
     if (keep_sys) tmp[k++] = msgs[0];
     for (size_t i = from; i < n; i++) tmp[k++] = msgs[i];
     out->n = 0;
-    return qe_chat_render_ids(t, tmp, k, true, out, err);
+    return qe_chat_render_ids_max(t, tmp, k, true, budget, out, err);
 }
 
 int qe_chat_window_ids(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n, int max_rounds, size_t budget,
@@ -143,22 +151,30 @@ int qe_chat_window_ids(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n,
     if (k == 0) starts[k++] = n; /* nothing but a system message */
     size_t lo = 0, hi = k - 1;   /* candidate windows: starts[lo..hi], fewer messages to the right */
     if (max_rounds >= 0 && k - 1 > (size_t)max_rounds) lo = k - 1 - (size_t)max_rounds;
+    /* the widest window first: it usually fits, and then there is nothing to search */
+    size_t best = lo;
+    rc = render_from(t, msgs, n, sys, starts[lo], budget, tmp, out, err);
+    if (rc == QE_OK) goto found;
+    if (rc != QE_ERANGE) goto done;
     /* the newest round alone must fit */
-    if ((rc = render_from(t, msgs, n, sys, starts[hi], tmp, out, err)) < 0) goto done;
-    if (out->n > budget) {
-        rc = qe_errf(err, QE_ERANGE, "the message is too long: the prompt needs %zu tokens but only %zu fit "
-                                     "(shorten it, or use a larger context size)", out->n, budget);
+    if ((rc = render_from(t, msgs, n, sys, starts[hi], budget, tmp, out, err)) == QE_ERANGE) {
+        rc = qe_errf(err, QE_ERANGE, "the message is too long: the prompt needs more than the %zu tokens that fit "
+                                     "(shorten it, or use a larger context size)", budget);
         goto done;
     }
-    /* tokens only grow as older rounds are added: binary search for the oldest start that fits */
-    size_t best = hi;
-    while (lo < hi) {
+    if (rc < 0) goto done;
+    /* tokens only grow as older rounds are added: binary search for the oldest start that fits; starts[lo] does
+     * not, starts[hi] does */
+    while (lo + 1 < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if ((rc = render_from(t, msgs, n, sys, starts[mid], tmp, out, err)) < 0) goto done;
-        if (out->n <= budget) { best = mid; hi = mid; }
-        else lo = mid + 1;
+        rc = render_from(t, msgs, n, sys, starts[mid], budget, tmp, out, err);
+        if (rc == QE_OK) hi = mid;
+        else if (rc == QE_ERANGE) lo = mid;
+        else goto done;
     }
-    if ((rc = render_from(t, msgs, n, sys, starts[best], tmp, out, err)) < 0) goto done;
+    best = hi;
+    if ((rc = render_from(t, msgs, n, sys, starts[best], budget, tmp, out, err)) < 0) goto done;
+found:
     if (n_dropped) *n_dropped = starts[best] - first;
 done:
     free(starts);

@@ -45,6 +45,11 @@ int qe_chat_render(const qe_chat_msg *msgs, size_t n, bool add_generation_prompt
 int qe_chat_render_ids(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n, bool add_generation_prompt,
                        qe_ids *out, char *err);
 
+/* The same with a budget for text from outside: QE_ERANGE as soon as the ids would pass max_ids (the tokenizer
+ * stops there), so a prompt far too long costs little. */
+int qe_chat_render_ids_max(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n, bool add_generation_prompt,
+                           size_t max_ids, qe_ids *out, char *err);
+
 /* Stateless window (for the server): renders msgs[0] if it is a system message plus the newest rounds
  * allowed by max_rounds (< 0: no limit) and budget (tokens, including the generation prompt), with the
  * generation prompt, into out (cleared first). *n_dropped (optional) gets the number of messages left out. */

@@ -23,12 +23,14 @@
 struct qe_job {
     _Atomic int refs;            /* the caller's and the engine's */
     _Atomic int cancel;
+    _Atomic(qe_engine *) eng;    /* set while the job waits in the engine's queue (guarded by eng->mu) */
     int32_t *prompt;
     int n_prompt;
     int max_tokens;
     qe_sample_params sample;
     bool ignore_eos;
     uint64_t cache_salt;
+    qe_grammar *grammar;         /* owned; NULL: unconstrained */
     double t_submit;
     qe_job *next_waiting;        /* engine queue link */
     /* event queue */
@@ -45,6 +47,7 @@ static void job_unref(qe_job *j) {
     pthread_cond_destroy(&j->cv);
     free(j->prompt);
     free(j->ev);
+    qe_grammar_free(j->grammar);
     free(j);
 }
 
@@ -96,8 +99,6 @@ int qe_job_next(qe_job *j, qe_event *ev, int timeout_ms) {
     return rc;
 }
 
-void qe_job_cancel(qe_job *j) { atomic_store(&j->cancel, 1); }
-
 void qe_job_release(qe_job *j) {
     if (!j) return;
     qe_job_cancel(j);
@@ -122,12 +123,14 @@ typedef struct {
     uint64_t last_used;
     double t_start, t_first;
     qe_sampler *sampler;
+    qe_gmatch *gm;       /* the job's grammar matcher, or NULL */
+    uint32_t *mask;      /* [qe_mask_words(n_vocab)] allowed tokens, filled before each constrained sample */
 } slot;
 
 struct qe_engine {
     qe_model *model;
     qe_fwd *fwd;
-    int n_ctx, n_slots, n_batch, max_queue;
+    int n_ctx, n_slots, n_batch;
     slot *slots;
     int32_t *batch_tokens;       /* [n_batch] */
     qe_seq_batch *seqs;          /* [n_slots] */
@@ -141,7 +144,40 @@ struct qe_engine {
     uint64_t clock;
     _Atomic int slots_busy;
     _Atomic uint64_t jobs_total, prompt_tokens_total, cached_tokens_total, gen_tokens_total, forward_passes;
+    pthread_mutex_t vocab_mu;    /* guards building vocab */
+    qe_vtrie *vocab;             /* built on the first constrained job (or qe_engine_vocab call) */
 };
+
+/* Takes j out of the waiting queue; e->mu held. */
+static void queue_unlink(qe_engine *e, qe_job *j) {
+    qe_job *prev = NULL;
+    for (qe_job *x = e->wait_head; x; prev = x, x = x->next_waiting) {
+        if (x != j) continue;
+        if (prev) prev->next_waiting = j->next_waiting;
+        else e->wait_head = j->next_waiting;
+        if (e->wait_tail == j) e->wait_tail = prev;
+        j->next_waiting = NULL;
+        atomic_store(&j->eng, NULL);
+        e->n_waiting--;
+        return;
+    }
+}
+
+/* A job still waiting for a slot leaves the queue at once (and the reader gets its QE_EV_DONE now): a client
+ * that went away must not hold a place in the queue until a slot frees. A job in a slot stops at the next step. */
+void qe_job_cancel(qe_job *j) {
+    atomic_store(&j->cancel, 1);
+    qe_engine *e = atomic_load(&j->eng);
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    bool was_queued = atomic_load(&j->eng) != NULL;
+    if (was_queued) queue_unlink(e, j);
+    pthread_mutex_unlock(&e->mu);
+    if (!was_queued) return;
+    qe_event ev = {.kind = QE_EV_DONE, .finish = QE_FINISH_CANCELED, .n_prompt = j->n_prompt};
+    job_post(j, &ev);
+    job_unref(j); /* the engine's reference */
+}
 
 /* Tokens at the start of the new prompt that a cached run must match before it is worth a KV shift. */
 #define MIN_REUSE_CHUNK 16
@@ -181,6 +217,8 @@ static int reuse_cache(qe_engine *e, slot *s, const int32_t *p, int np, uint64_t
 
 static void slot_finish(qe_engine *e, slot *s, qe_finish why) {
     qe_job *j = s->job;
+    qe_gmatch_free(s->gm);
+    s->gm = NULL;
     double now = qe_now();
     qe_event ev = {.kind = QE_EV_DONE, .finish = why, .n_prompt = j->n_prompt, .n_cached = s->n_cached,
                    .n_gen = s->n_gen, .t_queue_ms = (s->t_start - j->t_submit) * 1e3,
@@ -188,6 +226,20 @@ static void slot_finish(qe_engine *e, slot *s, qe_finish why) {
                    .t_gen_ms = s->t_first > 0 ? (now - s->t_first) * 1e3 : 0};
     job_post(j, &ev);
     job_unref(j);
+    s->job = NULL;
+    s->state = SLOT_IDLE;
+    s->last_used = ++e->clock;
+    atomic_fetch_sub(&e->slots_busy, 1);
+}
+
+/* Ends the slot's job with an error event (its KV cache stays valid). */
+static void slot_fail(qe_engine *e, slot *s, const char *msg) {
+    qe_event ev = {.kind = QE_EV_ERROR};
+    snprintf(ev.message, sizeof ev.message, "%s", msg);
+    job_post(s->job, &ev);
+    qe_gmatch_free(s->gm);
+    s->gm = NULL;
+    job_unref(s->job);
     s->job = NULL;
     s->state = SLOT_IDLE;
     s->last_used = ++e->clock;
@@ -224,18 +276,37 @@ static void slot_start(qe_engine *e, slot *s, qe_job *j) {
     atomic_fetch_add(&e->slots_busy, 1);
     atomic_fetch_add(&e->prompt_tokens_total, (uint64_t)j->n_prompt);
     atomic_fetch_add(&e->cached_tokens_total, (uint64_t)reused);
+    if (j->grammar) {
+        char err[QE_ERR_LEN];
+        const qe_vtrie *v = qe_engine_vocab(e, err);
+        if (!v || qe_gmatch_new(j->grammar, v, &s->gm, err)) slot_fail(e, s, err);
+    }
+}
+
+/* Samples the next token of s from its logits row, within its grammar if it has one. */
+static bool slot_sample(qe_engine *e, slot *s, float *logits, int32_t *tok) {
+    if (!s->gm) { *tok = qe_sampler_sample(s->sampler, logits); return true; }
+    char err[QE_ERR_LEN];
+    if (qe_gmatch_mask(s->gm, s->mask, err)) { slot_fail(e, s, err); return false; }
+    *tok = qe_sampler_sample_masked(s->sampler, logits, s->mask);
+    return true;
 }
 
 /* Handles the token just sampled for slot s: end of generation, limits, or an event for the reader. */
 static void slot_emit(qe_engine *e, slot *s, int32_t tok) {
     qe_job *j = s->job;
     if (s->t_first == 0) s->t_first = qe_now();
-    if (!j->ignore_eos && qe_tokenizer_is_eog(e->model->tok, tok)) { slot_finish(e, s, QE_FINISH_STOP); return; }
+    if ((!j->ignore_eos || s->gm) && qe_tokenizer_is_eog(e->model->tok, tok)) { slot_finish(e, s, QE_FINISH_STOP); return; }
+    if (s->gm) {
+        char err[QE_ERR_LEN];
+        if (qe_gmatch_accept(s->gm, tok, err)) { slot_fail(e, s, err); return; } /* the mask allowed it: a bug */
+    }
     s->n_gen++;
     atomic_fetch_add(&e->gen_tokens_total, 1);
     qe_sampler_accept(s->sampler, tok, true);
     qe_event ev = {.kind = QE_EV_TOKEN, .token = tok};
     job_post(j, &ev);
+    if (s->gm && qe_gmatch_must_end(s->gm)) { slot_finish(e, s, QE_FINISH_STOP); return; } /* complete: nothing may follow */
     if ((j->max_tokens > 0 && s->n_gen >= j->max_tokens) || s->n_past + 1 >= e->n_ctx) {
         slot_finish(e, s, QE_FINISH_LENGTH);
         return;
@@ -256,9 +327,7 @@ static void engine_step(qe_engine *e) {
         slot *s = pick_slot(e, e->wait_head);
         if (!s) break;
         qe_job *j = e->wait_head;
-        e->wait_head = j->next_waiting;
-        if (!e->wait_head) e->wait_tail = NULL;
-        e->n_waiting--;
+        queue_unlink(e, j);
         pthread_mutex_unlock(&e->mu);
         if (atomic_load(&j->cancel)) {
             qe_event ev = {.kind = QE_EV_DONE, .finish = QE_FINISH_CANCELED, .n_prompt = j->n_prompt};
@@ -324,7 +393,8 @@ static void engine_step(qe_engine *e) {
         if (sq->logits_from == sq->n_tok) continue; /* a prompt chunk that is not the last */
         float *l = logits + (size_t)row * n_vocab;
         row++;
-        slot_emit(e, s, qe_sampler_sample(s->sampler, l));
+        int32_t tok;
+        if (slot_sample(e, s, l, &tok)) slot_emit(e, s, tok);
     }
 }
 
@@ -349,7 +419,7 @@ static void *engine_main(void *p) {
     pthread_mutex_lock(&e->mu);
     while (e->wait_head) {
         qe_job *j = e->wait_head;
-        e->wait_head = j->next_waiting;
+        queue_unlink(e, j);
         qe_event ev = {.kind = QE_EV_DONE, .finish = QE_FINISH_CANCELED, .n_prompt = j->n_prompt};
         job_post(j, &ev);
         job_unref(j);
@@ -376,14 +446,12 @@ int qe_engine_new(qe_model *model, const qe_engine_opts *o, qe_engine **out, cha
      * floats each) cost half the memory: peak RSS serving q8_0 at a full 4k context 631 -> 615 MB. */
     if (opts.n_batch <= 0) opts.n_batch = 256;
     if (opts.n_batch < opts.n_parallel) opts.n_batch = opts.n_parallel;
-    if (opts.max_queue <= 0) opts.max_queue = 64;
     qe_engine *e = calloc(1, sizeof *e);
     if (!e) return qe_errf(err, QE_ENOMEM, "out of memory");
     e->model = model;
     e->n_ctx = opts.n_ctx;
     e->n_slots = opts.n_parallel;
     e->n_batch = opts.n_batch;
-    e->max_queue = opts.max_queue;
     int rc = qe_fwd_new(model, opts.n_threads, e->n_slots, e->n_ctx, e->n_batch, e->n_slots, &e->fwd, err);
     if (rc) { free(e); return rc; }
     e->slots = calloc((size_t)e->n_slots, sizeof(slot));
@@ -396,20 +464,23 @@ int qe_engine_new(qe_model *model, const qe_engine_opts *o, qe_engine **out, cha
         s->id = i;
         s->cache = malloc(sizeof(int32_t) * (size_t)e->n_ctx);
         s->sampler = qe_sampler_new(model->cfg.n_vocab);
-        if (!s->cache || !s->sampler) goto oom;
+        s->mask = malloc(sizeof(uint32_t) * (size_t)qe_mask_words(model->cfg.n_vocab));
+        if (!s->cache || !s->sampler || !s->mask) goto oom;
     }
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
+    pthread_mutex_init(&e->vocab_mu, NULL);
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         pthread_mutex_destroy(&e->mu);
         pthread_cond_destroy(&e->cv);
+        pthread_mutex_destroy(&e->vocab_mu);
         e->thread = 0;
         goto oom;
     }
     *out = e;
     return QE_OK;
 oom:
-    for (int i = 0; e->slots && i < e->n_slots; i++) { free(e->slots[i].cache); qe_sampler_free(e->slots[i].sampler); }
+    for (int i = 0; e->slots && i < e->n_slots; i++) { free(e->slots[i].cache); qe_sampler_free(e->slots[i].sampler); free(e->slots[i].mask); }
     free(e->slots); free(e->batch_tokens); free(e->seqs); free(e->seq_slot);
     qe_fwd_free(e->fwd);
     free(e);
@@ -423,9 +494,11 @@ void qe_engine_free(qe_engine *e) {
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->thread, NULL);
-    for (int i = 0; i < e->n_slots; i++) { free(e->slots[i].cache); qe_sampler_free(e->slots[i].sampler); }
+    for (int i = 0; i < e->n_slots; i++) { free(e->slots[i].cache); qe_sampler_free(e->slots[i].sampler); free(e->slots[i].mask); }
     free(e->slots); free(e->batch_tokens); free(e->seqs); free(e->seq_slot);
     qe_fwd_free(e->fwd);
+    qe_vtrie_free(e->vocab);
+    pthread_mutex_destroy(&e->vocab_mu);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
@@ -433,6 +506,14 @@ void qe_engine_free(qe_engine *e) {
 
 const qe_model *qe_engine_model(const qe_engine *e) { return e->model; }
 int qe_engine_n_ctx(const qe_engine *e) { return e->n_ctx; }
+
+const qe_vtrie *qe_engine_vocab(qe_engine *e, char *err) {
+    pthread_mutex_lock(&e->vocab_mu);
+    if (!e->vocab) qe_vtrie_new(e->model->tok, &e->vocab, err);
+    qe_vtrie *v = e->vocab;
+    pthread_mutex_unlock(&e->vocab_mu);
+    return v;
+}
 
 int qe_engine_submit(qe_engine *e, const qe_job_params *p, qe_job **out, char *err) {
     *out = NULL;
@@ -458,18 +539,18 @@ int qe_engine_submit(qe_engine *e, const qe_job_params *p, qe_job **out, char *e
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     pthread_mutex_lock(&e->mu);
-    if (e->n_waiting >= e->max_queue || e->stop) {
-        bool stopping = e->stop;
+    if (e->stop) {
         pthread_mutex_unlock(&e->mu);
         atomic_store(&j->refs, 1);
         job_unref(j);
-        return stopping ? qe_errf(err, QE_EBUSY, "the server is shutting down")
-                        : qe_errf(err, QE_EBUSY, "too many requests are waiting (%d); try again shortly", e->max_queue);
+        return qe_errf(err, QE_EBUSY, "the engine is shutting down");
     }
+    atomic_store(&j->eng, e);
     if (e->wait_tail) e->wait_tail->next_waiting = j;
     else e->wait_head = j;
     e->wait_tail = j;
     e->n_waiting++;
+    j->grammar = p->grammar; /* owned by the job from here on */
     atomic_fetch_add(&e->jobs_total, 1);
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);

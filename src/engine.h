@@ -23,6 +23,7 @@
 #include "base.h"
 #include "model.h"
 #include "sampler.h"
+#include "token_mask.h"
 
 typedef struct qe_engine qe_engine;
 typedef struct qe_job qe_job;
@@ -32,7 +33,6 @@ typedef struct {
     int n_ctx;       /* per slot; <= 0: 4096 (capped at the model's training context) */
     int n_parallel;  /* slots; <= 0: 4 */
     int n_batch;     /* max tokens in one forward pass; <= 0: 256 */
-    int max_queue;   /* jobs waiting for a slot before submit says QE_EBUSY; <= 0: 64 */
 } qe_engine_opts;
 
 typedef struct {
@@ -45,6 +45,11 @@ typedef struct {
      * for a job with the same salt. Reuse is observable (n_cached, time to first token), so without a salt one
      * user could test whether another user's prompt starts with a guessed text. 0 = no salt (shared). */
     uint64_t cache_salt;
+    /* Constrained decoding (token_mask.h): NULL, or a compiled grammar that every generated token must follow.
+     * A successful submit takes ownership (the job frees it; the engine thread alone uses it from then on); on
+     * failure the caller still owns it. The job ends with QE_FINISH_STOP when the grammar is complete (its
+     * end-of-generation token, or nothing else can follow), QE_FINISH_LENGTH if max_tokens cuts it short. */
+    qe_grammar *grammar;
 } qe_job_params;
 
 typedef enum { QE_EV_TOKEN = 1, QE_EV_DONE = 2, QE_EV_ERROR = 3 } qe_event_kind;
@@ -69,15 +74,21 @@ int qe_engine_new(qe_model *model, const qe_engine_opts *opts, qe_engine **out, 
 /* Stops the loop, cancels every job (their readers get QE_EV_DONE with QE_FINISH_CANCELED), frees. */
 void qe_engine_free(qe_engine *e);
 const qe_model *qe_engine_model(const qe_engine *e);
+/* The vocabulary trie for constrained decoding, built on first call (~30-250 ms; thread-safe), shared read-only:
+ * an HTTP thread may call qe_grammar_prepare(g, qe_engine_vocab(e, err), err) before submitting. NULL on error. */
+const qe_vtrie *qe_engine_vocab(qe_engine *e, char *err);
 int qe_engine_n_ctx(const qe_engine *e);
 
 /* Queues a job. QE_ERANGE if the prompt does not fit the context (err says how many tokens of how many),
- * QE_EBUSY if the queue is full, QE_EINVAL for an empty prompt. On success *out holds one reference. */
+ * QE_EBUSY if the engine is shutting down, QE_EINVAL for an empty prompt. On success *out holds one reference.
+ * The queue has no bound of its own: the caller bounds what it submits (the server's one limit on requests in
+ * flight, serve --max-queue), so a full server answers in one way, in one place. */
 int qe_engine_submit(qe_engine *e, const qe_job_params *p, qe_job **out, char *err);
 /* Waits for the next event (timeout_ms < 0: forever). QE_OK with *ev filled, or QE_ERR on timeout.
  * After QE_EV_DONE or QE_EV_ERROR no more events come. */
 int qe_job_next(qe_job *job, qe_event *ev, int timeout_ms);
-/* Asks the engine to stop this job; its slot is freed at the next step and the reader gets QE_EV_DONE. */
+/* Asks the engine to stop this job. A job still waiting for a slot leaves the queue at once (the reader gets
+ * QE_EV_DONE now); a job in a slot (prefilling or generating) stops at the next step, which frees the slot. */
 void qe_job_cancel(qe_job *job);
 /* Drops the caller's reference (cancels the job first if it is still running). */
 void qe_job_release(qe_job *job);

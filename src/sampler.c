@@ -428,3 +428,18 @@ int32_t qe_sampler_sample(qe_sampler *s, float *logits) {
     }
     return draw_sorted(s, c, m, c[0].logit, true);
 }
+
+int32_t qe_sampler_sample_masked(qe_sampler *s, float *logits, const uint32_t *allow) {
+    int n = s->n_vocab;
+    bool any = false;
+    for (int w = 0; w * 32 < n; w++) {
+        uint32_t bits = allow[w];
+        if (bits == 0xFFFFFFFFu) { any = true; continue; }
+        any = any || bits;
+        int end = w * 32 + 32 < n ? w * 32 + 32 : n;
+        for (int i = w * 32; i < end; i++)
+            if (!(bits >> (i & 31) & 1)) logits[i] = -INFINITY;
+    }
+    if (!any) return qe_argmax(logits, n);
+    return qe_sampler_sample(s, logits);
+}

@@ -32,5 +32,9 @@ void qe_sampler_reset(qe_sampler *s, const qe_sample_params *p);
 void qe_sampler_accept(qe_sampler *s, int32_t token, bool is_output);
 /* Picks the next token. logits are modified in place (penalties, temperature). */
 int32_t qe_sampler_sample(qe_sampler *s, float *logits);
+/* The same, among the tokens whose bit is set in allow (token_mask.h's bitset: bit t & 31 of word t >> 5; the
+ * others get -inf before anything else runs, so penalties and top-k/top-p see only legal tokens). An empty
+ * mask is the caller's bug: the result is then the plain argmax. */
+int32_t qe_sampler_sample_masked(qe_sampler *s, float *logits, const uint32_t *allow);
 
 int32_t qe_argmax(const float *x, int n);

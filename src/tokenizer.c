@@ -51,6 +51,7 @@ struct qe_tokenizer {
     int n_added;
     uint8_t added_first[256]; /* bit 1: a control token starts with this byte; bit 2: a user-defined one */
     int32_t eos, im_start, im_end;
+    uint32_t max_token_bytes; /* the longest byte string any token stands for: n bytes are >= n / this many ids */
     pcre2_code *re;
     bool jit;
     uint64_t serial;        /* unique per tokenizer: tags the per-thread word caches */
@@ -335,6 +336,9 @@ int qe_tok_builder_finish(qe_tok_builder *b, qe_tokenizer **out, char *err) {
         t->added[j] = id;
         t->added_first[(uint8_t)t->raw[t->raw_off[id]]] |= t->type[id] == TT_CONTROL ? 1 : 2;
     }
+    for (int id = 0; id < t->n_vocab; id++)
+        if (t->raw_len[id] > t->max_token_bytes) t->max_token_bytes = t->raw_len[id];
+    if (t->max_token_bytes == 0) t->max_token_bytes = 1;
     t->eos = qe_token_lookup(t, "<|endoftext|>");
     t->im_start = qe_token_lookup(t, "<|im_start|>");
     t->im_end = qe_token_lookup(t, "<|im_end|>");
@@ -455,6 +459,9 @@ int32_t qe_tokenizer_eos(const qe_tokenizer *t) { return t->eos; }
 int32_t qe_tokenizer_im_start(const qe_tokenizer *t) { return t->im_start; }
 int32_t qe_tokenizer_im_end(const qe_tokenizer *t) { return t->im_end; }
 bool qe_tokenizer_is_eog(const qe_tokenizer *t, int32_t id) { return id >= 0 && (id == t->im_end || id == t->eos); }
+bool qe_tokenizer_is_control(const qe_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab && (t->type[id] == TT_CONTROL || t->type[id] == TT_UNUSED);
+}
 
 int32_t qe_token_lookup(const qe_tokenizer *t, const char *text) { return map_find(t, text, strlen(text)); }
 
@@ -658,7 +665,17 @@ static inline bool nfc_stable(uint32_t cp) {
 
 bool qe_tokenizer_nfc_stable(uint32_t cp) { return nfc_stable(cp); }
 
-static int encode_segment(const qe_tokenizer *t, scratch *s, const char *text, size_t len, qe_ids *out, char *err) {
+/* Fewest ids n bytes of text can become (no token stands for more than max_token_bytes bytes). */
+static size_t min_ids(const qe_tokenizer *t, size_t n) { return n / t->max_token_bytes + (n % t->max_token_bytes != 0); }
+
+/* True when a piece of n bytes cannot fit under max_ids any more: refused before its BPE runs, so a text
+ * that cannot fit costs no more than the scan that finds its pieces. */
+static bool over_limit(const qe_tokenizer *t, const qe_ids *out, size_t n, size_t max_ids) {
+    return out->n > max_ids || min_ids(t, n) > max_ids - out->n;
+}
+
+static int encode_segment(const qe_tokenizer *t, scratch *s, const char *text, size_t len, size_t max_ids, qe_ids *out,
+                          char *err) {
     if (len == 0) return QE_OK;
     uint8_t *nfc = NULL;
     bool stable = true;
@@ -690,6 +707,7 @@ static int encode_segment(const qe_tokenizer *t, scratch *s, const char *text, s
             rc = qe_errf(err, QE_ERR, "tokenizer: regex match failed (%d)", m);
             break;
         }
+        if (over_limit(t, out, e - at, max_ids)) { rc = QE_ERANGE; break; }
         /* HF's "Isolated" split keeps unmatched text as pieces too (this pattern leaves none, but be exact) */
         if (b > at && (rc = bpe_piece(t, s, (const uint8_t *)text + at, b - at, out)) < 0) break;
         if (e > b && (rc = bpe_piece(t, s, (const uint8_t *)text + b, e - b, out)) < 0) break;
@@ -698,7 +716,8 @@ static int encode_segment(const qe_tokenizer *t, scratch *s, const char *text, s
     }
     free(nfc);
     if (rc == QE_ENOMEM) qe_errf(err, rc, "tokenizer: out of memory");
-    else if (rc == QE_ERANGE) qe_errf(err, rc, "tokenizer: text too long");
+    else if (rc == QE_ERANGE) qe_errf(err, rc, "the text is longer than %zu tokens", max_ids);
+    else if (rc == QE_OK && out->n > max_ids) rc = qe_errf(err, QE_ERANGE, "the text is longer than %zu tokens", max_ids);
     return rc;
 }
 
@@ -716,9 +735,18 @@ static size_t match_added(const qe_tokenizer *t, const char *text, size_t len, s
 }
 
 int qe_tokenize(const qe_tokenizer *t, const char *text, size_t len, bool parse_special, qe_ids *out, char *err) {
+    return qe_tokenize_max(t, text, len, parse_special, SIZE_MAX, out, err);
+}
+
+int qe_tokenize_max(const qe_tokenizer *t, const char *text, size_t len, bool parse_special, size_t max_ids, qe_ids *out,
+                    char *err) {
     char *clean = NULL;
     scratch s = {0};
     int rc = QE_OK;
+    /* NFC makes UTF-8 at most 3x shorter (U+1FEF -> '`', Hangul L+V+T jamo -> one syllable; test_tokenizer checks
+     * every code point), so a text this long cannot fit: refused before any work or allocation */
+    if (out->n > max_ids || min_ids(t, len / 3) > max_ids - out->n)
+        return qe_errf(err, QE_ERANGE, "the text is longer than %zu tokens", max_ids);
     /* 1. invalid UTF-8 -> U+FFFD per maximal subpart */
     for (size_t i = 0; i < len;) {
         if ((uint8_t)text[i] < 0x80) { i++; continue; }
@@ -746,12 +774,13 @@ int qe_tokenize(const qe_tokenizer *t, const char *text, size_t len, bool parse_
         int32_t id;
         size_t n = match_added(t, text, len, i, parse_special, &id);
         if (!n) continue;
-        if ((rc = encode_segment(t, &s, text + seg, i - seg, out, err)) < 0) goto done;
+        if ((rc = encode_segment(t, &s, text + seg, i - seg, max_ids, out, err)) < 0) goto done;
+        if (out->n >= max_ids) { rc = qe_errf(err, QE_ERANGE, "the text is longer than %zu tokens", max_ids); goto done; }
         if ((rc = qe_ids_push(out, id)) < 0) { qe_errf(err, rc, "tokenizer: out of memory"); goto done; }
         i += n - 1;
         seg = i + 1;
     }
-    rc = encode_segment(t, &s, text + seg, len - seg, out, err);
+    rc = encode_segment(t, &s, text + seg, len - seg, max_ids, out, err);
 done:
     scratch_free(&s);
     free(clean);

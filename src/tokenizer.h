@@ -26,6 +26,8 @@ int32_t qe_tokenizer_eos(const qe_tokenizer *t);      /* <|endoftext|> 151643 */
 int32_t qe_tokenizer_im_start(const qe_tokenizer *t); /* <|im_start|> 151644 */
 int32_t qe_tokenizer_im_end(const qe_tokenizer *t);   /* <|im_end|> 151645 */
 bool qe_tokenizer_is_eog(const qe_tokenizer *t, int32_t id); /* ends generation: im_end, endoftext */
+/* A control token (<|im_start|>, <|endoftext|>, ...) or an unused slot: never text (constrained decoding skips it). */
+bool qe_tokenizer_is_control(const qe_tokenizer *t, int32_t id);
 
 /* Appends the ids of `len` bytes of UTF-8 text to out. With parse_special, control tokens written literally
  * in the text (<|im_start|> ...) become their ids; without it they are tokenized as plain text (the safe
@@ -34,6 +36,11 @@ bool qe_tokenizer_is_eog(const qe_tokenizer *t, int32_t id); /* ends generation:
  * by U+FFFD per maximal subpart, so the ids equal Hugging Face's on the lossy-decoded text; never an
  * error. Thread-safe: any number of threads may encode with one tokenizer. */
 int qe_tokenize(const qe_tokenizer *t, const char *text, size_t len, bool parse_special, qe_ids *out, char *err);
+/* The same, for text from outside with a budget: QE_ERANGE as soon as out would hold more than max_ids ids
+ * (counting those already in it), checked before each piece's BPE from a lower bound on its ids, so text far
+ * too long for the budget is refused early, at little cost. out may hold a partial result after QE_ERANGE. */
+int qe_tokenize_max(const qe_tokenizer *t, const char *text, size_t len, bool parse_special, size_t max_ids, qe_ids *out,
+                    char *err);
 
 /* The raw bytes a token stands for (byte-level mapping undone); special tokens give their text. */
 int qe_token_bytes(const qe_tokenizer *t, int32_t id, const char **bytes, size_t *n);

@@ -8,6 +8,8 @@
 #include "chat.h"
 #include "cli_util.h"
 #include "engine.h"
+#include "gbnf.h"
+#include "json_schema.h"
 #include "qwen2.h"
 
 static void usage(FILE *out) {
@@ -26,6 +28,10 @@ static void usage(FILE *out) {
             "  --raw              no chat template: the prompt is given to the model as it is\n"
             "  --ids              print the generated token ids on one line instead of text\n"
             "  --ignore-eos       keep generating past the end-of-answer token (benchmarks)\n"
+            "  --json-schema FILE the answer is JSON valid for this JSON Schema (constrained decoding; see\n"
+            "                     docs/GRAMMAR.md for the supported keywords)\n"
+            "  --grammar FILE     the answer follows this llama.cpp GBNF grammar\n"
+            "                     With either, the exit status is 3 if -n cut the answer short (it is incomplete).\n"
             "  --eval-ids \"ID ..\" --logits-out FILE   (tests) run these ids and write every position's logits\n"
             "                     as float32 [n_ids][n_vocab] to FILE (--eval-chunk N: N tokens per pass, default 64)\n"
             "  --eval-greedy \"ID ..\"  (tests) print the -n greedy ids that follow these ids\n");
@@ -52,6 +58,18 @@ static bool parse_ids(const char *text, qe_ids *ids) {
     }
     if (ids->n == 0) fprintf(stderr, "qwen-edge: the token id list is empty\n");
     return ids->n > 0;
+}
+
+/* Compiles --json-schema / --grammar FILE; NULL (with a message) on error. */
+static qe_grammar *load_grammar(const char *path, bool schema) {
+    char *text, err[QE_ERR_LEN];
+    size_t len;
+    qe_grammar *g = NULL;
+    if (qe_read_file(path, &text, &len, err)) { fprintf(stderr, "qwen-edge: %s\n", err); return NULL; }
+    int rc = schema ? qe_grammar_from_json_schema(text, len, &g, err) : qe_grammar_from_gbnf(text, len, &g, err);
+    free(text);
+    if (rc) fprintf(stderr, "qwen-edge: %s: %s\n", path, err);
+    return g;
 }
 
 static int eval_logits(qe_model *m, int n_threads, const char *ids_text, const char *out_path, int chunk) {
@@ -81,7 +99,7 @@ static int eval_logits(qe_model *m, int n_threads, const char *ids_text, const c
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system = NULL, *eval_ids = NULL, *logits_out = NULL,
-               *eval_greedy = NULL;
+               *eval_greedy = NULL, *schema_path = NULL, *gbnf_path = NULL;
     int n_predict = 512, n_threads = 0, n_ctx = 4096, eval_chunk = 64;
     bool raw = false, print_ids = false, ignore_eos = false;
     qe_sample_params sp;
@@ -105,6 +123,8 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--logits-out")) ok = cli_str(argc, argv, &i, &logits_out);
         else if (!strcmp(a, "--eval-greedy")) ok = cli_str(argc, argv, &i, &eval_greedy);
         else if (!strcmp(a, "--eval-chunk")) ok = cli_int(argc, argv, &i, &eval_chunk);
+        else if (!strcmp(a, "--json-schema")) ok = cli_str(argc, argv, &i, &schema_path);
+        else if (!strcmp(a, "--grammar")) ok = cli_str(argc, argv, &i, &gbnf_path);
         else { fprintf(stderr, "qwen-edge run: unknown option '%s' (see qwen-edge run --help)\n", a); return 2; }
         if (!ok) return 2;
     }
@@ -116,9 +136,13 @@ int cmd_run(int argc, char **argv) {
     }
     if (!prompt && !eval_ids) { fprintf(stderr, "qwen-edge run: no prompt: give -p TEXT (see --help)\n"); return 2; }
     if (sp.temperature <= 0) { float t = sp.temperature; qe_sample_params_greedy(&sp); sp.temperature = t; }
+    if (schema_path && gbnf_path) { fprintf(stderr, "qwen-edge run: give --json-schema or --grammar, not both\n"); return 2; }
+    /* compile before loading the model: a bad schema fails fast */
+    qe_grammar *grammar = NULL;
+    if ((schema_path || gbnf_path) && !(grammar = load_grammar(schema_path ? schema_path : gbnf_path, schema_path != NULL))) return 2;
 
     qe_model *m = cli_open_model(model_path, print_ids);
-    if (!m) return 1;
+    if (!m) { qe_grammar_free(grammar); return 1; }
     if (eval_ids) { int rc = eval_logits(m, n_threads, eval_ids, logits_out, eval_chunk); qe_model_free(m); return rc; }
 
     char *stdin_text = NULL;
@@ -138,17 +162,20 @@ int cmd_run(int argc, char **argv) {
         msgs[n++] = (qe_chat_msg){QE_ROLE_USER, prompt, strlen(prompt)};
         rc = qe_chat_render_ids(m->tok, msgs, (size_t)n, true, &ids, err);
     }
-    if (rc) { fprintf(stderr, "qwen-edge: %s\n", err); qe_model_free(m); free(stdin_text); return 1; }
+    if (rc) { fprintf(stderr, "qwen-edge: %s\n", err); qe_model_free(m); free(stdin_text); qe_grammar_free(grammar); return 1; }
 
     qe_engine *eng;
     qe_engine_opts eo = {.n_threads = n_threads, .n_ctx = n_ctx, .n_parallel = 1};
-    if (qe_engine_new(m, &eo, &eng, err)) { fprintf(stderr, "qwen-edge: %s\n", err); qe_ids_free(&ids); qe_model_free(m); return 1; }
+    if (qe_engine_new(m, &eo, &eng, err)) {
+        fprintf(stderr, "qwen-edge: %s\n", err); qe_ids_free(&ids); qe_model_free(m); qe_grammar_free(grammar); return 1;
+    }
     qe_job_params jp = {.prompt = ids.p, .n_prompt = (int)ids.n, .max_tokens = n_predict, .sample = sp,
-                        .ignore_eos = ignore_eos};
+                        .ignore_eos = ignore_eos, .grammar = grammar};
     qe_job *job;
     rc = 0;
     if (qe_engine_submit(eng, &jp, &job, err)) {
         fprintf(stderr, "qwen-edge: %s\n", err);
+        qe_grammar_free(grammar);
         rc = 1;
     } else {
         qe_detok dt;
@@ -168,6 +195,11 @@ int cmd_run(int argc, char **argv) {
                 fflush(stdout);
             } else {
                 if (ev.kind == QE_EV_ERROR) { fprintf(stderr, "qwen-edge: %s\n", ev.message); rc = 1; }
+                if (ev.kind == QE_EV_DONE && ev.finish == QE_FINISH_LENGTH && grammar) {
+                    fprintf(stderr, "qwen-edge: the answer reached the -n %d token limit before the grammar was complete\n",
+                            n_predict);
+                    rc = 3;
+                }
                 break;
             }
         }

@@ -241,8 +241,7 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
         goto out;
     }
-    qe_engine_opts eo = {.n_threads = (int)n_threads, .n_ctx = (int)n_ctx, .n_parallel = (int)n_parallel,
-                         .max_queue = so.max_queue > 0 ? so.max_queue : 32};
+    qe_engine_opts eo = {.n_threads = (int)n_threads, .n_ctx = (int)n_ctx, .n_parallel = (int)n_parallel};
     if (qe_engine_new(model, &eo, &eng, err)) {
         fprintf(stderr, "qwen-edge serve: cannot start the engine: %s\n", err);
         goto out;

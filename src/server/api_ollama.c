@@ -57,101 +57,88 @@ static int parse_options(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     return 0;
 }
 
-enum MHD_Result ollama_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
-    api_error e = {0};
-    gen_req r = {.kind = GEN_OLLAMA_CHAT};
+static int prepare_chat(qe_server *s, json_t *j, gen_req *r, json_t **reply, api_error *e) {
+    (void)reply;
     chat_msg *m = NULL;
     qe_buf *bufs = NULL;
-    int n = 0;
+    int n = 0, rc = -1;
     int64_t rounds = s->o.memory_rounds;
-    json_t *j = parse_body(rq, &e);
-    if (!j) goto fail;
-    if (parse_options(s, j, &r, &e) || get_cache_salt(s, rq, j, &r, &e)) goto fail;
-    if (get_int(j, "memory_rounds", 0, 100000, &rounds, &e) < 0) goto fail;
+    if (parse_options(s, j, r, e)) goto out;
+    if (get_int(j, "memory_rounds", 0, 100000, &rounds, e) < 0) goto out;
     json_t *msgs = json_object_get(j, "messages");
     size_t k;
     json_t *msg;
     json_array_foreach(msgs, k, msg) {
         json_t *img = json_object_get(msg, "images");
         if (img && json_is_array(img) && json_array_size(img) > 0) {
-            BAD(&e, "messages", "images are not supported by this model");
-            goto fail;
+            BAD(e, "messages", "images are not supported by this model");
+            goto out;
         }
     }
-    if (parse_messages(msgs, &m, &bufs, &n, &e)) goto fail;
-    if (render_chat(s, m, n, (int)rounds, &r, &e)) goto fail;
-    if (check_lengths(s, &r, &e)) goto fail;
+    if (parse_messages(msgs, &m, &bufs, &n, e)) goto out;
+    if (render_chat(s, m, n, (int)rounds, r, e)) goto out;
+    rc = check_lengths(s, r, e);
+out:
     free_messages(m, bufs, n);
-    json_decref(j);
-    return gen_run(c, s, rq, &r);
-fail:
-    free_messages(m, bufs, n);
-    json_decref(j);
-    gen_req_free(&r);
-    return send_error(c, s, rq, DIALECT_OLLAMA, &e);
+    return rc;
 }
 
-enum MHD_Result ollama_generate(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
-    api_error e = {0};
-    gen_req r = {.kind = GEN_OLLAMA_GENERATE, .want_context = true};
+enum MHD_Result ollama_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
+    return gen_serve(c, s, rq, GEN_OLLAMA_CHAT, prepare_chat);
+}
+
+static int prepare_generate(qe_server *s, json_t *j, gen_req *r, json_t **reply, api_error *e) {
     const char *prompt = NULL, *system = NULL;
     bool raw = false;
-    json_t *j = parse_body(rq, &e);
-    if (!j) goto fail;
-    if (parse_options(s, j, &r, &e) || get_cache_salt(s, rq, j, &r, &e)) goto fail;
-    if (get_str(j, "prompt", &prompt, &e) < 0 || get_str(j, "system", &system, &e) < 0 ||
-        get_bool(j, "raw", &raw, &e) < 0)
-        goto fail;
+    r->want_context = true;
+    if (parse_options(s, j, r, e)) return -1;
+    if (get_str(j, "prompt", &prompt, e) < 0 || get_str(j, "system", &system, e) < 0 || get_bool(j, "raw", &raw, e) < 0)
+        return -1;
     json_t *img = json_object_get(j, "images");
-    if (img && json_is_array(img) && json_array_size(img) > 0) {
-        BAD(&e, "images", "images are not supported by this model");
-        goto fail;
-    }
+    if (img && json_is_array(img) && json_array_size(img) > 0) return BAD(e, "images", "images are not supported by this model");
     if (!prompt || !prompt[0]) {
         /* ollama answers an empty prompt by (re)loading the model: done at once */
         char now[48];
         iso_time(now, sizeof now, qe_wall_now());
-        json_decref(j);
-        gen_req_free(&r);
-        return send_json(c, s, rq, 200, json_pack("{s:s,s:s,s:s,s:b,s:s}", "model", s->model_id, "created_at", now,
-                                                  "response", "", "done", 1, "done_reason", "load"));
+        *reply = json_pack("{s:s,s:s,s:s,s:b,s:s}", "model", s->model_id, "created_at", now, "response", "", "done", 1,
+                           "done_reason", "load");
+        if (!*reply) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
+        return 0;
     }
     json_t *ctx = json_object_get(j, "context");
     if (ctx && !json_is_null(ctx)) {
         /* the ids of an earlier exchange, returned as "context" by a previous call: continue after them */
-        if (!json_is_array(ctx)) { BAD(&e, "context", "'context' must be an array of token ids"); goto fail; }
-        if (get_ids(ctx, "context", qe_tokenizer_n_vocab(s->model->tok), &r.prompt, &e)) goto fail;
+        if (!json_is_array(ctx)) return BAD(e, "context", "'context' must be an array of token ids");
+        if (get_token_ids(s, ctx, "context", r, e)) return -1;
     }
     if (raw) {
-        if (render_raw(s, prompt, strlen(prompt), true, &r, &e)) goto fail;
+        if (render_raw(s, prompt, strlen(prompt), true, r, e)) return -1;
     } else {
         chat_msg m[2];
         int n = 0;
         if (system && system[0]) m[n++] = (chat_msg){"system", system, strlen(system)};
         m[n++] = (chat_msg){"user", prompt, strlen(prompt)};
-        if (r.prompt.n > 0) {
+        if (r->prompt.n > 0) {
             /* after a context the system turn was already said: render only the new user turn */
             gen_req tmp = {0};
-            if (render_chat(s, &m[n - 1], 1, 0, &tmp, &e)) { gen_req_free(&tmp); goto fail; }
+            if (render_chat(s, &m[n - 1], 1, 0, &tmp, e)) { gen_req_free(&tmp); return -1; }
             /* render_chat adds a default system turn when the first message is not a system one: skip it */
             size_t skip = 0;
             int32_t ims = qe_tokenizer_im_start(s->model->tok);
             for (size_t i = 1; i < tmp.prompt.n; i++) if (tmp.prompt.p[i] == ims) { skip = i; break; }
             int rc = 0;
-            for (size_t i = skip; i < tmp.prompt.n && rc == 0; i++) rc = qe_ids_push(&r.prompt, tmp.prompt.p[i]);
+            for (size_t i = skip; i < tmp.prompt.n && rc == 0; i++) rc = qe_ids_push(&r->prompt, tmp.prompt.p[i]);
             gen_req_free(&tmp);
-            if (rc) { api_errf(&e, 500, "server_error", NULL, NULL, "out of memory"); goto fail; }
-        } else if (render_chat(s, m, n, 0, &r, &e)) {
-            goto fail;
+            if (rc) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
+        } else if (render_chat(s, m, n, 0, r, e)) {
+            return -1;
         }
     }
-    if (check_lengths(s, &r, &e)) goto fail;
-    json_decref(j);
-    return gen_run(c, s, rq, &r);
-fail:
-    json_decref(j);
-    gen_req_free(&r);
-    return send_error(c, s, rq, DIALECT_OLLAMA, &e);
+    return check_lengths(s, r, e);
+}
+
+enum MHD_Result ollama_generate(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
+    return gen_serve(c, s, rq, GEN_OLLAMA_GENERATE, prepare_generate);
 }
 
 /* ---- frames ---------------------------------------------------------------------------------------- */
@@ -269,10 +256,10 @@ enum MHD_Result ollama_show(struct MHD_Connection *c, qe_server *s, req_ctx *rq)
     if (!j) return send_error(c, s, rq, DIALECT_OLLAMA, &e);
     const char *model = NULL, *name = NULL;
     if (get_str(j, "model", &model, &e) < 0 || get_str(j, "name", &name, &e) < 0) {
-        json_decref(j);
+        parse_body_free(j);
         return send_error(c, s, rq, DIALECT_OLLAMA, &e);
     }
-    json_decref(j);
+    parse_body_free(j);
     const qe_config *cf = &s->model->cfg;
     qe_sample_params d;
     qe_sample_params_default(&d);

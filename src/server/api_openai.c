@@ -123,58 +123,45 @@ void free_messages(chat_msg *m, qe_buf *bufs, int n) {
     free(m);
 }
 
-enum MHD_Result openai_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
-    api_error e = {0};
-    gen_req r = {.kind = GEN_OPENAI_CHAT};
+static int prepare_chat(qe_server *s, json_t *j, gen_req *r, json_t **reply, api_error *e) {
+    (void)reply;
     chat_msg *m = NULL;
     qe_buf *bufs = NULL;
-    int n = 0;
+    int n = 0, rc = -1;
     int64_t rounds = s->o.memory_rounds;
-    json_t *j = parse_body(rq, &e);
-    if (!j) goto fail;
-    if (parse_common(s, j, &r, &e) || get_cache_salt(s, rq, j, &r, &e)) goto fail;
-    if (get_int(j, "memory_rounds", 0, 100000, &rounds, &e) < 0) goto fail;
-    if (parse_messages(json_object_get(j, "messages"), &m, &bufs, &n, &e)) goto fail;
-    if (render_chat(s, m, n, (int)rounds, &r, &e)) goto fail;
-    if (check_lengths(s, &r, &e)) goto fail;
+    if (parse_common(s, j, r, e)) goto out;
+    if (get_int(j, "memory_rounds", 0, 100000, &rounds, e) < 0) goto out;
+    if (parse_messages(json_object_get(j, "messages"), &m, &bufs, &n, e)) goto out;
+    if (render_chat(s, m, n, (int)rounds, r, e)) goto out;
+    rc = check_lengths(s, r, e);
+out:
     free_messages(m, bufs, n);
-    json_decref(j);
-    return gen_run(c, s, rq, &r);
-fail:
-    free_messages(m, bufs, n);
-    json_decref(j);
-    gen_req_free(&r);
-    return send_error(c, s, rq, DIALECT_OPENAI, &e);
+    return rc;
+}
+
+enum MHD_Result openai_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
+    return gen_serve(c, s, rq, GEN_OPENAI_CHAT, prepare_chat);
+}
+
+static int prepare_completion(qe_server *s, json_t *j, gen_req *r, json_t **reply, api_error *e) {
+    (void)reply;
+    if (parse_common(s, j, r, e)) return -1;
+    json_t *p = json_object_get(j, "prompt");
+    if (p && json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
+    if (!p || json_is_null(p)) return BAD(e, "prompt", "'prompt' is required");
+    if (json_is_string(p)) {
+        /* the caller writes the whole prompt, so special tokens written in it are honoured (as llama.cpp does) */
+        if (render_raw(s, json_string_value(p), json_string_length(p), true, r, e)) return -1;
+    } else if (json_is_array(p) && json_array_size(p) > 0 && json_is_integer(json_array_get(p, 0))) {
+        if (get_token_ids(s, p, "prompt", r, e)) return -1;
+    } else {
+        return BAD(e, "prompt", "'prompt' must be a string, an array of one string, or an array of token ids");
+    }
+    return check_lengths(s, r, e);
 }
 
 enum MHD_Result openai_completions(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
-    api_error e = {0};
-    gen_req r = {.kind = GEN_OPENAI_COMPLETION};
-    json_t *j = parse_body(rq, &e);
-    if (!j) goto fail;
-    if (parse_common(s, j, &r, &e) || get_cache_salt(s, rq, j, &r, &e)) goto fail;
-    json_t *p = json_object_get(j, "prompt");
-    if (p && json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
-    if (!p || json_is_null(p)) {
-        BAD(&e, "prompt", "'prompt' is required");
-        goto fail;
-    }
-    if (json_is_string(p)) {
-        /* the caller writes the whole prompt, so special tokens written in it are honoured (as llama.cpp does) */
-        if (render_raw(s, json_string_value(p), json_string_length(p), true, &r, &e)) goto fail;
-    } else if (json_is_array(p) && json_array_size(p) > 0 && json_is_integer(json_array_get(p, 0))) {
-        if (get_ids(p, "prompt", qe_tokenizer_n_vocab(s->model->tok), &r.prompt, &e)) goto fail;
-    } else {
-        BAD(&e, "prompt", "'prompt' must be a string, an array of one string, or an array of token ids");
-        goto fail;
-    }
-    if (check_lengths(s, &r, &e)) goto fail;
-    json_decref(j);
-    return gen_run(c, s, rq, &r);
-fail:
-    json_decref(j);
-    gen_req_free(&r);
-    return send_error(c, s, rq, DIALECT_OPENAI, &e);
+    return gen_serve(c, s, rq, GEN_OPENAI_COMPLETION, prepare_completion);
 }
 
 /* "max_model_len" (as vLLM names it) is the context per conversation: the page keeps max_tokens under it. */

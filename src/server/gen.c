@@ -4,7 +4,18 @@
  * Streaming: MHD calls stream_cb on the connection's own thread (thread-per-connection mode) whenever it
  * can send more; stream_cb blocks on qe_job_next for the next token, so each token goes out as soon as
  * the engine makes it. When the client disconnects, the next write fails, MHD destroys the response and
- * stream_free releases (= cancels) the job: its slot is free at the engine's next step. */
+ * stream_free releases (= cancels) the job: its slot is free at the engine's next step.
+ *
+ * A client that leaves while nothing is being written (its job waits for a slot, its prompt is computed, or
+ * the text is held back) would not be noticed by a write, so every wait for the engine is cut into
+ * GONE_POLL_MS slices and the socket is looked at in between (client_gone): a request whose client left is
+ * canceled within about that time in every phase, on every route, streaming or not.
+ *
+ * The gate: a generation request takes its place among the requests in flight (gen_admit) before anything
+ * is parsed or tokenized; over the limit (serve --max-queue waiting + one per slot) it gets 429 at once.
+ * The engine's queue has no bound of its own, so this is the only "too busy" answer. Preparing (parsing the
+ * body and tokenizing the prompt) then runs for at most one request per core at a time (prep_sem): it is CPU
+ * work on the connection's thread, and more of it at once than there are cores only multiplies its memory. */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +25,9 @@
 #include <time.h>
 
 #include "internal.h"
+
+/* How often a wait for the engine looks whether the client is still there. */
+#define GONE_POLL_MS 200
 
 static int qe_engine_stats_slots(qe_engine *e) {
     qe_engine_stats st = {0};
@@ -45,6 +59,31 @@ static void live_remove(qe_server *s, gen_state *g) {
     if (g->next_live) g->next_live->prev_live = g->prev_live;
     g->next_live = g->prev_live = NULL;
     pthread_mutex_unlock(&s->live_mu);
+}
+
+/* True if the client of this connection is gone: its socket is readable with nothing to read (EOF), or hung
+ * up. A pipelined next request (data waiting) counts as still there. */
+static bool client_gone(int fd) {
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLHUP | POLLERR | POLLRDHUP)) return true;
+    char b;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Looks at the socket at most every GONE_POLL_MS; on a departure cancels the job (its queue place or slot is
+ * freed at once or at the engine's next step). */
+static bool check_gone(gen_state *g) {
+    double now = qe_now();
+    if (g->gone) return true;
+    if (now < g->t_check) return false;
+    g->t_check = now + GONE_POLL_MS / 1e3;
+    if (!client_gone(g->fd)) return false;
+    g->gone = true;
+    qe_job_cancel(g->job);
+    qe_log(QE_LOG_INFO, "%s: the client went away; answer canceled", g->id);
+    return true;
 }
 
 /* Called once, when the job's QE_EV_DONE arrived. */
@@ -95,7 +134,9 @@ static int step(gen_state *g, qe_buf *text, int timeout_ms) {
         account_done(g);
         return 1;
     }
-    snprintf(g->err, sizeof g->err, "%s", ev.message[0] ? ev.message : "the engine failed");
+    /* the engine's words are for the operator; the client gets a stable message */
+    qe_log(QE_LOG_ERROR, "%s: %s", g->id, ev.message[0] ? ev.message : "the engine failed");
+    snprintf(g->err, sizeof g->err, "internal error while generating the answer");
     return -1;
 }
 
@@ -114,13 +155,17 @@ static void produce(gen_state *g) {
         return;
     }
     qe_buf text = {0};
-    int r = step(g, &text, 15000);
-    if (r == 2) {
-        /* nothing for 15 s (waiting for a slot): an SSE comment keeps proxies from timing out and lets us notice
-         * a client that left. NDJSON has no comments; ollama clients simply wait. */
-        if (is_openai(g)) qe_buf_append(out, ": keep-alive\n\n", 14);
-        qe_buf_free(&text);
-        return;
+    int r;
+    double t_keepalive = qe_now() + 15;
+    /* wait in short slices until there is something to send, looking at the client in between */
+    while ((r = step(g, &text, GONE_POLL_MS)) == 2 || (r == 0 && text.n == 0)) {
+        if (check_gone(g)) { qe_buf_free(&text); return; }
+        if (r == 2 && qe_now() >= t_keepalive && is_openai(g)) {
+            /* nothing for 15 s: an SSE comment keeps proxies from timing out. NDJSON has no comments. */
+            qe_buf_append(out, ": keep-alive\n\n", 14);
+            qe_buf_free(&text);
+            return;
+        }
     }
     int rc = 0;
     if (text.n) rc = is_openai(g) ? openai_frame_delta(g, text.p, text.n, out) : ollama_frame_delta(g, text.p, text.n, out);
@@ -143,6 +188,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max) {
         g->out.n = g->out_pos = 0;
         if (g->phase == 3) return MHD_CONTENT_READER_END_OF_STREAM;
         produce(g);
+        if (g->gone) return MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes; stream_free releases the job */
     }
     size_t n = g->out.n - g->out_pos;
     if (n > max) n = max;
@@ -172,34 +218,45 @@ static void gen_state_free(gen_state *g) {
  * which MHD may already have released. */
 static void stream_free(void *cls) { gen_state_free(cls); }
 
-/* A non-streaming request writes nothing until the end, so a client that gave up is noticed by looking at
- * its socket: readable with nothing to read (EOF) or hung up means it is gone. A pipelined next request
- * (data waiting) counts as still there. */
-static bool client_gone(struct MHD_Connection *c) {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci) return false;
-    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0) return false;
-    if (p.revents & (POLLHUP | POLLERR | POLLRDHUP)) return true;
-    char b;
-    return recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+bool gen_admit(qe_server *s, api_error *e) {
+    int limit = s->o.max_queue + qe_engine_stats_slots(atomic_load(&s->engine));
+    if (atomic_fetch_add(&s->n_gen_inflight, 1) < limit) return true;
+    atomic_fetch_sub(&s->n_gen_inflight, 1);
+    api_errf(e, 429, "rate_limit_error", "too_many_requests", NULL,
+             "too many requests at once (%d answering or waiting); try again shortly", limit);
+    return false;
+}
+
+void gen_leave(qe_server *s) { atomic_fetch_sub(&s->n_gen_inflight, 1); }
+
+enum MHD_Result gen_serve(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen_kind kind, gen_prepare_fn prepare) {
+    api_error e = {0};
+    dialect d = (kind == GEN_OLLAMA_CHAT || kind == GEN_OLLAMA_GENERATE) ? DIALECT_OLLAMA : DIALECT_OPENAI;
+    if (!gen_admit(s, &e)) return send_error(c, s, rq, d, &e);
+    gen_req r = {.kind = kind};
+    json_t *reply = NULL;
+    sem_wait(&s->prep_sem);
+    json_t *j = parse_body(rq, &e);
+    qe_buf_free(&rq->body); /* parsed: a long answer need not keep the bytes */
+    /* every generation route takes "cache_salt" (which cached prefixes it may share; see auth.h) */
+    int rc = j && get_cache_salt(s, rq, j, &r, &e) == 0 ? prepare(s, j, &r, &reply, &e) : -1;
+    parse_body_free(j);
+    sem_post(&s->prep_sem);
+    if (rc < 0 || reply) {
+        gen_req_free(&r);
+        gen_leave(s);
+        return rc < 0 ? send_error(c, s, rq, d, &e) : send_json(c, s, rq, 200, reply);
+    }
+    return gen_run(c, s, rq, &r);
 }
 
 enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen_req *req) {
     api_error e = {0};
     dialect d = (req->kind == GEN_OLLAMA_CHAT || req->kind == GEN_OLLAMA_GENERATE) ? DIALECT_OLLAMA : DIALECT_OPENAI;
     qe_engine *eng = atomic_load(&s->engine);
-    int limit = s->o.max_queue + qe_engine_stats_slots(eng);
-    if (atomic_fetch_add(&s->n_gen_inflight, 1) >= limit) {
-        atomic_fetch_sub(&s->n_gen_inflight, 1);
-        gen_req_free(req);
-        api_errf(&e, 429, "rate_limit_error", "too_many_requests", NULL,
-                 "too many requests at once (%d answering or waiting); try again shortly", limit);
-        return send_error(c, s, rq, d, &e);
-    }
     gen_state *g = calloc(1, sizeof *g);
     if (!g) {
-        atomic_fetch_sub(&s->n_gen_inflight, 1);
+        gen_leave(s);
         gen_req_free(req);
         api_errf(&e, 500, "server_error", NULL, NULL, "out of memory");
         return send_error(c, s, rq, d, &e);
@@ -211,6 +268,8 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
     g->t_start = rq->t_start;
     g->created = (int64_t)time(NULL);
     make_id(g->id, sizeof g->id, g->req.kind == GEN_OPENAI_CHAT ? "chatcmpl-" : "cmpl-");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    g->fd = ci ? ci->connect_fd : -1; /* valid while the connection lives, which outlasts every wait below */
 
     char err[QE_ERR_LEN] = "";
     if (qe_textstream_init(&g->ts, s->model->tok, (const char *const *)g->req.stops, g->req.n_stops, err)) {
@@ -220,17 +279,22 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
     g->req.jp.prompt = g->req.prompt.p;
     g->req.jp.n_prompt = (int)g->req.prompt.n;
     int rc = qe_engine_submit(eng, &g->req.jp, &g->job, err);
+    /* the checks before (parse.c) refuse what the engine would: these are a second line, in stable words */
     if (rc == QE_ERANGE) {
-        api_errf(&e, 400, "invalid_request_error", "context_length_exceeded", "messages", "%s", err);
-        goto fail;
-    } else if (rc == QE_EBUSY) {
-        api_errf(&e, 503, "server_error", "server_busy", NULL, "the server is busy (%s); try again shortly", err);
+        api_errf(&e, 400, "invalid_request_error", "context_length_exceeded", "messages",
+                 "the prompt does not fit this model's context of %d tokens (leave room for the answer)",
+                 qe_engine_n_ctx(eng));
         goto fail;
     } else if (rc == QE_EINVAL) {
-        api_errf(&e, 400, "invalid_request_error", NULL, NULL, "%s", err);
+        qe_log(QE_LOG_INFO, "%s: job refused: %s", g->id, err);
+        api_errf(&e, 400, "invalid_request_error", NULL, "prompt", "the prompt is empty or not made of valid token ids");
+        goto fail;
+    } else if (rc == QE_EBUSY) {
+        api_errf(&e, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
         goto fail;
     } else if (rc) {
-        api_errf(&e, 500, "server_error", NULL, NULL, "cannot start the answer: %s", err);
+        qe_log(QE_LOG_ERROR, "%s: cannot submit the job: %s", g->id, err); /* details for the operator only */
+        api_errf(&e, 500, "server_error", NULL, NULL, "the server could not start the answer; try again");
         goto fail;
     }
     live_add(s, g);
@@ -238,14 +302,14 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
     if (!g->req.stream) {
         qe_buf text = {0};
         int r;
-        double next_check = qe_now() + 0.25;
-        while ((r = step(g, &text, 250)) == 0 || r == 2) {
-            if (qe_now() < next_check) continue;
-            next_check = qe_now() + 0.25;
-            if (!g->stop_hit && client_gone(c)) qe_job_cancel(g->job); /* QE_EV_DONE follows */
+        while ((r = step(g, &text, GONE_POLL_MS)) == 0 || r == 2) {
+            if (check_gone(g)) break;
         }
         enum MHD_Result ret;
-        if (r < 0) {
+        if (g->gone) {
+            rq->finish = "cancelled";
+            ret = MHD_NO; /* nobody to answer: close */
+        } else if (r < 0) {
             api_errf(&e, 500, "server_error", NULL, NULL, "%s", g->err);
             ret = send_error(c, s, rq, d, &e);
         } else {

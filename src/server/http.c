@@ -8,6 +8,7 @@
  * tokenize and talk to the engine through its job queue only. */
 #include <arpa/inet.h>
 #include <math.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -585,6 +586,11 @@ int qe_server_start(const qe_server_opts *opts, qe_server **out, char *err) {
     s->started = (int64_t)time(NULL);
     metrics_init(&s->metrics);
     pthread_mutex_init(&s->live_mu, NULL);
+    sem_init(&s->prep_sem, 0, (unsigned)qe_physical_cores()); /* see gen.c: preparing requests is CPU work */
+    /* Request bodies and their parse buffers are megabytes each and short-lived: with a fixed threshold they are
+     * always mapped and unmapped, so they go back to the system when freed (glibc's moving threshold would put
+     * them in per-thread arenas after the first one, where they stay resident). */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     pthread_mutex_init(&s->watch_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -642,6 +648,7 @@ fail:
     pthread_mutex_destroy(&s->live_mu);
     pthread_mutex_destroy(&s->watch_mu);
     pthread_cond_destroy(&s->watch_cv);
+    sem_destroy(&s->prep_sem);
     free(s);
     return rc;
 }
@@ -688,5 +695,6 @@ void qe_server_free(qe_server *s) {
     pthread_mutex_destroy(&s->live_mu);
     pthread_mutex_destroy(&s->watch_mu);
     pthread_cond_destroy(&s->watch_cv);
+    sem_destroy(&s->prep_sem);
     free(s);
 }

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 #include "auth.h"
@@ -29,7 +30,8 @@ struct qe_server {
     const qe_model *model;
     char model_id[256];
     int64_t started;               /* unix seconds */
-    atomic_int n_gen_inflight;     /* generation requests not finished */
+    atomic_int n_gen_inflight;     /* generation requests admitted (gen_admit) and not finished: THE limit */
+    sem_t prep_sem;                /* requests parsing + tokenizing at once (gen_serve) */
     atomic_bool stopping;
     srv_metrics metrics;
     qe_auth auth;                  /* API keys, wrong-key throttle, cache salts */
@@ -115,11 +117,25 @@ typedef struct gen_state {
     bool stop_hit;
     qe_ids gen_ids;         /* ollama context */
     qe_event done;
+    int fd;                 /* the connection's socket, to notice a client that left (client_gone) */
+    double t_check;         /* next look at the socket */
+    bool gone;              /* the client left: the job is canceled, nothing more is sent */
     char err[256];
     struct gen_state *next_live, *prev_live;
 } gen_state;
 
-/* Runs a validated request: submit, then either a streaming response or the whole answer at once. */
+/* A dialect's part of a generation request: the parsed body -> a validated gen_req (prompt ids, parameters).
+ * Returns 0, or -1 with e filled, or 0 with *reply set to answer at once without generating (steals it). */
+typedef int (*gen_prepare_fn)(qe_server *s, json_t *body, gen_req *r, json_t **reply, api_error *e);
+/* One generation request from the top: the in-flight gate (429 before any parsing), then prepare (parse + tokenize,
+ * a few requests at a time), then gen_run. */
+enum MHD_Result gen_serve(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen_kind kind, gen_prepare_fn prepare);
+/* Takes a place among the requests in flight; false with a 429 in e when they are all taken. gen_leave gives it
+ * back (gen_run does, for the request it is given). */
+bool gen_admit(qe_server *s, api_error *e);
+void gen_leave(qe_server *s);
+/* Runs a validated request that holds a place (gen_admit): submit, then a streaming response or the whole
+ * answer at once. Gives the place back when the request ends, whatever happens. */
 enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen_req *req);
 /* Asks every running job to stop (server shutdown). */
 void gen_cancel_all(qe_server *s);
@@ -147,6 +163,9 @@ int frame_error(gen_state *g, const char *message, qe_buf *out);
 /* ---- request parsing helpers (parse.c) ------------------------------------------------------------ */
 /* Parses the body as a JSON object; 400 with a clear message otherwise (bad JSON, bad UTF-8, not an object). */
 json_t *parse_body(const req_ctx *rq, api_error *e);
+/* Frees what parse_body returned (NULL too): its values live in a per-thread region (parse.c), released whole.
+ * Call on the same thread, before the next parse_body; no other JSON may keep pointers into it. */
+void parse_body_free(json_t *j);
 /* Optional typed fields: return 0 if absent (or null), 1 if present and valid, -1 with e filled if wrong. */
 int get_num(json_t *o, const char *key, double lo, double hi, double *out, api_error *e);
 int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *out, api_error *e);
@@ -167,6 +186,9 @@ int parse_messages(json_t *msgs, chat_msg **m, qe_buf **bufs, int *n, api_error 
 void free_messages(chat_msg *m, qe_buf *bufs, int n);
 int render_chat(qe_server *s, const chat_msg *m, int n, int memory_rounds, gen_req *r, api_error *e);
 int render_raw(qe_server *s, const char *text, size_t len, bool parse_special, gen_req *r, api_error *e);
+/* Appends the token ids of JSON array a (field key) to r->prompt: 400 context_length_exceeded, before copying any,
+ * if they cannot fit the context; 400 for anything not a token id. */
+int get_token_ids(qe_server *s, json_t *a, const char *key, gen_req *r, api_error *e);
 /* Checks the prompt against the context and max_tokens against the limits (400 context_length_exceeded). */
 int check_lengths(qe_server *s, gen_req *r, api_error *e);
 

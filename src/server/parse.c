@@ -1,9 +1,11 @@
 /* parse.c — request validation shared by both API dialects: the body as a JSON object, typed optional
  * fields with ranges, stop strings, the chat prompt (ChatML + memory window) and the length checks.
  * Every problem becomes a 400 with a message that names the field, never a crash. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -25,14 +27,72 @@ int api_errf(api_error *e, int status, const char *type, const char *code, const
 
 #define BAD(e, param, ...) api_errf(e, 400, "invalid_request_error", NULL, param, __VA_ARGS__)
 
+/* The memory a body's JSON may take. jansson's values cost 30-100 bytes each, so a 4 MB body of "[0,0,0,...]" or
+ * "[[],[],...]" would become 60-180 MB of them (measured); the parse of one body may allocate (in total, frees
+ * not counted) at most PARSE_MEM_PER_BYTE times its length plus PARSE_MEM_BASE. A body that is one long string
+ * needs 3x its length (jansson's doubling buffer, then the string); chat messages of a few hundred bytes ~2x;
+ * the base leaves room for 10000 tiny ones. */
+#define PARSE_MEM_PER_BYTE 3
+#define PARSE_MEM_BASE (4u << 20)
+
+/* jansson's allocator. While a thread parses a body, jansson's allocations come from that thread's parse region:
+ * one anonymous mapping of the budget's size (pages cost memory only once touched), bumped, never freed piece by
+ * piece, unmapped whole when the request is done with its JSON (parse_body_free). So a parse cannot take more
+ * than its budget, and what it took goes back to the system at once instead of staying in a thread's malloc
+ * arena as millions of freed 32-byte values. Process-wide (jansson has one allocator) but free of cost
+ * elsewhere: a thread-local range test before malloc / free. */
+static _Thread_local char *region, *region_end, *region_top;
+static _Thread_local bool region_open, region_over;
+
+static void *region_malloc(size_t n) {
+    if (!region_open) return malloc(n);
+    n = (n + 15) & ~(size_t)15;
+    if (n > (size_t)(region_end - region_top)) { region_over = true; return NULL; }
+    void *p = region_top;
+    region_top += n;
+    return p;
+}
+static void region_free(void *p) {
+    if ((char *)p >= region && (char *)p < region_end) return; /* the whole region goes at once */
+    free(p);
+}
+static pthread_once_t alloc_once = PTHREAD_ONCE_INIT;
+static void alloc_init(void) { json_set_alloc_funcs(region_malloc, region_free); }
+
+void parse_body_free(json_t *j) {
+    json_decref(j);
+    if (region) munmap(region, (size_t)(region_end - region));
+    region = region_end = region_top = NULL;
+}
+
 json_t *parse_body(const req_ctx *rq, api_error *e) {
     if (rq->body.n == 0) {
         BAD(e, NULL, "the request body is empty; send a JSON object");
         return NULL;
     }
+    pthread_once(&alloc_once, alloc_init);
     json_error_t je;
+    size_t budget = (rq->body.n * PARSE_MEM_PER_BYTE + PARSE_MEM_BASE + 4095) & ~(size_t)4095;
+    parse_body_free(NULL); /* a region left behind by an earlier request of this thread */
+    void *m = mmap(NULL, budget, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
+        return NULL;
+    }
+    region = region_top = m;
+    region_end = region + budget;
+    region_open = true;
+    region_over = false;
     json_t *j = json_loadb(rq->body.p, rq->body.n, JSON_REJECT_DUPLICATES, &je);
+    region_open = false; /* the values stay in the region until parse_body_free; nothing new goes there */
+    if (!j && region_over) {
+        parse_body_free(NULL);
+        api_errf(e, 413, "invalid_request_error", "request_too_large", NULL,
+                 "the request body has too many JSON values to parse (more than any request this server accepts)");
+        return NULL;
+    }
     if (!j) {
+        parse_body_free(NULL);
         if (strstr(je.text, "UTF-8") || strstr(je.text, "decode byte"))
             BAD(e, NULL, "the request body is not valid UTF-8 (byte %d)", je.position);
         else
@@ -40,7 +100,7 @@ json_t *parse_body(const req_ctx *rq, api_error *e) {
         return NULL;
     }
     if (!json_is_object(j)) {
-        json_decref(j);
+        parse_body_free(j);
         BAD(e, NULL, "the request body must be a JSON object");
         return NULL;
     }
@@ -165,6 +225,15 @@ void gen_req_free(gen_req *r) {
  * `rounds` earlier rounds (rounds <= 0: all). With a window the budget also drops the oldest rounds that do
  * not fit the context (room left for the answer); with rounds <= 0 nothing is dropped and a conversation
  * that does not fit is a 400 context_length_exceeded, never silently cut. */
+/* A prompt that could not be made for a reason other than its length: the tokenizer's and template's words are
+ * for the operator's log, the client gets a stable message. */
+static int prompt_failed(int rc, const char *err, api_error *e) {
+    if (rc == QE_OK) return 0;
+    if (rc == QE_ENOMEM) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
+    qe_log(QE_LOG_ERROR, "cannot make the prompt: %s", err);
+    return api_errf(e, 500, "server_error", NULL, NULL, "the server could not prepare the prompt");
+}
+
 int render_chat(qe_server *s, const chat_msg *m, int n, int rounds, gen_req *r, api_error *e) {
     if (n == 0) return BAD(e, "messages", "'messages' must contain at least one message");
     qe_chat_msg *cm = calloc((size_t)n, sizeof *cm);
@@ -178,32 +247,46 @@ int render_chat(qe_server *s, const chat_msg *m, int n, int rounds, gen_req *r, 
         cm[i].len = m[i].len;
     }
     int n_ctx = qe_engine_n_ctx(atomic_load(&s->engine));
-    size_t budget = SIZE_MAX;
+    char err[QE_ERR_LEN] = "";
+    size_t dropped = 0;
+    int rc;
     if (rounds > 0) {
         int room = r->jp.max_tokens > 0 ? r->jp.max_tokens : 256;
         if (room > n_ctx / 2) room = n_ctx / 2;
-        budget = (size_t)(n_ctx - room);
+        rc = qe_chat_window_ids(s->model->tok, cm, (size_t)n, rounds, (size_t)(n_ctx - room), &r->prompt, &dropped, err);
+    } else {
+        /* no window: everything or nothing, and tokenizing stops as soon as the context is passed */
+        rc = qe_chat_render_ids_max(s->model->tok, cm, (size_t)n, true, (size_t)n_ctx - 1, &r->prompt, err);
     }
-    char err[QE_ERR_LEN] = "";
-    size_t dropped = 0;
-    int rc = qe_chat_window_ids(s->model->tok, cm, (size_t)n, rounds > 0 ? rounds : -1, budget, &r->prompt, &dropped, err);
     free(cm);
     r->n_dropped_msgs = (int)dropped;
     if (rc == QE_ERANGE)
         return api_errf(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
-                        "the newest message does not fit this model's context of %d tokens (%s)", n_ctx, err);
-    if (rc == QE_ENOMEM) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
-    if (rc) return BAD(e, "messages", "%s", err);
-    return 0;
+                        "%s does not fit this model's context of %d tokens (leave room for the answer). Shorten it.",
+                        rounds > 0 ? "the newest message" : "the conversation", n_ctx);
+    return prompt_failed(rc, err, e);
 }
 
 int render_raw(qe_server *s, const char *text, size_t len, bool parse_special, gen_req *r, api_error *e) {
     if (len == 0) return BAD(e, "prompt", "'prompt' must not be empty");
+    int n_ctx = qe_engine_n_ctx(atomic_load(&s->engine));
     char err[QE_ERR_LEN] = "";
-    int rc = qe_tokenize(s->model->tok, text, len, parse_special, &r->prompt, err);
-    if (rc == QE_ENOMEM) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory tokenizing the prompt");
-    if (rc) return BAD(e, "prompt", "cannot tokenize the prompt: %s", err);
-    return 0;
+    int rc = qe_tokenize_max(s->model->tok, text, len, parse_special, (size_t)n_ctx - 1, &r->prompt, err);
+    if (rc == QE_ERANGE)
+        return api_errf(e, 400, "invalid_request_error", "context_length_exceeded", "prompt",
+                        "This model's maximum context length is %d tokens. However, your prompt has more tokens "
+                        "than that (leave room for the answer). Shorten the prompt.", n_ctx);
+    return prompt_failed(rc, err, e);
+}
+
+int get_token_ids(qe_server *s, json_t *a, const char *key, gen_req *r, api_error *e) {
+    int n_ctx = qe_engine_n_ctx(atomic_load(&s->engine));
+    /* checked before a single id is copied: an array that cannot fit costs nothing more */
+    if (r->prompt.n + json_array_size(a) >= (size_t)n_ctx)
+        return api_errf(e, 400, "invalid_request_error", "context_length_exceeded", key,
+                        "This model's maximum context length is %d tokens. However, '%s' has %zu token ids "
+                        "(leave room for the answer).", n_ctx, key, json_array_size(a));
+    return get_ids(a, key, qe_tokenizer_n_vocab(s->model->tok), &r->prompt, e);
 }
 
 int check_lengths(qe_server *s, gen_req *r, api_error *e) {

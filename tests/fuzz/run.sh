@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined) and runs each for a bounded time:
-# the GGUF parser here, then the make fuzz-* targets of the other areas (safetensors, tokenizer).
+# the GGUF parser here, then the make fuzz-* targets of the other areas (safetensors, tokenizer, grammar).
 #   tests/fuzz/run.sh [seconds per target, default 60]
 # The corpus starts from a few generated GGUF files and grows in build/fuzz/corpus_<target> (not in git).
 # A crash leaves its input in build/fuzz/ and makes the script fail.
@@ -47,7 +47,7 @@ echo "fuzz: running fuzz_gguf for ${secs}s"
   -artifact_prefix="$out/" "$corpus" 2>&1 | tail -n 5
 
 # The other parsers' targets live in their areas' mk/*.mk; run each that this tree has, for the same time.
-for t in fuzz-safetensors fuzz-tokenizer; do
+for t in fuzz-safetensors fuzz-tokenizer fuzz-grammar; do
   if make -n "$t" >/dev/null 2>&1; then
     echo "fuzz: make $t for ${secs}s"
     make --no-print-directory "$t" FUZZ_ARGS="-max_total_time=$secs" 2>&1 | tail -n 3

@@ -198,7 +198,7 @@ TEST(concurrent_jobs_equal_sequential) {
 TEST(cancel_frees_the_slot_and_bad_prompts_are_refused) {
     qe_model *m = tiny_model();
     qe_engine *e;
-    qe_engine_opts o = {.n_threads = 1, .n_ctx = 64, .n_parallel = 1, .max_queue = 1};
+    qe_engine_opts o = {.n_threads = 1, .n_ctx = 64, .n_parallel = 1};
     char err[QE_ERR_LEN];
     CHECK(qe_engine_new(m, &o, &e, err) == QE_OK);
     int32_t p[80];
@@ -231,6 +231,62 @@ TEST(cancel_frees_the_slot_and_bad_prompts_are_refused) {
     while (qe_job_next(j, &ev, -1) == QE_OK && ev.kind == QE_EV_TOKEN) k++;
     CHECK(ev.finish == QE_FINISH_LENGTH && k >= 1 && k <= 4);
     qe_job_release(j);
+    qe_engine_free(e);
+}
+
+/* A client that leaves while its job waits for a slot: the job leaves the queue at once (DONE now, not when a
+ * slot frees), so it holds no place there. */
+TEST(cancel_of_a_waiting_job_is_immediate) {
+    qe_model *m = tiny_model();
+    qe_engine *e;
+    qe_engine_opts o = {.n_threads = 1, .n_ctx = 64, .n_parallel = 1};
+    char err[QE_ERR_LEN];
+    CHECK(qe_engine_new(m, &o, &e, err) == QE_OK);
+    int32_t p[16];
+    make_prompt(p, 16, 3);
+    qe_job_params jp = {.prompt = p, .n_prompt = 10, .ignore_eos = true, .max_tokens = 0};
+    qe_sample_params_greedy(&jp.sample);
+    qe_job *busy, *waiting[3];
+    qe_event ev;
+    CHECK(qe_engine_submit(e, &jp, &busy, err) == QE_OK);
+    CHECK(qe_job_next(busy, &ev, 10000) == QE_OK && ev.kind == QE_EV_TOKEN); /* it holds the only slot */
+    for (int i = 0; i < 3; i++) CHECK(qe_engine_submit(e, &jp, &waiting[i], err) == QE_OK);
+    qe_engine_stats st;
+    qe_engine_get_stats(e, &st);
+    CHECK_EQ_INT(st.queue_len, 3);
+    qe_job_cancel(waiting[1]); /* the middle one, then the last: the links stay right */
+    qe_job_release(waiting[2]);
+    qe_engine_get_stats(e, &st);
+    CHECK_EQ_INT(st.queue_len, 1);
+    CHECK(qe_job_next(waiting[1], &ev, 0) == QE_OK && ev.kind == QE_EV_DONE && ev.finish == QE_FINISH_CANCELED);
+    qe_job_release(waiting[1]);
+    /* the one left still runs once the slot frees */
+    qe_job_cancel(busy);
+    while (qe_job_next(busy, &ev, 10000) == QE_OK && ev.kind == QE_EV_TOKEN) {}
+    qe_job_release(busy);
+    CHECK(qe_job_next(waiting[0], &ev, 10000) == QE_OK && ev.kind == QE_EV_TOKEN);
+    qe_job_release(waiting[0]);
+    qe_engine_free(e);
+}
+
+/* One limit, one place: the engine's queue has no bound of its own (the server's in-flight gate is the limit),
+ * so it never answers "busy" while a caller believes there is room. */
+TEST(queue_has_no_bound_of_its_own) {
+    qe_model *m = tiny_model();
+    qe_engine *e;
+    qe_engine_opts o = {.n_threads = 1, .n_ctx = 64, .n_parallel = 1};
+    char err[QE_ERR_LEN];
+    CHECK(qe_engine_new(m, &o, &e, err) == QE_OK);
+    int32_t p[16];
+    make_prompt(p, 16, 5);
+    qe_job_params jp = {.prompt = p, .n_prompt = 10, .ignore_eos = true, .max_tokens = 0};
+    qe_sample_params_greedy(&jp.sample);
+    enum { N = 200 };
+    qe_job *jobs[N];
+    int ok = 0;
+    for (int i = 0; i < N; i++) ok += qe_engine_submit(e, &jp, &jobs[i], err) == QE_OK;
+    CHECK_EQ_INT(ok, N);
+    for (int i = 0; i < ok; i++) qe_job_release(jobs[i]);
     qe_engine_free(e);
 }
 
@@ -304,6 +360,8 @@ int main(void) {
     RUN(kv_shift_keeps_the_tail);
     RUN(concurrent_jobs_equal_sequential);
     RUN(cancel_frees_the_slot_and_bad_prompts_are_refused);
+    RUN(cancel_of_a_waiting_job_is_immediate);
+    RUN(queue_has_no_bound_of_its_own);
     RUN(kv_remove_rerotates_keys);
     RUN(kv_copy_prefix_copies_exactly_n_positions);
     qe_model_free(g_model);

@@ -351,6 +351,53 @@ static void *thread_main(void *arg) {
     return (void *)bad;
 }
 
+/* qe_tokenize_max: the same ids as qe_tokenize while they fit; QE_ERANGE once they would not, found before the
+ * BPE of a hopeless piece runs (a 4 MB word is refused at once, not after seconds of merging). */
+TEST(tokenize_max_stops_at_the_budget) {
+    const char *s = "Hello world, 你好世界! <|im_start|> and more words here";
+    qe_ids all = enc(s, true), part = {0};
+    char err[QE_ERR_LEN];
+    CHECK(qe_tokenize_max(tok, s, strlen(s), true, all.n, &part, err) == QE_OK && part.n == all.n);
+    CHECK(memcmp(part.p, all.p, all.n * sizeof *all.p) == 0);
+    part.n = 0;
+    CHECK_EQ_INT(qe_tokenize_max(tok, s, strlen(s), true, all.n - 1, &part, err), QE_ERANGE);
+    CHECK(strstr(err, "longer than") != NULL);
+    /* ids already in out count */
+    part.n = 0;
+    qe_ids_push(&part, 1);
+    CHECK_EQ_INT(qe_tokenize_max(tok, s, strlen(s), true, all.n, &part, err), QE_ERANGE);
+    size_t n = 4u << 20;
+    char *word = malloc(n);
+    memset(word, 'a', n);
+    part.n = 0;
+    double t0 = qe_now();
+    CHECK_EQ_INT(qe_tokenize_max(tok, word, n, false, 4096, &part, err), QE_ERANGE);
+    CHECK(qe_now() - t0 < 0.5);
+    /* a word just long enough to pass the quick bound still stops (after its BPE), never returns too many */
+    part.n = 0;
+    CHECK_EQ_INT(qe_tokenize_max(tok, word, 5000, false, 100, &part, err), QE_ERANGE);
+    free(word);
+    qe_ids_free(&all);
+    qe_ids_free(&part);
+}
+
+/* The claim behind qe_tokenize_max's first check: NFC never makes a code point's UTF-8 more than 3x shorter. */
+TEST(nfc_shrinks_at_most_3x) {
+    for (int32_t cp = 1; cp <= 0x10FFFF; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        uint8_t in[4];
+        utf8proc_ssize_t n = utf8proc_encode_char(cp, in);
+        uint8_t *out = NULL;
+        utf8proc_ssize_t m = utf8proc_map(in, n, &out, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        CHECK(m > 0 && m * 3 >= n);
+        free(out);
+    }
+    /* Hangul L + V + T jamo (9 bytes) compose to one syllable (3 bytes): exactly 3x */
+    uint8_t *out = NULL;
+    CHECK(utf8proc_map((const uint8_t *)"\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", 9, &out, UTF8PROC_STABLE | UTF8PROC_COMPOSE) == 3);
+    free(out);
+}
+
 TEST(threads_agree) {
     for (int k = 0; k < 4; k++) thread_ref[k] = enc(thread_texts[k], false);
     pthread_t th[4];
@@ -376,6 +423,8 @@ int main(void) {
     RUN(long_word_is_fast);
     RUN(loader_errors_are_messages);
     RUN(from_gguf);
+    RUN(tokenize_max_stops_at_the_budget);
+    RUN(nfc_shrinks_at_most_3x);
     RUN(threads_agree);
     qe_tokenizer_free(tok);
     return TEST_DONE();
