@@ -312,7 +312,9 @@ async function ask(c) {
   };
   try {
     const resp = await fetch('/v1/chat/completions', {
-      method: 'POST', headers: headers(), signal: controller.signal,
+      // X-Conversation-Id: a proxy in front of several replicas (deploy/nginx.conf) sends every turn of a
+      // conversation to the same one, whose prompt cache holds the conversation's earlier turns
+      method: 'POST', headers: { ...headers(), 'X-Conversation-Id': c.id }, signal: controller.signal,
       body: JSON.stringify({
         model: 'qwen-edge', messages: history, stream: true, stream_options: { include_usage: true },
         temperature: Number(settings.temperature),
