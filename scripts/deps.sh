@@ -12,7 +12,8 @@ build_pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libutf8p
 # without it the page would show answers as plain text
 build_pkgs="$build_pkgs npm"
 # fonts-noto-cjk: the page tests' screenshots show Chinese as text, not boxes
-test_pkgs="nodejs npm chromium fonts-noto-cjk curl"
+# nginx: the replicas test runs two servers behind it (deploy/nginx.conf)
+test_pkgs="nodejs npm chromium fonts-noto-cjk curl nginx"
 # the NEON kernels are tested on x86-64 by cross-building them and running them under qemu-user (mk/arm64.mk).
 # libc6-dev-arm64-cross is only a *recommends* of gcc-aarch64-linux-gnu, and we install without recommends:
 # without it the cross compiler has no C headers (bits/wordsize.h), so it is named here.
