@@ -337,6 +337,10 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     rq->status = 200;
+    /* A stream may wait minutes for a slot without writing a byte (NDJSON has no comment frame to keep it alive,
+     * unlike SSE's keep-alive): MHD's idle timeout must not cut it there. A client that leaves is found by
+     * check_gone in every phase instead. */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0);
     enum MHD_Result ret = MHD_queue_response(c, 200, resp);
     MHD_destroy_response(resp);
     return ret;
