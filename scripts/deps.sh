@@ -11,9 +11,12 @@ build_pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev libutf8p
 # npm fetches the page's three libraries (markdown, sanitizer, highlighting: mk/web-npm.sh) at their pinned versions;
 # without it the page would show answers as plain text
 build_pkgs="$build_pkgs npm"
+# libedit: the terminal chat's line editor; libxml2, poppler-glib, libzip: the knowledge base's HTML, PDF and .docx
+build_pkgs="$build_pkgs libedit-dev libxml2-dev libpoppler-glib-dev libzip-dev"
 # fonts-noto-cjk: the page tests' screenshots show Chinese as text, not boxes
 # nginx: the replicas test runs two servers behind it (deploy/nginx.conf)
-test_pkgs="nodejs npm chromium fonts-noto-cjk curl nginx"
+# tmux: the terminal chat tests type into a real terminal
+test_pkgs="nodejs npm chromium fonts-noto-cjk curl nginx tmux"
 # the NEON kernels are tested on x86-64 by cross-building them and running them under qemu-user (mk/arm64.mk).
 # libc6-dev-arm64-cross is only a *recommends* of gcc-aarch64-linux-gnu, and we install without recommends:
 # without it the cross compiler has no C headers (bits/wordsize.h), so it is named here.
