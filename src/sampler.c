@@ -29,6 +29,10 @@ typedef struct { float logit; int32_t id; } candidate;
 #define SORT_MAX 256
 /* The radix select reads a float's bits 12 at a time: [31..20], [19..8], then [7..0]. */
 #define RADIX_BUCKETS 4096
+/* The rejection sampler's blocks (see sample_rejection): small enough that a block's bound is tight (at most
+ * RJ_B proposals per accepted token on average), large enough that the running sum of bounds is cheap. */
+#define RJ_B 16
+#define RJ_TRIES 1024
 
 struct qe_sampler {
     int n_vocab;
@@ -38,6 +42,8 @@ struct qe_sampler {
     float *prob;          /* n_vocab: exponentials of the unsorted path */
     float *tmp;           /* n_vocab: values of one radix bucket */
     float *blk;           /* n_vocab / 64 + 1: per-block sums of prob (of the survivors after a cut) */
+    float *bq;            /* n_vocab / RJ_B + 1: per-block maxima of the logits, then their exponentials */
+    double *bcum;         /* n_vocab / RJ_B + 1: running sum of the rejection sampler's block bounds */
     double *mass;         /* RADIX_BUCKETS: probability mass per radix bucket */
     uint32_t *seen_stamp; /* n_vocab: stamp of the last penalty pass that touched this id */
     uint32_t *count;      /* n_vocab: occurrences in the output (valid where seen_stamp == stamp) */
@@ -70,7 +76,9 @@ qe_sampler *qe_sampler_new(int n_vocab) {
     s->tmp = malloc(sizeof(float) * (size_t)n_vocab);
     s->blk = malloc(sizeof(float) * ((size_t)n_vocab / 64 + 1));
     s->mass = malloc(sizeof(double) * RADIX_BUCKETS);
-    if (!s->cand || !s->seen_stamp || !s->count || !s->prob || !s->tmp || !s->blk || !s->mass) {
+    s->bq = calloc((size_t)n_vocab / RJ_B + 4, sizeof(float)); /* zeroed: exp4 reads up to 3 lanes past the end */
+    s->bcum = malloc(sizeof(double) * ((size_t)n_vocab / RJ_B + 4));
+    if (!s->cand || !s->seen_stamp || !s->count || !s->prob || !s->tmp || !s->blk || !s->mass || !s->bq || !s->bcum) {
         qe_sampler_free(s);
         return NULL;
     }
@@ -81,7 +89,7 @@ qe_sampler *qe_sampler_new(int n_vocab) {
 void qe_sampler_free(qe_sampler *s) {
     if (!s) return;
     free(s->cand); free(s->seen_stamp); free(s->count); free(s->hist); free(s->hist_out);
-    free(s->prob); free(s->tmp); free(s->blk); free(s->mass);
+    free(s->prob); free(s->tmp); free(s->blk); free(s->mass); free(s->bq); free(s->bcum);
     free(s);
 }
 
@@ -92,6 +100,8 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 static float rng_uniform(qe_sampler *s) { return (float)((splitmix64(&s->rng) >> 40) * (1.0 / 16777216.0)); }
+/* [0, 1) with 53 bits: the rejection sampler's acceptance tests, where 24 bits would bias small ratios. */
+static double rng_uniform53(qe_sampler *s) { return (double)(splitmix64(&s->rng) >> 11) * (1.0 / 9007199254740992.0); }
 
 void qe_sampler_reset(qe_sampler *s, const qe_sample_params *p) {
     s->p = *p;
@@ -284,12 +294,76 @@ static double exp_row(const float *l, int n, float mx, float inv_t, float *prob,
     return total;
 }
 
-static float row_max(const float *x, int n) {
-    float m = x[0];
-    int i = 0;
-    for (; i + 64 <= n; i += 64) { float b = block_max64(x + i); m = b > m ? b : m; }
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    return m;
+/* b > a ? b : a on 4 lanes (a NaN in b is ignored, as block_max64 ignores it). */
+static inline v4f vmax4(v4f a, v4f b) {
+    v4i gt = b > a;
+    return (v4f)(((v4i)b & gt) | ((v4i)a & ~gt));
+}
+
+/* The row's maximum, and bq[b] = the maximum of block b's RJ_B logits (-inf for a block of -inf or NaN). */
+static float row_block_max(const float *x, int n, float *bq) {
+    const v4f ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    v4f all = ninf;
+    int b = 0, i = 0;
+    for (; i + RJ_B <= n; i += RJ_B, b++) {
+        v4f m = ninf, v;
+        for (int j = 0; j < RJ_B; j += 4) { memcpy(&v, x + i + j, sizeof v); m = vmax4(m, v); }
+        all = vmax4(all, m);
+        float bm = m[0];
+        for (int l = 1; l < 4; l++) bm = m[l] > bm ? m[l] : bm;
+        bq[b] = bm;
+    }
+    float mx = all[0];
+    for (int l = 1; l < 4; l++) mx = all[l] > mx ? all[l] : mx;
+    if (i < n) {
+        float bm = -INFINITY;
+        for (; i < n; i++) bm = x[i] > bm ? x[i] : bm;
+        bq[b] = bm;
+        mx = bm > mx ? bm : mx;
+    }
+    return mx;
+}
+
+/* top-k and top-p off, min-p off: an exact draw from p(i) = exp((l_i - mx) / T) / sum, without the sum. Rejection
+ * sampling with a piecewise-constant envelope: block b's bound q_b = exp((max of block b - mx) / T), inflated
+ * by 2^-16 so that it stays above every exponential of the block whatever the rounding of exp4 against expf.
+ * Propose block b with probability len_b q_b / Q (Q = sum of len_b q_b, a running sum searched by bisection),
+ * then i uniformly in it; accept with probability p_i / q_b, p_i = expf((l_i - mx) / T). A proposal is then i
+ * AND accepted with probability (q_b / Q) (p_i / q_b) = p_i / Q: proportional to p_i, so the accepted token
+ * follows p exactly and no trial depends on an earlier one. The acceptance rate is sum / Q >= 1 / RJ_B (each
+ * block holds at least its maximum's mass), so about RJ_B trials at worst, ~1 us; the cost is the max pass.
+ * After RJ_TRIES rejections (probability < (1 - 1/RJ_B)^RJ_TRIES, about e^-66) the caller draws the full
+ * way: still exact, since the rejected trials carry no information about which token the distribution picks.
+ * Tokens whose exponent is below -87.3 (exp4 gives 0) are never proposed, as exp_row weighs them 0 too.
+ * Returns -1 after RJ_TRIES rejections. */
+static int32_t sample_rejection(qe_sampler *s, const float *l, int n, float mx, float inv_t) {
+    int nb = (n + RJ_B - 1) / RJ_B;
+    float *bq = s->bq;
+    double *cum = s->bcum, q_sum = 0;
+    for (int b = 0; b < nb; b += 4) {
+        v4f x;
+        memcpy(&x, bq + b, sizeof x); /* past nb: bq has room, and those lanes are not read back */
+        v4f e = exp4((x - mx) * inv_t) * (1.0f + 1.0f / 65536.0f);
+        memcpy(bq + b, &e, sizeof e);
+        for (int k = 0; k < 4 && b + k < nb; k++) {
+            int len = b + k == nb - 1 ? n - (nb - 1) * RJ_B : RJ_B;
+            q_sum += (double)e[k] * len;
+            cum[b + k] = q_sum;
+        }
+    }
+    for (int t = 0; t < RJ_TRIES; t++) {
+        double r = rng_uniform53(s) * q_sum;
+        int lo = 0, hi = nb - 1; /* the first block whose running sum passes r */
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (cum[mid] > r) hi = mid; else lo = mid + 1;
+        }
+        int len = lo == nb - 1 ? n - (nb - 1) * RJ_B : RJ_B;
+        int i = lo * RJ_B + (int)(rng_uniform53(s) * len);
+        double p_i = expf((l[i] - mx) * inv_t);
+        if (rng_uniform53(s) * bq[lo] < p_i) return i;
+    }
+    return -1;
 }
 
 /* top-p's cut: the largest value c such that the values >= c hold at least `target` of the mass, i.e. the last
@@ -354,8 +428,12 @@ static int cmp_desc(const void *a, const void *b);
 /* top-k off: see the file's header. l: n logits (-inf for tokens a top-k left out). */
 static int32_t sample_unsorted(qe_sampler *s, const float *l, int n) {
     const qe_sample_params *p = &s->p;
-    float mx = row_max(l, n), inv_t = 1.0f / p->temperature, cut = 0;
+    float mx = row_block_max(l, n, s->bq), inv_t = 1.0f / p->temperature, cut = 0;
     int n_blk = (n + 63) / 64;
+    if (n > SORT_MAX && p->top_p >= 1.0f && p->min_p <= 0 && isfinite(mx)) {
+        int32_t tok = sample_rejection(s, l, n, mx, inv_t);
+        if (tok >= 0) return tok;
+    }
     double sum = exp_row(l, n, mx, inv_t, s->prob, s->blk);
     if (p->top_p < 1.0f) cut = mass_cut(s, n, p->top_p * sum, (1.0 - p->top_p) * sum / n);
     if (p->min_p > 0 && p->min_p > cut) cut = p->min_p; /* min_p times the largest exponential, exp(0) = 1 */
