@@ -291,6 +291,45 @@ TEST(unsorted_path_draws_the_reference_distribution) {
     }
 }
 
+/* The rejection sampler's hard rows (top-k off): every 16-token block holds one spike far above the rest (so
+ * each block's bound is loose by ~16x), a run of -inf tokens (a grammar mask or a large top-k) and a last block
+ * of 8 (1000 = 62 * 16 + 8). Counts of 300,000 draws against the reference's probabilities by chi-square, for
+ * top_p 1 (no cut) and 0.95 (a cut with more than 256 survivors), at temperature 0.7. */
+TEST(unsorted_rejection_draws_the_reference_distribution_on_spiky_rows) {
+    float top_ps[] = {1.0f, 0.95f};
+    for (int t = 0; t < 2; t++) {
+        qe_sampler *s = qe_sampler_new(NV);
+        qe_sample_params p = {.temperature = 0.7f, .top_k = 0, .top_p = top_ps[t], .repeat_penalty = 1, .seed = 23};
+        qe_sampler_reset(s, &p);
+        float l[NV], row[NV];
+        uint64_t g = 29;
+        for (int j = 0; j < NV; j++) l[j] = j % 16 == 5 ? 2.0f + 0.3f * gauss(&g) : -1.5f + 0.3f * gauss(&g);
+        for (int j = 320; j < 400; j++) l[j] = -INFINITY;
+        l[997] = 2.5f; /* the short last block holds a likely token */
+        static double prob[NV];
+        uint64_t rng = 1;
+        ref_sample(l, NV, 0.7f, top_ps[t], 0, &rng, prob);
+        static int count[NV];
+        memset(count, 0, sizeof count);
+        int n = 300000, outside = 0, kept = 0;
+        for (int j = 0; j < NV; j++) kept += prob[j] > 0;
+        for (int i = 0; i < n; i++) {
+            memcpy(row, l, sizeof row);
+            int32_t tok = qe_sampler_sample(s, row);
+            count[tok]++;
+            outside += prob[tok] == 0;
+        }
+        double chi = 0;
+        int df = -1;
+        for (int j = 0; j < NV; j++)
+            if (prob[j] > 0) { double e = prob[j] * n; chi += (count[j] - e) * (count[j] - e) / e; df++; }
+        CHECKF(kept > 256, "top_p %g: %d survivors, the test wants the unsorted draw", top_ps[t], kept);
+        CHECKF(outside == 0, "top_p %g: %d draws outside the nucleus", top_ps[t], outside);
+        CHECKF(chi < df + 8 * sqrt(2.0 * df), "top_p %g: chi-square %.0f with %d degrees of freedom", top_ps[t], chi, df);
+        qe_sampler_free(s);
+    }
+}
+
 /* top_k 0 used to sort all 151,936 logits every token (≈ 15 ms on a quiet core, 90 ms on this shared one);
  * now one vectorised pass and a radix select. The bound is loose (the machine may be busy): it catches a sort. */
 TEST(top_k_off_does_not_sort_the_vocabulary) {
@@ -332,6 +371,7 @@ int main(void) {
     RUN(top_k_above_vocab_means_no_limit);
     RUN(unsorted_path_same_token_as_the_sorted_reference);
     RUN(unsorted_path_draws_the_reference_distribution);
+    RUN(unsorted_rejection_draws_the_reference_distribution_on_spiky_rows);
     RUN(top_k_off_does_not_sort_the_vocabulary);
     return TEST_DONE();
 }
