@@ -57,13 +57,13 @@ static char *answer(qe_engine *eng, const qe_model *m, const qe_ids *prompt, int
     qe_buf all = {0}, piece = {0};
     qe_event ev;
     g_interrupted = 0;
-    bool stopped = false;
+    bool stopped = false, length_limit = false;
     for (;;) {
         if (g_interrupted && !stopped) { qe_job_cancel(job); stopped = true; }
         if (qe_job_next(job, &ev, 100) != QE_OK) continue;
         if (ev.kind != QE_EV_TOKEN) {
             if (ev.kind == QE_EV_ERROR) fprintf(stderr, "\nqwen-edge: %s\n", ev.message);
-            if (ev.kind == QE_EV_DONE && ev.finish == QE_FINISH_LENGTH && tty) fprintf(stderr, " [length limit]");
+            length_limit = ev.kind == QE_EV_DONE && ev.finish == QE_FINISH_LENGTH;
             break;
         }
         piece.n = 0;
@@ -76,6 +76,8 @@ static char *answer(qe_engine *eng, const qe_model *m, const qe_ids *prompt, int
     qe_detok_flush(&dt, &piece);
     fwrite(piece.p, 1, piece.n, stdout);
     qe_buf_append(&all, piece.p, piece.n);
+    fflush(stdout); /* the held-back end of the text before the note on stderr, not after it */
+    if (length_limit && tty) fprintf(stderr, " [length limit]");
     if (stopped && tty) fprintf(stderr, " [stopped]");
     printf("\n");
     fflush(stdout);
