@@ -1,6 +1,7 @@
 # qwen-edge — one Makefile, no configure step.
 #   make            build build/qwen-edge (installs missing Debian build packages first)
 #   make run        build and serve the chat page on http://localhost:8080
+#   make install    copy qwen-edge and its man page to PREFIX (default /usr/local; DESTDIR for packaging)
 #   make test       build and run every test (installs test tools first)
 #   make bench      side-by-side benchmark against llama.cpp (long; not part of test)
 #   make fuzz       fuzz the parsers (long; not part of test)
@@ -44,7 +45,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # --- generated sources (the chat page embedded in the binary, etc.) -------------------------------------
 -include mk/*.mk
 
-.PHONY: all deps deps-test run test unit bench fuzz clean
+.PHONY: all deps deps-test run test unit bench fuzz clean install uninstall
 all: deps $(BUILD)/qwen-edge
 
 deps:
@@ -103,5 +104,25 @@ fuzz: all
 
 clean:
 	rm -rf $(BUILD)
+
+# The binary is all there is to install (the chat page is embedded in it), stripped of its debug information, plus
+# a man page made from its own --help texts (mk/man.sh).
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+STRIP   ?= strip
+
+$(BUILD)/qwen-edge.1: $(BUILD)/qwen-edge mk/man.sh
+	@echo "  MAN $@"
+	@mk/man.sh $(BUILD)/qwen-edge > $@.tmp && mv $@.tmp $@
+
+install: all $(BUILD)/qwen-edge.1
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1"
+	install -m 755 $(BUILD)/qwen-edge "$(DESTDIR)$(BINDIR)/qwen-edge"
+	$(STRIP) "$(DESTDIR)$(BINDIR)/qwen-edge"
+	install -m 644 $(BUILD)/qwen-edge.1 "$(DESTDIR)$(MANDIR)/man1/qwen-edge.1"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/qwen-edge" "$(DESTDIR)$(MANDIR)/man1/qwen-edge.1"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
