@@ -49,16 +49,20 @@ REFUSED.push(
   ['serve', '-t', '2000', /-t needs a number from 1 to 256/],
   ['serve', '-c', '8', /-c needs a number from 16 to 1048576/],
   ['serve', '--port', '70000', /--port needs a number from 0 to 65535/],
+  ['pull', '--retries', '200', /--retries wants a whole number from 0 to 100/],
+  ['tokenize', '--rounds', 'x', /--rounds wants a whole number from 0 to 100000/],
+  ['tokenize', '--budget', '0', /--budget wants a whole number from 1 to 1048576/],
 );
 
 test('every out-of-range option value is refused with exit status 2, naming the option and its range', () => {
   const model = makeModel({ shape: 'tiny', type: 'q8_0' });
   const failures = [];
   for (const [cmd, opt, val, want] of REFUSED) {
-    const args = [cmd, '-m', model, ...(cmd === 'run' ? ['-p', 'hi'] : []), opt, ...(val === undefined ? [] : [val])];
+    const args = [cmd, ...(cmd === 'pull' ? [] : ['-m', model]), ...(cmd === 'run' ? ['-p', 'hi'] : []), opt,
+                  ...(val === undefined ? [] : [val])];
     const r = qe(args, { timeout: 20000 });
     if (r.status !== 2 || !want.test(r.stderr) || r.stdout !== '')
-      failures.push(`${cmd} ${args.slice(3).join(" ")}: status ${r.status}, stderr ${JSON.stringify(r.stderr.slice(0, 200))}`);
+      failures.push(`${args.join(' ')}: status ${r.status}, stderr ${JSON.stringify(r.stderr.slice(0, 200))}`);
   }
   assert.deepEqual(failures, [], 'refused options');
 });
