@@ -140,6 +140,9 @@ static wchar_t *to_wide(const char *s) {
 int cli_lineedit_read(cli_lineedit *le, const char *prompt, const char **out) {
     free(le->wprompt);
     le->wprompt = to_wide(prompt);
+    /* libedit learns a new window size only from its own SIGWINCH handler (EL_SIGNAL), which also takes over SIGINT;
+     * we keep SIGINT ours (Ctrl-C stops an answer) and measure the window before each line instead */
+    el_resize(le->el);
     terminal_write("\033[?2004h");
     int count = 0;
     errno = 0;
