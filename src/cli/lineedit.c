@@ -106,6 +106,7 @@ cli_lineedit *cli_lineedit_new(const char *prog, const char *history_path) {
     el_wset(le->el, EL_PROMPT, prompt_fn);
     el_wset(le->el, EL_ADDFN, L"qe-paste", L"insert a bracketed paste", paste_fn);
     el_wset(le->el, EL_BIND, L"\033[200~", L"qe-paste", NULL);
+    el_wset(le->el, EL_BIND, L"^R", L"em-inc-search-prev", NULL); /* as in bash (libedit: redisplay) */
     if ((le->hist = history_winit())) {
         HistEventW ev;
         history_w(le->hist, &ev, H_SETSIZE, HISTORY_SIZE);
