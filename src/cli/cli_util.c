@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "pull.h"
 
@@ -94,17 +95,46 @@ int cli_gen_option(int argc, char **argv, int *i, cli_gen_opts *o) {
     return ok ? 1 : -1;
 }
 
+static char g_self[1024] = "qwen-edge";
+
+void cli_set_self(const char *argv0) {
+    struct stat mine, st;
+    if (!argv0 || !strchr(argv0, '/') || stat(argv0, &mine) != 0) return; /* found through the PATH */
+    const char *path = getenv("PATH");
+    for (const char *p = path ? path : ""; *p;) {
+        size_t n = strcspn(p, ":");
+        char f[1100];
+        if (n > 0 && n < 1000) {
+            snprintf(f, sizeof f, "%.*s/qwen-edge", (int)n, p);
+            if (stat(f, &st) == 0 && st.st_ino == mine.st_ino && st.st_dev == mine.st_dev) return;
+        }
+        p += n + (p[n] == ':');
+    }
+    snprintf(g_self, sizeof g_self, "%s", argv0);
+}
+
+void cli_error(const char *who, const char *err) {
+    fprintf(stderr, "%s: ", who);
+    const char *p = err;
+    for (const char *q; (q = strstr(p, "qwen-edge ")); p = q + strlen("qwen-edge ")) {
+        /* "qwen-edge pull", not "/usr/bin/qwen-edge pull" or "my-qwen-edge ..." */
+        bool word = q == err || strchr(" `('\"\n", q[-1]);
+        fprintf(stderr, "%.*s%s ", (int)(q - p), p, word ? g_self : "qwen-edge");
+    }
+    fprintf(stderr, "%s\n", p);
+}
+
 qe_model *cli_open_model(const char *path, bool quiet) {
     char err[QE_ERR_LEN] = "", resolved[4096];
     /* a file as it is; a Hugging Face folder through its cached conversion; a model name, a URL or nothing (the
      * default model) from the store, downloaded first when missing */
     if (qe_model_resolve(path, -1, quiet, resolved, sizeof resolved, err) != QE_OK) {
-        fprintf(stderr, "qwen-edge: %s\n", err);
+        cli_error("qwen-edge", err);
         return NULL;
     }
     qe_model *m = NULL;
     if (qe_model_load(resolved, &m, err) != QE_OK) {
-        fprintf(stderr, "qwen-edge: %s\n", err);
+        cli_error("qwen-edge", err);
         return NULL;
     }
     return m;

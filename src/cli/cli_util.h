@@ -51,6 +51,13 @@ typedef struct {
 /* 1 if argv[*i] was one of them (its value consumed), 0 if it is not, -1 on a bad value (message printed). */
 int cli_gen_option(int argc, char **argv, int *i, cli_gen_opts *o);
 
+/* How to run this binary again, for messages that say what to type next ("run `qwen-edge pull`"): argv[0] as it
+ * was typed (build/qwen-edge) when `qwen-edge` on the PATH is not this binary (nothing installed yet), else
+ * "qwen-edge". main calls cli_set_self once. */
+void cli_set_self(const char *argv0);
+/* Prints "<who>: <err>\n" to stderr with every "qwen-edge <command>" in err spelled that way. */
+void cli_error(const char *who, const char *err);
+
 /* Loads the model at path; when path is NULL, the default model (downloaded first if missing). Prints
  * "qwen-edge: <error>" and returns NULL on failure. */
 qe_model *cli_open_model(const char *path, bool quiet);

@@ -64,7 +64,7 @@ int cmd_pull(int argc, char **argv) {
     int rc = qe_pull(spec, &o, path, sizeof path, err);
     qe_pull_progress_end(&ps);
     if (rc) {
-        fprintf(stderr, "qwen-edge pull: %s\n", err);
+        cli_error("qwen-edge pull", err);
         return 1;
     }
     printf("%s\n", path);

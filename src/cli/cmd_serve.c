@@ -136,7 +136,7 @@ int cmd_serve(int argc, char **argv) {
     /* a missing file or an unusable model folder is said before anything listens (the download of a model
      * that is not there yet happens after, while /health says "loading") */
     if (qe_model_precheck(model_path, err)) {
-        fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
+        cli_error("qwen-edge serve: cannot load the model", err);
         return 1;
     }
     if (qe_server_start(&so, &srv, err)) {
@@ -160,7 +160,7 @@ int cmd_serve(int argc, char **argv) {
      * first run); /health says "loading" meanwhile */
     char resolved[4096];
     if (qe_model_resolve(model_path, -1, 0, resolved, sizeof resolved, err) || qe_model_load(resolved, &model, err)) {
-        fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
+        cli_error("qwen-edge serve: cannot load the model", err);
         goto out;
     }
     qe_engine_opts eo = {.n_threads = (int)n_threads, .n_ctx = (int)n_ctx, .n_parallel = (int)n_parallel,

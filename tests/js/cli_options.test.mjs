@@ -1,11 +1,15 @@
 // cli_options.test.mjs — every command checks its options against one table of ranges (src/cli/cli_util.c, the
 // sampling ranges being the API's from sampler.h): a value outside is refused with exit status 2 and a message that
 // names the option and its range, before any model is loaded. Also: one spelling per option across commands, the
-// test-only options out of the user help, and `serve` on a busy port suggesting --port.
+// test-only options out of the user help, `serve` on a busy port suggesting --port, and messages that name the
+// binary as it was run while it is not installed.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { makeModel } from './lib/models.mjs';
 
 const BIN = process.env.QE_BIN || 'build/qwen-edge';
@@ -116,5 +120,28 @@ test('serve on a busy port says so and suggests --port', async () => {
     assert.match(r.stderr, /--port 0 for any free port/);
   } finally {
     blocker.close();
+  }
+});
+
+test('before `make install`, the messages name the binary as it was run (build/qwen-edge pull)', () => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-self-'));
+  fs.chmodSync(home, 0o700);
+  const env = { ...process.env, QWEN_EDGE_HOME: home, HF_ENDPOINT: 'http://127.0.0.1:1' };
+  delete env.QWEN_EDGE_MAKE_RUN;
+  try {
+    const bin = path.resolve(BIN);
+    const dir = path.dirname(bin);
+    const notInstalled = spawnSync(bin, ['run', '-p', 'hi'], { encoding: 'utf8', timeout: 60000,
+      env: { ...env, PATH: env.PATH.split(':').filter((d) => d && path.resolve(d) !== dir).join(':') } });
+    assert.equal(notInstalled.status, 1);
+    assert.ok(notInstalled.stderr.includes(`HF_ENDPOINT=https://hf-mirror.com ${bin} pull`), notInstalled.stderr);
+    assert.ok(notInstalled.stderr.includes(`(${bin} serve -m FILE.gguf)`), notInstalled.stderr);
+    const onPath = spawnSync('qwen-edge', ['run', '-p', 'hi'], { encoding: 'utf8', timeout: 60000,
+      env: { ...env, PATH: `${dir}:${env.PATH}` } });
+    assert.equal(onPath.status, 1);
+    assert.ok(onPath.stderr.includes('HF_ENDPOINT=https://hf-mirror.com qwen-edge pull'), onPath.stderr);
+    assert.ok(!onPath.stderr.includes(bin), 'installed (on the PATH): plain qwen-edge');
+  } finally {
+    fs.rmSync(home, { recursive: true, force: true });
   }
 });
