@@ -66,15 +66,23 @@ static unsigned char paste_fn(EditLine *el, int ch) {
     cli_lineedit *le = NULL;
     el_get(el, EL_CLIENTDATA, &le);
     static const wchar_t end[] = L"\033[201~";
-    const size_t n_end = wcslen(end);
-    size_t n = 0;
+    enum { N_END = 6 };
+    wchar_t last[N_END]; /* the last characters read, to see the end marker even when the scratch is full */
+    size_t n = 0, n_last = 0;
     wchar_t c, prev = 0;
     while (el_wgetc(el, &c) == 1) {
+        if (n_last == N_END) memmove(last, last + 1, --n_last * sizeof *last);
+        last[n_last++] = c;
+        if (n_last == N_END && wmemcmp(last, end, N_END) == 0) {
+            /* the marker's first characters went into the scratch (unless it was full): take them out */
+            for (size_t k = N_END - 1; k > 0; k--)
+                if (n >= k && wmemcmp(le->paste + n - k, end, k) == 0) { n -= k; break; }
+            break;
+        }
         if (c == L'\n' && prev == L'\r') { prev = c; continue; } /* CR LF is one line break */
         prev = c;
         wchar_t shown = c == L'\r' || c == L'\n' ? NEWLINE_MARK : c == L'\t' ? TAB_MARK : c;
         if (paste_push(le, &n, shown) < 0) break;
-        if (n >= n_end && wmemcmp(le->paste + n - n_end, end, n_end) == 0) { n -= n_end; break; }
     }
     /* a block ending in a line break (a copied whole line) sends on Enter without an empty last line */
     while (n && le->paste[n - 1] == NEWLINE_MARK) n--;
