@@ -1,6 +1,7 @@
 # qwen-edge — one Makefile, no configure step.
 #   make            build build/qwen-edge (installs missing Debian build packages first)
 #   make run        build and serve the chat page on http://localhost:8080
+#   make install    copy qwen-edge and its man page to PREFIX (default /usr/local; DESTDIR for packaging)
 #   make test       build and run every test (installs test tools first)
 #   make bench      side-by-side benchmark against llama.cpp (long; not part of test)
 #   make fuzz       fuzz the parsers (long; not part of test; FUZZ_S=seconds per target, mk/fuzz.mk)
@@ -15,7 +16,7 @@ BUILD   ?= build
 # On a bare machine the compiler does not exist yet when make reads this file (the `deps` prerequisite installs it
 # later in the same run): then the machine's own architecture is the target's.
 ARCH    := $(or $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1),$(shell uname -m))
-PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto
+PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto libedit
 OPT     ?= -O2
 # extra compile+link flags of a variant build (mk/asan.mk sets the sanitizers here, with its own BUILD dir)
 SANITIZE ?=
@@ -52,7 +53,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # include, not -include: a broken or missing file fails the build instead of silently dropping its targets
 include $(wildcard mk/*.mk)
 
-.PHONY: all deps deps-test run test unit bench clean
+.PHONY: all deps deps-test run test unit bench clean install uninstall
 all: deps $(BUILD)/qwen-edge
 
 deps:
@@ -108,5 +109,25 @@ bench: deps-test all
 
 clean:
 	rm -rf $(BUILD)
+
+# The binary is all there is to install (the chat page is embedded in it), stripped of its debug information, plus
+# a man page made from its own --help texts (mk/man.sh).
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+STRIP   ?= strip
+
+$(BUILD)/qwen-edge.1: $(BUILD)/qwen-edge mk/man.sh
+	@echo "  MAN $@"
+	@mk/man.sh $(BUILD)/qwen-edge > $@.tmp && mv $@.tmp $@
+
+install: all $(BUILD)/qwen-edge.1
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1"
+	install -m 755 $(BUILD)/qwen-edge "$(DESTDIR)$(BINDIR)/qwen-edge"
+	$(STRIP) "$(DESTDIR)$(BINDIR)/qwen-edge"
+	install -m 644 $(BUILD)/qwen-edge.1 "$(DESTDIR)$(MANDIR)/man1/qwen-edge.1"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/qwen-edge" "$(DESTDIR)$(MANDIR)/man1/qwen-edge.1"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

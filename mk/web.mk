@@ -10,8 +10,14 @@ GEN_SRC += $(BUILD)/gen/web_assets.c
 $(BUILD)/npm-web/node_modules/marked/lib/marked.umd.js:
 	@mk/web-npm.sh $(BUILD)/npm-web
 
-$(BUILD)/gen/web_assets.c: $(WEB_SRC) $(WEB_LIBS) mk/web-embed.sh mk/web.mk package.json
-	@mk/web-embed.sh $(BUILD)/gen $(WEB_NM) $(WEB_SRC)
+$(BUILD)/gen/web_assets.c: $(WEB_SRC) $(BUILD)/gen/reset.js $(WEB_LIBS) mk/web-embed.sh mk/web.mk package.json
+	@mk/web-embed.sh $(BUILD)/gen $(WEB_NM) $(WEB_SRC) $(BUILD)/gen/reset.js
+
+# /reset.js: the reset words and rule of the terminal chat (src/chat_reset.h), for the page; the C preprocessor
+# turns the shared list into JavaScript, so the page and the terminal cannot drift apart
+$(BUILD)/gen/reset.js: mk/reset.js.in src/chat_reset.h mk/web.mk
+	@mkdir -p $(@D)
+	@$(CC) -E -P -C -ffreestanding -x c -Isrc mk/reset.js.in | sed '/^[[:space:]]*$$/d' > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	$(CC) $(CFLAGS) -c -o $@ $<

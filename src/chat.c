@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "chat_reset.h"
+
 const char qe_chat_default_system[] = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
 
 static const char *const role_names[] = {"system", "user", "assistant", "tool"};
@@ -185,28 +187,30 @@ done:
 /* ---------------------------------------------------------------------------------------------------
  * Reset command */
 
-/* Length of a white-space character at s[0..n) (ASCII, U+00A0, U+3000, U+FEFF), else 0. */
-static size_t space_len(const unsigned char *s, size_t n) {
-    if (n >= 1 && (s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r'))) return 1;
-    if (n >= 2 && s[0] == 0xC2 && s[1] == 0xA0) return 2;
-    if (n >= 3 && s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80) return 3;
-    if (n >= 3 && s[0] == 0xEF && s[1] == 0xBB && s[2] == 0xBF) return 3;
+static const char *const reset_words[] = {QE_RESET_WORDS};
+static const char *const reset_spaces[] = {QE_RESET_SPACES};
+static const char *const reset_ends[] = {QE_RESET_ENDS};
+#define COUNT(a) (sizeof a / sizeof a[0])
+
+/* Length of the first of list[0..n) that text[0..len) starts with (at_end: ends with), else 0. */
+static size_t affix_len(const char *text, size_t len, const char *const *list, size_t n, bool at_end) {
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(list[i]);
+        if (k <= len && memcmp(at_end ? text + len - k : text, list[i], k) == 0) return k;
+    }
     return 0;
 }
 
-static size_t space_len_back(const unsigned char *s, size_t n) {
-    for (size_t k = 1; k <= 3 && k <= n; k++)
-        if (space_len(s + n - k, k) == k) return k;
-    return 0;
-}
-
+/* The rule is in chat_reset.h; the page's /reset.js applies the same one to the same lists. */
 bool qe_chat_is_reset(const char *text, size_t len) {
-    const unsigned char *s = (const unsigned char *)text;
     size_t k;
-    while (len && (k = space_len(s, len))) { s += k; len -= k; }
-    while (len && (k = space_len_back(s, len))) len -= k;
-    if (len == strlen("重新开始") && memcmp(s, "重新开始", len) == 0) return true;
-    return len == 6 && strncasecmp((const char *)s, "/reset", 6) == 0;
+    while ((k = affix_len(text, len, reset_spaces, COUNT(reset_spaces), false))) { text += k; len -= k; }
+    while ((k = affix_len(text, len, reset_spaces, COUNT(reset_spaces), true)) ||
+           (k = affix_len(text, len, reset_ends, COUNT(reset_ends), true)))
+        len -= k;
+    for (size_t i = 0; i < COUNT(reset_words); i++)
+        if (strlen(reset_words[i]) == len && strncasecmp(text, reset_words[i], len) == 0) return true;
+    return false;
 }
 
 /* ---------------------------------------------------------------------------------------------------

@@ -56,8 +56,9 @@ int qe_chat_render_ids_max(const qe_tokenizer *t, const qe_chat_msg *msgs, size_
 int qe_chat_window_ids(const qe_tokenizer *t, const qe_chat_msg *msgs, size_t n, int max_rounds, size_t budget,
                        qe_ids *out, size_t *n_dropped, char *err);
 
-/* True if a user message is the reset command: exactly "重新开始" or "/reset" after trimming white space
- * ("/reset" in any letter case). */
+/* True if a user message is the reset command: "重新开始", "/reset" or "/new" with surrounding spaces (also
+ * full-width ones) and a trailing "。", "！" ... ignored; the rule and its lists are in chat_reset.h, shared with
+ * the chat page. */
 bool qe_chat_is_reset(const char *text, size_t len);
 
 /* --- conversation memory: an owned message list for the terminal chat -------------------------------- */

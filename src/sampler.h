@@ -17,6 +17,20 @@ typedef struct qe_sample_params {
     uint64_t seed;           /* the RNG seed (a fixed seed gives the same output for the same request) */
 } qe_sample_params;
 
+/* The accepted range of each parameter: the OpenAI API's (src/server/api_openai.c spells the same numbers;
+ * ollama's /api routes allow a temperature up to 100 for its clients' sake). The CLI checks its options
+ * against these, so `--temp 5` is refused as the API refuses "temperature": 5. */
+#define QE_TEMP_MIN 0.0
+#define QE_TEMP_MAX 2.0
+#define QE_TOP_P_MIN 0.0
+#define QE_TOP_P_MAX 1.0
+#define QE_TOP_K_MAX (1 << 30) /* 0 = off */
+#define QE_MIN_P_MIN 0.0
+#define QE_MIN_P_MAX 1.0
+#define QE_REPEAT_PENALTY_MIN 0.01
+#define QE_REPEAT_PENALTY_MAX 10.0
+#define QE_MAX_TOKENS_MAX (1 << 30) /* answer length: 1 .. this (and the context) */
+
 /* Qwen2.5-Instruct's defaults: temperature 0.7, top_p 0.8, top_k 20, repetition penalty 1.1 (whole sequence),
  * no presence / frequency penalty, min_p 0, random seed. */
 void qe_sample_params_default(qe_sample_params *p);

@@ -5,7 +5,6 @@
 
 const $ = (s) => document.querySelector(s);
 const LS = { convs: 'qe.convs', current: 'qe.current', settings: 'qe.settings', key: 'qe.apiKey' };
-const RESET_WORDS = ['重新开始', '/reset', '/new'];
 
 // ---- i18n ----------------------------------------------------------------------------------------------
 const I18N = {
@@ -372,7 +371,7 @@ async function ask(c) {
 async function send(text) {
   text = text.trim();
   if (!text || busy) return;
-  if (RESET_WORDS.includes(text)) {
+  if (qeIsReset(text)) { // the terminal chat's rule (src/chat_reset.h, served as /reset.js)
     $('#input').value = '';
     autoGrow();
     newConv(); persist(); renderAll(); notice(t('reset'));

@@ -16,15 +16,17 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: qwen-edge bench -m MODEL [-t N] [-p 512] [-n 128] [-r 3] [--parallel B] [--depth D] [--json]\n\n"
-            "  -p N          prompt tokens processed in one batch (prefill test; 0 skips it)\n"
-            "  -n N          tokens generated one by one (decode test; 0 skips it), then one token's sampling\n"
-            "                timed over the last logits (Qwen2.5-Instruct's defaults)\n"
-            "  -r N          repetitions; the median is reported (default 3)\n"
-            "  --parallel B  decode B sequences at once and report the aggregate tok/s (default 1)\n"
-            "  --depth D     tokens already in the context before the decode test (default 0)\n"
-            "  -b N          at most N tokens per forward pass (default 512; a longer prompt runs in chunks)\n"
-            "  --json        one JSON object: pp_tok_s, tg_tok_s, sample_ms, threads, model_bytes, ...\n"
-            "  --bandwidth   only measure memory read bandwidth (GB/s), the ceiling of decode speed\n");
+            "  -m, --model MODEL   a GGUF file, a Hugging Face folder, a model name or a URL\n"
+            "  -t, --threads N     compute threads, 1 to 256 (default: physical cores)\n"
+            "  -p N                prompt tokens processed in one batch (prefill test; 0 skips it)\n"
+            "  -n N                tokens generated one by one (decode test; 0 skips it), then one token's\n"
+            "                      sampling timed over the last logits (Qwen2.5-Instruct's defaults)\n"
+            "  -r N                repetitions, 1 to 100; the median is reported (default 3)\n"
+            "  --parallel B        decode B sequences at once (1 to 64) and report the aggregate tok/s (default 1)\n"
+            "  --depth D           tokens already in the context before the decode test (default 0)\n"
+            "  -b, --batch N       at most N tokens per forward pass (default 512; a longer prompt runs in chunks)\n"
+            "  --json              one JSON object: pp_tok_s, tg_tok_s, sample_ms, threads, model_bytes, ...\n"
+            "  --bandwidth         only measure memory read bandwidth (GB/s), the ceiling of decode speed\n");
 }
 
 /* --bandwidth: how fast this machine streams memory (the ceiling of decode), summing a 1 GiB buffer on n threads. */
@@ -119,21 +121,20 @@ int cmd_bench(int argc, char **argv) {
         bool ok = true;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) ok = cli_str(argc, argv, &i, &model_path);
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = cli_int(argc, argv, &i, &n_threads);
-        else if (!strcmp(a, "-p")) ok = cli_int(argc, argv, &i, &n_prompt);
-        else if (!strcmp(a, "-n")) ok = cli_int(argc, argv, &i, &n_gen);
-        else if (!strcmp(a, "-r")) ok = cli_int(argc, argv, &i, &reps);
-        else if (!strcmp(a, "--parallel")) ok = cli_int(argc, argv, &i, &parallel);
-        else if (!strcmp(a, "--depth")) ok = cli_int(argc, argv, &i, &depth);
-        else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) ok = cli_int(argc, argv, &i, &max_batch);
+        else if (cli_is(a, "-t", "--threads")) ok = cli_int(argc, argv, &i, 1, CLI_THREADS_MAX, &n_threads);
+        else if (!strcmp(a, "-p")) ok = cli_int(argc, argv, &i, 0, CLI_CTX_MAX, &n_prompt);
+        else if (!strcmp(a, "-n")) ok = cli_int(argc, argv, &i, 0, CLI_CTX_MAX, &n_gen);
+        else if (!strcmp(a, "-r")) ok = cli_int(argc, argv, &i, 1, 100, &reps);
+        else if (!strcmp(a, "--parallel")) ok = cli_int(argc, argv, &i, 1, 64, &parallel);
+        else if (!strcmp(a, "--depth")) ok = cli_int(argc, argv, &i, 0, CLI_CTX_MAX, &depth);
+        else if (cli_is(a, "-b", "--batch")) ok = cli_int(argc, argv, &i, 1, 4096, &max_batch);
         else if (!strcmp(a, "--json")) json = true;
         else if (!strcmp(a, "--bandwidth")) bandwidth = true;
         else { fprintf(stderr, "qwen-edge bench: unknown option '%s' (see --help)\n", a); return 2; }
         if (!ok) return 2;
     }
-    if (n_prompt < 0 || n_gen < 0 || reps < 1 || reps > 100 || parallel < 1 || parallel > 64 || depth < 0 ||
-        max_batch < parallel || max_batch > 4096) {
-        fprintf(stderr, "qwen-edge bench: bad -p/-n/-r/--parallel/--depth/-b value\n");
+    if (max_batch < parallel) {
+        fprintf(stderr, "qwen-edge bench: -b (%d) must be at least --parallel (%d)\n", max_batch, parallel);
         return 2;
     }
     if (bandwidth) {

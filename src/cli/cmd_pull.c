@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "pull.h"
 
@@ -49,11 +50,8 @@ int cmd_pull(int argc, char **argv) {
             if (!strcmp(s, "hf") || !strcmp(s, "huggingface")) o.source = QE_SOURCE_HF;
             else if (!strcmp(s, "modelscope") || !strcmp(s, "ms")) o.source = QE_SOURCE_MODELSCOPE;
             else { fprintf(stderr, "qwen-edge pull: --source must be hf or modelscope, not '%s'\n", s); return 2; }
-        } else if (!strcmp(a, "--retries") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 100) { fprintf(stderr, "qwen-edge pull: --retries needs a number 0..100\n"); return 2; }
-            o.retries = (int)v;
+        } else if (!strcmp(a, "--retries")) {
+            if (!cli_int(argc, argv, &i, 0, 100, &o.retries)) return 2;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "qwen-edge pull: unknown option '%s' (see qwen-edge pull --help)\n", a);
             return 2;
@@ -66,7 +64,7 @@ int cmd_pull(int argc, char **argv) {
     int rc = qe_pull(spec, &o, path, sizeof path, err);
     qe_pull_progress_end(&ps);
     if (rc) {
-        fprintf(stderr, "qwen-edge pull: %s\n", err);
+        cli_error("qwen-edge pull", err);
         return 1;
     }
     printf("%s\n", path);

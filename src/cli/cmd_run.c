@@ -17,25 +17,21 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: qwen-edge run [-m MODEL] -p TEXT [options]\n\n"
             "Answers one prompt and exits. The answer streams to stdout; errors go to stderr.\n\n"
-            "  -m, --model FILE   GGUF file or Hugging Face folder (default: the downloaded default model)\n"
-            "  -p, --prompt TEXT  the prompt (use - to read it from stdin)\n"
-            "  -s, --system TEXT  system prompt (default: Qwen's own)\n"
-            "  -n N               at most N tokens of answer (default 512)\n"
-            "  --temp T           temperature (default 0.7; 0 = greedy, always the same answer)\n"
-            "  --top-k K          (default 20)   --top-p P (default 0.8)   --min-p P (default 0)\n"
-            "  --repeat-penalty R (default 1.1)  --seed S  fixed seed for a repeatable answer\n"
-            "  -t N               threads (default: physical cores)\n"
-            "  -c, --ctx N        context size (default 4096)\n"
-            "  --raw              no chat template: the prompt is given to the model as it is\n"
-            "  --ids              print the generated token ids on one line instead of text\n"
-            "  --ignore-eos       keep generating past the end-of-answer token (benchmarks)\n"
-            "  --json-schema FILE the answer is JSON valid for this JSON Schema (constrained decoding; see\n"
-            "                     docs/GRAMMAR.md for the supported keywords)\n"
-            "  --grammar FILE     the answer follows this llama.cpp GBNF grammar\n"
-            "                     With either, the exit status is 3 if -n cut the answer short (it is incomplete).\n"
-            "  --eval-ids \"ID ..\" --logits-out FILE   (tests) run these ids and write every position's logits\n"
-            "                     as float32 [n_ids][n_vocab] to FILE (--eval-chunk N: N tokens per pass, default 64)\n"
-            "  --eval-greedy \"ID ..\"  (tests) print the -n greedy ids that follow these ids\n");
+            CLI_MODEL_HELP
+            "  -p, --prompt TEXT       the prompt (- reads it from stdin)\n"
+            "  -s, --system TEXT       system prompt (default: Qwen's own)\n"
+            "  -n, --max-tokens N      at most N tokens of answer, at least 1 (default 512)\n"
+            CLI_GEN_HELP
+            "      --raw               no chat template: the prompt is given to the model as it is\n"
+            "      --ids               print the generated token ids on one line instead of text\n"
+            "      --ignore-eos        keep generating past the end-of-answer token (benchmarks)\n"
+            "      --json-schema FILE  the answer is JSON valid for this JSON Schema (constrained decoding; see\n"
+            "                          docs/GRAMMAR.md for the supported keywords)\n"
+            "      --grammar FILE      the answer follows this llama.cpp GBNF grammar\n"
+            "                          With either, the exit status is 3 if -n cut the answer short (incomplete).\n"
+            "  -h, --help              this help\n");
+    /* the tests' own options (--eval-ids, --logits-out, --eval-chunk, --eval-greedy) are described where they are
+     * parsed, not here: they are not for users */
 }
 
 static char *read_stdin_all(void) {
@@ -101,34 +97,36 @@ static int eval_logits(qe_model *m, int n_threads, const char *ids_text, const c
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system = NULL, *eval_ids = NULL, *logits_out = NULL,
                *eval_greedy = NULL, *schema_path = NULL, *gbnf_path = NULL;
-    int n_predict = 512, n_threads = 0, n_ctx = 4096, eval_chunk = 64;
+    int eval_chunk = 64;
     bool raw = false, print_ids = false, ignore_eos = false;
-    qe_sample_params sp;
-    qe_sample_params_default(&sp);
+    cli_gen_opts g = {.n_ctx = 4096, .n_predict = 512};
+    qe_sample_params_default(&g.sp);
     for (int i = 1; i < argc; i++) {
-        int sampling;
+        int gen;
         const char *a = argv[i];
         bool ok = true;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) ok = cli_str(argc, argv, &i, &model_path);
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) ok = cli_str(argc, argv, &i, &prompt);
         else if (!strcmp(a, "-s") || !strcmp(a, "--system")) ok = cli_str(argc, argv, &i, &system);
-        else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) ok = cli_int(argc, argv, &i, &n_predict);
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = cli_int(argc, argv, &i, &n_threads);
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) ok = cli_int(argc, argv, &i, &n_ctx);
-        else if ((sampling = cli_sample_option(argc, argv, &i, &sp)) != 0) ok = sampling > 0;
+        else if ((gen = cli_gen_option(argc, argv, &i, &g)) != 0) ok = gen > 0;
         else if (!strcmp(a, "--raw")) raw = true;
         else if (!strcmp(a, "--ids")) print_ids = true;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
+        /* tests: --eval-ids "ID .." --logits-out FILE runs these ids and writes every position's logits as float32
+         * [n_ids][n_vocab] to FILE (--eval-chunk N: N tokens per pass, default 64); --eval-greedy "ID .." prints
+         * the -n greedy ids that follow these ids */
         else if (!strcmp(a, "--eval-ids")) ok = cli_str(argc, argv, &i, &eval_ids);
         else if (!strcmp(a, "--logits-out")) ok = cli_str(argc, argv, &i, &logits_out);
         else if (!strcmp(a, "--eval-greedy")) ok = cli_str(argc, argv, &i, &eval_greedy);
-        else if (!strcmp(a, "--eval-chunk")) ok = cli_int(argc, argv, &i, &eval_chunk);
+        else if (!strcmp(a, "--eval-chunk")) ok = cli_int(argc, argv, &i, 1, 64, &eval_chunk);
         else if (!strcmp(a, "--json-schema")) ok = cli_str(argc, argv, &i, &schema_path);
         else if (!strcmp(a, "--grammar")) ok = cli_str(argc, argv, &i, &gbnf_path);
         else { fprintf(stderr, "qwen-edge run: unknown option '%s' (see qwen-edge run --help)\n", a); return 2; }
         if (!ok) return 2;
     }
+    qe_sample_params sp = g.sp;
+    int n_predict = g.n_predict, n_threads = g.n_threads, n_ctx = g.n_ctx;
     if (eval_ids && !logits_out) { fprintf(stderr, "qwen-edge run: --eval-ids needs --logits-out FILE\n"); return 2; }
     if (eval_greedy) { /* tests: greedy ids after a given id sequence, no template, no end-of-answer stop */
         qe_sample_params_greedy(&sp);

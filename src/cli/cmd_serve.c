@@ -7,9 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base.h"
 #include "commands.h"
+#include "cli_util.h"
 #include "engine.h"
 #include "model.h"
 #include "pull.h"
@@ -25,7 +29,7 @@ static void usage(FILE *f) {
             "  GET /health  GET /metrics (Prometheus)\n"
             "\n"
             "options:\n"
-            "  -m, --model MODEL      a GGUF file, a Hugging Face folder, a model name or URL\n"
+            "  -m, --model MODEL      a GGUF file, a Hugging Face folder, a model name or a URL\n"
             "                         (default: the default model, downloaded on the first run)\n"
             "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 = every interface:\n"
             "                         then set an API key, see docs/SERVER.md)\n"
@@ -37,9 +41,9 @@ static void usage(FILE *f) {
             "                         unlike --api-key, they do not show in 'ps'. Several keys are several\n"
             "                         tenants whose prompt caches are kept apart (a request may also send\n"
             "                         \"cache_salt\"). Wrong keys: 10 per address, then one per 3 s (else 429)\n"
-            "      --ctx N            context per conversation in tokens (default 4096)\n"
+            "  -c, --ctx N            context per conversation in tokens, 16 to 1048576 (default 4096)\n"
             "      --parallel N       conversations answered at once (default 4)\n"
-            "  -t, --threads N        compute threads (default: physical cores)\n"
+            "  -t, --threads N        compute threads, 1 to 256 (default: physical cores)\n"
             "      --cors ORIGIN      allow browser pages from ORIGIN ('*' = any) to call the API\n"
             "                         (default: same origin only; other pages get 403)\n"
             "      --memory-rounds N  earlier rounds of a chat the model sees besides the question (default 3;\n"
@@ -140,6 +144,26 @@ static int read_key_file(const char *path, key_list *l) {
     return rc;
 }
 
+/* After the server could not listen: true if that is because something else has host:port (binding a socket of
+ * our own there fails with EADDRINUSE), so the hint to pick another port is the right one. */
+static bool port_in_use(const char *host, int port) {
+    if (port <= 0) return false;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+    if (getaddrinfo(host, ps, &hints, &ai) != 0 || !ai) return false;
+    bool used = false;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd >= 0) {
+        int one = 1; /* as the server binds: a port in TIME_WAIT is free */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        used = bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EADDRINUSE;
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return used;
+}
+
 static char *model_id_from_path(const char *path) {
     const char *b = strrchr(path, '/');
     b = b && b[1] ? b + 1 : path;
@@ -177,10 +201,10 @@ int cmd_serve(int argc, char **argv) {
         }
         else if (!strcmp(a, "--api-key-file")) { key_file = val; i++; }
         else if (!strcmp(a, "--cors")) { so.cors_origin = val; i++; }
-        else if (!strcmp(a, "--ctx")) { if (int_arg(a, val, 16, 1 << 20, &n_ctx)) return 2; i++; }
+        else if (OPT("-c", "--ctx")) { if (int_arg(a, val, CLI_CTX_MIN, CLI_CTX_MAX, &n_ctx)) return 2; i++; }
         else if (!strcmp(a, "--parallel")) { if (int_arg(a, val, 1, 256, &n_parallel)) return 2; i++; }
-        else if (OPT("-t", "--threads")) { if (int_arg(a, val, 1, 1024, &n_threads)) return 2; i++; }
-        else if (!strcmp(a, "--memory-rounds")) { if (int_arg(a, val, 0, 100000, &v)) return 2; so.memory_rounds = (int)v; i++; }
+        else if (OPT("-t", "--threads")) { if (int_arg(a, val, 1, CLI_THREADS_MAX, &n_threads)) return 2; i++; }
+        else if (!strcmp(a, "--memory-rounds")) { if (int_arg(a, val, 0, CLI_ROUNDS_MAX, &v)) return 2; so.memory_rounds = (int)v; i++; }
         else if (!strcmp(a, "--max-queue")) { if (int_arg(a, val, 1, 100000, &v)) return 2; so.max_queue = (int)v; i++; }
         else if (!strcmp(a, "--header-timeout")) { if (int_arg(a, val, 1, 3600, &v)) return 2; so.header_timeout_s = (double)v; i++; }
         else if (!strcmp(a, "--max-body")) { if (int_arg(a, val, 1024, 1L << 30, &v)) return 2; so.max_body = (size_t)v; i++; }
@@ -214,7 +238,7 @@ int cmd_serve(int argc, char **argv) {
     /* a missing file or an unusable model folder is said before anything listens (the download of a model
      * that is not there yet happens after, while /health says "loading") */
     if (qe_model_precheck(model_path, err)) {
-        fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
+        cli_error("qwen-edge serve: cannot load the model", err);
         key_list_free(&keys);
         return 1;
     }
@@ -223,6 +247,9 @@ int cmd_serve(int argc, char **argv) {
     so.api_keys = NULL;
     if (started) {
         fprintf(stderr, "qwen-edge serve: %s\n", err);
+        if (port_in_use(so.host, so.port))
+            fprintf(stderr, "qwen-edge serve: port %d is taken (another qwen-edge serve?): choose another one with --port N,\n"
+                            "qwen-edge serve: e.g. --port %d, or --port 0 for any free port\n", so.port, so.port < 65535 ? so.port + 1 : 8081);
         return 1;
     }
     const char *shown = !strcmp(so.host, "0.0.0.0") || !strcmp(so.host, "::") ? "localhost" : so.host;
@@ -239,7 +266,7 @@ int cmd_serve(int argc, char **argv) {
      * first run); /health says "loading" meanwhile */
     char resolved[4096];
     if (qe_model_resolve(model_path, -1, 0, resolved, sizeof resolved, err) || qe_model_load(resolved, &model, err)) {
-        fprintf(stderr, "qwen-edge serve: cannot load the model: %s\n", err);
+        cli_error("qwen-edge serve: cannot load the model", err);
         goto out;
     }
     qe_engine_opts eo = {.n_threads = (int)n_threads, .n_ctx = (int)n_ctx, .n_parallel = (int)n_parallel};

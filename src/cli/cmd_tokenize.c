@@ -8,6 +8,7 @@
 
 #include "chat.h"
 #include "commands.h"
+#include "cli_util.h"
 #include "tokenizer_load.h"
 
 static void usage(FILE *out) {
@@ -150,8 +151,7 @@ done:
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *vocab = NULL;
     bool special = false, json = false, decode = false, count = false, chat = false, chat_text = false;
-    int rounds = -1;
-    long budget = -1;
+    int rounds = -1, budget = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -163,8 +163,8 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(a, "--count")) count = true;
         else if (!strcmp(a, "--chat")) chat = true;
         else if (!strcmp(a, "--chat-text")) chat = chat_text = true;
-        else if (!strcmp(a, "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
-        else if (!strcmp(a, "--budget") && i + 1 < argc) budget = atol(argv[++i]);
+        else if (!strcmp(a, "--rounds")) { if (!cli_int(argc, argv, &i, 0, CLI_ROUNDS_MAX, &rounds)) return 2; }
+        else if (!strcmp(a, "--budget")) { if (!cli_int(argc, argv, &i, 1, CLI_CTX_MAX, &budget)) return 2; }
         else {
             fprintf(stderr, "qwen-edge tokenize: unknown or incomplete option '%s'\n\n", a);
             usage(stderr);

@@ -212,6 +212,17 @@ TEST(reset_command) {
     CHECK(!R(""));
     CHECK(!R("   "));
     CHECK(!R("reset"));
+    /* what an input method adds: full-width sentence ends and spaces (issue 17) */
+    CHECK(R("重新开始。"));
+    CHECK(R("重新开始！"));
+    CHECK(R("重新开始!"));
+    CHECK(R("\xE3\x80\x80重新开始。\xE3\x80\x80"));
+    CHECK(R(" 重新开始 ！ "));
+    CHECK(R("/reset."));
+    CHECK(R("/New"));
+    CHECK(!R("重新开始。吧"));
+    CHECK(!R("。"));
+    CHECK(!R("！重新开始"));
 #undef R
 }
 
