@@ -2,12 +2,27 @@
  * defaults to true), GET /api/tags, GET /api/version, POST /api/show, in ollama's response shapes
  * (docs/api.md of ollama: durations in nanoseconds, created_at in RFC 3339 UTC, errors {"error":"..."}).
  * Any model name is accepted: this server has exactly one model. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "internal.h"
 #include "version.h"
+
+#define SP(field) offsetof(qe_sample_params, field)
+/* The sampling fields of "options", in the order they are checked (ollama's names and ranges). */
+static const sample_field sample_fields[] = {
+    {"temperature", SF_FLOAT, 0, 100, SP(temperature)},
+    {"top_p", SF_FLOAT, 0, 1, SP(top_p)},
+    {"top_k", SF_INT, 0, 1 << 30, SP(top_k)},
+    {"min_p", SF_FLOAT, 0, 1, SP(min_p)},
+    {"repeat_penalty", SF_FLOAT, 0.01, 10, SP(repeat_penalty)},
+    {"presence_penalty", SF_FLOAT, -2, 2, SP(presence_penalty)},
+    {"frequency_penalty", SF_FLOAT, -2, 2, SP(frequency_penalty)},
+    {"repeat_last_n", SF_LAST_N, -1, 1 << 30, SP(penalty_last_n)},
+    {"seed", SF_SEED, 0, 0, SP(seed)},
+};
 
 static int parse_options(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     bool stream = true;
@@ -23,27 +38,9 @@ static int parse_options(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     json_t *o = json_object_get(j, "options");
     if (!o || json_is_null(o)) return 0;
     if (!json_is_object(o)) return BAD(e, "options", "'options' must be an object");
-    double x;
     int64_t i;
     int rc;
-    if ((rc = get_num(o, "temperature", 0, 100, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.temperature = (float)x;
-    if ((rc = get_num(o, "top_p", 0, 1, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.top_p = (float)x;
-    if ((rc = get_int(o, "top_k", 0, 1 << 30, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.top_k = (int)i;
-    if ((rc = get_num(o, "min_p", 0, 1, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.min_p = (float)x;
-    if ((rc = get_num(o, "repeat_penalty", 0.01, 10, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.repeat_penalty = (float)x;
-    if ((rc = get_num(o, "presence_penalty", -2, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.presence_penalty = (float)x;
-    if ((rc = get_num(o, "frequency_penalty", -2, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.frequency_penalty = (float)x;
-    if ((rc = get_int(o, "repeat_last_n", -1, 1 << 30, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.penalty_last_n = i < 0 ? 0 : (int)i;
-    if ((rc = get_int(o, "seed", INT64_MIN, INT64_MAX, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.seed = (uint64_t)i;
+    if (get_sample_fields(o, sample_fields, sizeof sample_fields / sizeof *sample_fields, &r->jp.sample, e)) return -1;
     /* num_predict: -1 = no limit, -2 = until the context is full; both mean "up to the context" here */
     if ((rc = get_int(o, "num_predict", -2, 1 << 30, &i, e)) < 0) return -1;
     if (rc) r->jp.max_tokens = i > 0 ? (int)i : 0;

@@ -6,16 +6,29 @@
  * Non-standard, documented in docs/SERVER.md: "memory_rounds" (int >= 0) on chat requests — how many
  * earlier rounds the server keeps besides the current question (default: serve --memory-rounds, 0 = all);
  * "repetition_penalty", "top_k", "min_p", "ignore_eos" (benchmarks), "cache_salt" as in vLLM / llama.cpp. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "version.h"
 
+#define SP(field) offsetof(qe_sample_params, field)
+/* The sampling fields at the top level of the body, in the order they are checked. */
+static const sample_field sample_fields[] = {
+    {"temperature", SF_FLOAT, 0, 2, SP(temperature)},
+    {"top_p", SF_FLOAT, 0, 1, SP(top_p)},
+    {"top_k", SF_INT, 0, 1 << 30, SP(top_k)},
+    {"min_p", SF_FLOAT, 0, 1, SP(min_p)},
+    {"presence_penalty", SF_FLOAT, -2, 2, SP(presence_penalty)},
+    {"frequency_penalty", SF_FLOAT, -2, 2, SP(frequency_penalty)},
+    {"repetition_penalty", SF_FLOAT, 0.01, 10, SP(repeat_penalty)},
+    {"seed", SF_SEED, 0, 0, SP(seed)},
+};
+
 /* Fields every OpenAI generation request shares. */
 static int parse_common(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     const char *model = NULL;
-    double x;
     int64_t i;
     bool b;
     if (get_str(j, "model", &model, e) < 0) return -1;
@@ -31,22 +44,7 @@ static int parse_common(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     if ((rc = get_int(j, "max_completion_tokens", 1, 1 << 30, &i, e)) < 0) return -1;
     if (rc == 0 && (rc = get_int(j, "max_tokens", 1, 1 << 30, &i, e)) < 0) return -1;
     if (rc == 1) r->jp.max_tokens = (int)i;
-    if ((rc = get_num(j, "temperature", 0, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.temperature = (float)x;
-    if ((rc = get_num(j, "top_p", 0, 1, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.top_p = (float)x;
-    if ((rc = get_int(j, "top_k", 0, 1 << 30, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.top_k = (int)i;
-    if ((rc = get_num(j, "min_p", 0, 1, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.min_p = (float)x;
-    if ((rc = get_num(j, "presence_penalty", -2, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.presence_penalty = (float)x;
-    if ((rc = get_num(j, "frequency_penalty", -2, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.frequency_penalty = (float)x;
-    if ((rc = get_num(j, "repetition_penalty", 0.01, 10, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.repeat_penalty = (float)x;
-    if ((rc = get_int(j, "seed", INT64_MIN, INT64_MAX, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.seed = (uint64_t)i;
+    if (get_sample_fields(j, sample_fields, sizeof sample_fields / sizeof *sample_fields, &r->jp.sample, e)) return -1;
     if ((rc = get_int(j, "n", 1, 1, &i, e)) < 0) return BAD(e, "n", "only n = 1 is supported");
     if ((rc = get_bool(j, "logprobs", &b, e)) < 0) return -1;
     if (rc && b) return BAD(e, "logprobs", "logprobs are not supported");

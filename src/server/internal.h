@@ -189,6 +189,17 @@ int get_bool(json_t *o, const char *key, bool *out, api_error *e);
 int get_str(json_t *o, const char *key, const char **out, api_error *e);
 /* An array of token ids in [0, n_vocab) appended to out: 400 naming key[i] on a bad id, 500 on out of memory. */
 int get_ids(json_t *arr, const char *key, int n_vocab, qe_ids *out, api_error *e);
+/* A sampling field of a request: its key, its range and where it goes in qe_sample_params. The dialects name,
+ * bound and place them differently (their tables are in api_openai.c / api_ollama.c); get_sample_fields reads
+ * them in table order, so the first wrong one is the one reported. */
+typedef enum { SF_FLOAT, SF_INT, SF_LAST_N /* -1: the whole sequence (0) */, SF_SEED /* any int64 */ } sample_type;
+typedef struct {
+    const char *key;
+    sample_type type;
+    double lo, hi;   /* SF_FLOAT, SF_INT, SF_LAST_N (exact in a double); SF_SEED takes any int64 */
+    size_t offset;   /* offsetof(qe_sample_params, ...) */
+} sample_field;
+int get_sample_fields(json_t *o, const sample_field *f, size_t n, qe_sample_params *sp, api_error *e);
 /* "stop": a string or an array of strings. */
 int get_stops(json_t *o, const char *key, gen_req *r, api_error *e);
 /* "cache_salt" (a string, vLLM's field): only requests with the same salt, and with several API keys the same

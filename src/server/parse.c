@@ -173,6 +173,26 @@ int get_ids(json_t *arr, const char *key, int n_vocab, qe_ids *out, api_error *e
     return 0;
 }
 
+int get_sample_fields(json_t *o, const sample_field *f, size_t n, qe_sample_params *sp, api_error *e) {
+    for (size_t k = 0; k < n; k++) {
+        char *dst = (char *)sp + f[k].offset;
+        double x;
+        int64_t i;
+        int rc;
+        if (f[k].type == SF_FLOAT) {
+            if ((rc = get_num(o, f[k].key, f[k].lo, f[k].hi, &x, e)) < 0) return -1;
+            if (rc) *(float *)dst = (float)x;
+        } else if (f[k].type == SF_SEED) {
+            if ((rc = get_int(o, f[k].key, INT64_MIN, INT64_MAX, &i, e)) < 0) return -1;
+            if (rc) *(uint64_t *)dst = (uint64_t)i;
+        } else {
+            if ((rc = get_int(o, f[k].key, (int64_t)f[k].lo, (int64_t)f[k].hi, &i, e)) < 0) return -1;
+            if (rc) *(int *)dst = f[k].type == SF_LAST_N && i < 0 ? 0 : (int)i;
+        }
+    }
+    return 0;
+}
+
 static int add_stop(gen_req *r, const char *s, size_t n, const char *key, api_error *e) {
     if (n == 0) return 0;
     if (n > 256) return BAD(e, key, "a stop string may be at most 256 bytes");
