@@ -2,15 +2,27 @@
  * defaults to true), GET /api/tags, GET /api/version, POST /api/show, in ollama's response shapes
  * (docs/api.md of ollama: durations in nanoseconds, created_at in RFC 3339 UTC, errors {"error":"..."}).
  * Any model name is accepted: this server has exactly one model. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "internal.h"
 #include "version.h"
 
-#define BAD(e, param, ...) api_errf(e, 400, "invalid_request_error", NULL, param, __VA_ARGS__)
+#define SP(field) offsetof(qe_sample_params, field)
+/* The sampling fields of "options", in the order they are checked (ollama's names and ranges). */
+static const sample_field sample_fields[] = {
+    {"temperature", SF_FLOAT, 0, 100, SP(temperature)},
+    {"top_p", SF_FLOAT, 0, 1, SP(top_p)},
+    {"top_k", SF_INT, 0, 1 << 30, SP(top_k)},
+    {"min_p", SF_FLOAT, 0, 1, SP(min_p)},
+    {"repeat_penalty", SF_FLOAT, 0.01, 10, SP(repeat_penalty)},
+    {"presence_penalty", SF_FLOAT, -2, 2, SP(presence_penalty)},
+    {"frequency_penalty", SF_FLOAT, -2, 2, SP(frequency_penalty)},
+    {"repeat_last_n", SF_LAST_N, -1, 1 << 30, SP(penalty_last_n)},
+    {"seed", SF_SEED, 0, 0, SP(seed)},
+};
 
 static int parse_options(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     bool stream = true;
@@ -22,33 +34,13 @@ static int parse_options(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     if (fmt && !json_is_null(fmt) && !(json_is_string(fmt) && (format = json_string_value(fmt)) && !format[0]))
         return BAD(e, "format", "'format' (JSON mode) is not supported");
     qe_sample_params_default(&r->jp.sample);
-    uint64_t seed;
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed = qe_now_ns();
-    r->jp.sample.seed = seed;
+    r->jp.sample.seed = random_seed();
     json_t *o = json_object_get(j, "options");
     if (!o || json_is_null(o)) return 0;
     if (!json_is_object(o)) return BAD(e, "options", "'options' must be an object");
-    double x;
     int64_t i;
     int rc;
-    if ((rc = get_num(o, "temperature", 0, 100, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.temperature = (float)x;
-    if ((rc = get_num(o, "top_p", 0, 1, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.top_p = (float)x;
-    if ((rc = get_int(o, "top_k", 0, 1 << 30, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.top_k = (int)i;
-    if ((rc = get_num(o, "min_p", 0, 1, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.min_p = (float)x;
-    if ((rc = get_num(o, "repeat_penalty", 0.01, 10, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.repeat_penalty = (float)x;
-    if ((rc = get_num(o, "presence_penalty", -2, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.presence_penalty = (float)x;
-    if ((rc = get_num(o, "frequency_penalty", -2, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.frequency_penalty = (float)x;
-    if ((rc = get_int(o, "repeat_last_n", -1, 1 << 30, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.penalty_last_n = i < 0 ? 0 : (int)i;
-    if ((rc = get_int(o, "seed", INT64_MIN, INT64_MAX, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.seed = (uint64_t)i;
+    if (get_sample_fields(o, sample_fields, sizeof sample_fields / sizeof *sample_fields, &r->jp.sample, e)) return -1;
     /* num_predict: -1 = no limit, -2 = until the context is full; both mean "up to the context" here */
     if ((rc = get_int(o, "num_predict", -2, 1 << 30, &i, e)) < 0) return -1;
     if (rc) r->jp.max_tokens = i > 0 ? (int)i : 0;
@@ -59,32 +51,19 @@ static int parse_options(qe_server *s, json_t *j, gen_req *r, api_error *e) {
 
 static int prepare_chat(qe_server *s, json_t *j, gen_req *r, json_t **reply, api_error *e) {
     (void)reply;
-    chat_msg *m = NULL;
-    qe_buf *bufs = NULL;
-    int n = 0, rc = -1;
-    int64_t rounds = s->o.memory_rounds;
-    if (parse_options(s, j, r, e)) goto out;
-    if (get_int(j, "memory_rounds", 0, 100000, &rounds, e) < 0) goto out;
-    json_t *msgs = json_object_get(j, "messages");
+    if (parse_options(s, j, r, e)) return -1;
     size_t k;
     json_t *msg;
-    json_array_foreach(msgs, k, msg) {
+    json_array_foreach(json_object_get(j, "messages"), k, msg) {
         json_t *img = json_object_get(msg, "images");
-        if (img && json_is_array(img) && json_array_size(img) > 0) {
-            BAD(e, "messages", "images are not supported by this model");
-            goto out;
-        }
+        if (img && json_is_array(img) && json_array_size(img) > 0)
+            return BAD(e, "messages", "images are not supported by this model");
     }
-    if (parse_messages(msgs, &m, &bufs, &n, e)) goto out;
-    if (render_chat(s, m, n, (int)rounds, r, e)) goto out;
-    rc = check_lengths(s, r, e);
-out:
-    free_messages(m, bufs, n);
-    return rc;
+    return parse_chat(s, j, r, e);
 }
 
 enum MHD_Result ollama_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
-    return gen_serve(c, s, rq, GEN_OLLAMA_CHAT, prepare_chat);
+    return gen_serve(c, s, rq, &ollama_chat_dialect);
 }
 
 static int prepare_generate(qe_server *s, json_t *j, gen_req *r, json_t **reply, api_error *e) {
@@ -138,38 +117,34 @@ static int prepare_generate(qe_server *s, json_t *j, gen_req *r, json_t **reply,
 }
 
 enum MHD_Result ollama_generate(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
-    return gen_serve(c, s, rq, GEN_OLLAMA_GENERATE, prepare_generate);
+    return gen_serve(c, s, rq, &ollama_generate_dialect);
 }
 
 /* ---- frames ---------------------------------------------------------------------------------------- */
 
-static int ndjson(qe_buf *out, json_t *j) {
-    if (!j) return QE_ENOMEM;
-    char *txt = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!txt) return QE_ENOMEM;
-    int rc = qe_buf_printf(out, "%s\n", txt);
-    free(txt);
-    return rc;
-}
+static int ndjson(qe_buf *out, json_t *j) { return frame_json(out, "", j, "\n"); }
 
-static json_t *base_obj(gen_state *g, const char *text, size_t n) {
+/* What every object of an answer starts with; /api/chat puts the text in a message, /api/generate in "response". */
+static json_t *chat_obj(gen_state *g, const char *text, size_t n) {
     char now[48];
     iso_time(now, sizeof now, qe_wall_now());
-    if (g->req.kind == GEN_OLLAMA_CHAT)
-        return json_pack("{s:s,s:s,s:{s:s,s:s%}}", "model", g->s->model_id, "created_at", now, "message", "role",
-                         "assistant", "content", text, n);
+    return json_pack("{s:s,s:s,s:{s:s,s:s%}}", "model", g->s->model_id, "created_at", now, "message", "role",
+                     "assistant", "content", text, n);
+}
+
+static json_t *generate_obj(gen_state *g, const char *text, size_t n) {
+    char now[48];
+    iso_time(now, sizeof now, qe_wall_now());
     return json_pack("{s:s,s:s,s:s%}", "model", g->s->model_id, "created_at", now, "response", text, n);
 }
 
-int ollama_frame_delta(gen_state *g, const char *text, size_t n, qe_buf *out) {
-    json_t *j = base_obj(g, text, n);
+static int delta(qe_buf *out, json_t *j) {
     if (j) json_object_set_new(j, "done", json_false());
     return ndjson(out, j);
 }
 
-static json_t *final_obj(gen_state *g, const char *text, size_t n, const char *finish) {
-    json_t *j = base_obj(g, text, n);
+/* The last object (streaming or not): done, the reason, the ids for "context" when asked, counts and timings. */
+static json_t *final_obj(gen_state *g, json_t *j, const char *finish) {
     if (!j) return NULL;
     const qe_event *d = &g->done;
     json_object_set_new(j, "done_reason", json_string(!strcmp(finish, "length") ? "length" : "stop"));
@@ -189,9 +164,53 @@ static json_t *final_obj(gen_state *g, const char *text, size_t n, const char *f
     return j;
 }
 
-int ollama_frame_final(gen_state *g, const char *finish, qe_buf *out) { return ndjson(out, final_obj(g, "", 0, finish)); }
+static int frame_error(gen_state *g, const char *message, qe_buf *out) {
+    (void)g;
+    api_error e;
+    api_errf(&e, 500, "server_error", NULL, NULL, "%s", message);
+    return ndjson(out, error_json(DIALECT_OLLAMA, &e));
+}
 
-json_t *ollama_body(gen_state *g, const char *text, size_t n, const char *finish) { return final_obj(g, text, n, finish); }
+static int chat_delta(gen_state *g, const char *text, size_t n, qe_buf *out) { return delta(out, chat_obj(g, text, n)); }
+static int chat_final(gen_state *g, const char *finish, qe_buf *out) {
+    return ndjson(out, final_obj(g, chat_obj(g, "", 0), finish));
+}
+static json_t *chat_body(gen_state *g, const char *text, size_t n, const char *finish) {
+    return final_obj(g, chat_obj(g, text, n), finish);
+}
+
+static int generate_delta(gen_state *g, const char *text, size_t n, qe_buf *out) {
+    return delta(out, generate_obj(g, text, n));
+}
+static int generate_final(gen_state *g, const char *finish, qe_buf *out) {
+    return ndjson(out, final_obj(g, generate_obj(g, "", 0), finish));
+}
+static json_t *generate_body(gen_state *g, const char *text, size_t n, const char *finish) {
+    return final_obj(g, generate_obj(g, text, n), finish);
+}
+
+/* NDJSON: no first frame, no end marker, no comments to keep a quiet stream alive */
+const gen_dialect ollama_chat_dialect = {
+    .errors = DIALECT_OLLAMA,
+    .prepare = prepare_chat,
+    .id_prefix = "cmpl-",
+    .content_type = "application/x-ndjson",
+    .frame_delta = chat_delta,
+    .frame_final = chat_final,
+    .frame_error = frame_error,
+    .body = chat_body,
+};
+
+const gen_dialect ollama_generate_dialect = {
+    .errors = DIALECT_OLLAMA,
+    .prepare = prepare_generate,
+    .id_prefix = "cmpl-",
+    .content_type = "application/x-ndjson",
+    .frame_delta = generate_delta,
+    .frame_final = generate_final,
+    .frame_error = frame_error,
+    .body = generate_body,
+};
 
 /* ---- model information ------------------------------------------------------------------------------- */
 

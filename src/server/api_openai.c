@@ -6,25 +6,29 @@
  * Non-standard, documented in docs/SERVER.md: "memory_rounds" (int >= 0) on chat requests — how many
  * earlier rounds the server keeps besides the current question (default: serve --memory-rounds, 0 = all);
  * "repetition_penalty", "top_k", "min_p", "ignore_eos" (benchmarks), "cache_salt" as in vLLM / llama.cpp. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "internal.h"
 #include "version.h"
 
-#define BAD(e, param, ...) api_errf(e, 400, "invalid_request_error", NULL, param, __VA_ARGS__)
-
-static uint64_t random_seed(void) {
-    uint64_t x = 0;
-    if (getrandom(&x, sizeof x, 0) != (ssize_t)sizeof x) x = qe_now_ns() * 0x9E3779B97F4A7C15ull;
-    return x;
-}
+#define SP(field) offsetof(qe_sample_params, field)
+/* The sampling fields at the top level of the body, in the order they are checked. */
+static const sample_field sample_fields[] = {
+    {"temperature", SF_FLOAT, 0, 2, SP(temperature)},
+    {"top_p", SF_FLOAT, 0, 1, SP(top_p)},
+    {"top_k", SF_INT, 0, 1 << 30, SP(top_k)},
+    {"min_p", SF_FLOAT, 0, 1, SP(min_p)},
+    {"presence_penalty", SF_FLOAT, -2, 2, SP(presence_penalty)},
+    {"frequency_penalty", SF_FLOAT, -2, 2, SP(frequency_penalty)},
+    {"repetition_penalty", SF_FLOAT, 0.01, 10, SP(repeat_penalty)},
+    {"seed", SF_SEED, 0, 0, SP(seed)},
+};
 
 /* Fields every OpenAI generation request shares. */
 static int parse_common(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     const char *model = NULL;
-    double x;
     int64_t i;
     bool b;
     if (get_str(j, "model", &model, e) < 0) return -1;
@@ -40,22 +44,7 @@ static int parse_common(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     if ((rc = get_int(j, "max_completion_tokens", 1, 1 << 30, &i, e)) < 0) return -1;
     if (rc == 0 && (rc = get_int(j, "max_tokens", 1, 1 << 30, &i, e)) < 0) return -1;
     if (rc == 1) r->jp.max_tokens = (int)i;
-    if ((rc = get_num(j, "temperature", 0, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.temperature = (float)x;
-    if ((rc = get_num(j, "top_p", 0, 1, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.top_p = (float)x;
-    if ((rc = get_int(j, "top_k", 0, 1 << 30, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.top_k = (int)i;
-    if ((rc = get_num(j, "min_p", 0, 1, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.min_p = (float)x;
-    if ((rc = get_num(j, "presence_penalty", -2, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.presence_penalty = (float)x;
-    if ((rc = get_num(j, "frequency_penalty", -2, 2, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.frequency_penalty = (float)x;
-    if ((rc = get_num(j, "repetition_penalty", 0.01, 10, &x, e)) < 0) return -1;
-    if (rc) r->jp.sample.repeat_penalty = (float)x;
-    if ((rc = get_int(j, "seed", INT64_MIN, INT64_MAX, &i, e)) < 0) return -1;
-    if (rc) r->jp.sample.seed = (uint64_t)i;
+    if (get_sample_fields(j, sample_fields, sizeof sample_fields / sizeof *sample_fields, &r->jp.sample, e)) return -1;
     if ((rc = get_int(j, "n", 1, 1, &i, e)) < 0) return BAD(e, "n", "only n = 1 is supported");
     if ((rc = get_bool(j, "logprobs", &b, e)) < 0) return -1;
     if (rc && b) return BAD(e, "logprobs", "logprobs are not supported");
@@ -64,83 +53,14 @@ static int parse_common(qe_server *s, json_t *j, gen_req *r, api_error *e) {
     return 0;
 }
 
-/* Text of a message's content: a string, or an array of {type:"text", text} parts (joined). */
-static int content_text(json_t *content, int idx, bool may_be_null, qe_buf *out, api_error *e) {
-    if (!content || json_is_null(content)) {
-        if (may_be_null) return 0;
-        return BAD(e, "messages", "messages[%d].content is missing", idx);
-    }
-    if (json_is_string(content)) return qe_buf_append(out, json_string_value(content), json_string_length(content));
-    if (!json_is_array(content))
-        return BAD(e, "messages", "messages[%d].content must be a string or an array of text parts", idx);
-    size_t k;
-    json_t *part;
-    json_array_foreach(content, k, part) {
-        const char *type = NULL, *text = NULL;
-        if (!json_is_object(part) || get_str(part, "type", &type, e) != 1)
-            return BAD(e, "messages", "messages[%d].content[%zu] must be an object with a 'type'", idx, k);
-        if (strcmp(type, "text") != 0)
-            return BAD(e, "messages", "messages[%d].content[%zu]: only text parts are supported (got '%s')", idx, k, type);
-        if (get_str(part, "text", &text, e) != 1)
-            return BAD(e, "messages", "messages[%d].content[%zu].text must be a string", idx, k);
-        if (qe_buf_append(out, text, strlen(text))) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
-    }
-    return 0;
-}
-
-/* messages -> chat_msg[], validated. Texts live in bufs (one per message). */
-int parse_messages(json_t *msgs, chat_msg **out_m, qe_buf **out_bufs, int *out_n, api_error *e) {
-    if (!msgs) return BAD(e, "messages", "'messages' is required");
-    if (!json_is_array(msgs)) return BAD(e, "messages", "'messages' must be an array");
-    int n = (int)json_array_size(msgs);
-    if (n == 0) return BAD(e, "messages", "'messages' must contain at least one message");
-    if (n > 10000) return BAD(e, "messages", "too many messages (%d)", n);
-    chat_msg *m = calloc(n, sizeof *m);
-    qe_buf *bufs = calloc(n, sizeof *bufs);
-    if (!m || !bufs) { free(m); free(bufs); return api_errf(e, 500, "server_error", NULL, NULL, "out of memory"); }
-    *out_m = m;
-    *out_bufs = bufs;
-    *out_n = n;
-    for (int i = 0; i < n; i++) {
-        json_t *msg = json_array_get(msgs, i);
-        const char *role = NULL;
-        if (!json_is_object(msg)) return BAD(e, "messages", "messages[%d] must be an object", i);
-        if (get_str(msg, "role", &role, e) != 1) return BAD(e, "messages", "messages[%d].role must be a string", i);
-        if (!strcmp(role, "developer")) role = "system";
-        if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant"))
-            return BAD(e, "messages", "messages[%d].role must be 'system', 'user' or 'assistant' (got '%s')", i, role);
-        if (content_text(json_object_get(msg, "content"), i, !strcmp(role, "assistant"), &bufs[i], e)) return -1;
-        m[i].role = role;
-        m[i].text = bufs[i].p ? bufs[i].p : "";
-        m[i].len = bufs[i].n;
-    }
-    return 0;
-}
-
-void free_messages(chat_msg *m, qe_buf *bufs, int n) {
-    for (int i = 0; bufs && i < n; i++) qe_buf_free(&bufs[i]);
-    free(bufs);
-    free(m);
-}
-
 static int prepare_chat(qe_server *s, json_t *j, gen_req *r, json_t **reply, api_error *e) {
     (void)reply;
-    chat_msg *m = NULL;
-    qe_buf *bufs = NULL;
-    int n = 0, rc = -1;
-    int64_t rounds = s->o.memory_rounds;
-    if (parse_common(s, j, r, e)) goto out;
-    if (get_int(j, "memory_rounds", 0, 100000, &rounds, e) < 0) goto out;
-    if (parse_messages(json_object_get(j, "messages"), &m, &bufs, &n, e)) goto out;
-    if (render_chat(s, m, n, (int)rounds, r, e)) goto out;
-    rc = check_lengths(s, r, e);
-out:
-    free_messages(m, bufs, n);
-    return rc;
+    if (parse_common(s, j, r, e)) return -1;
+    return parse_chat(s, j, r, e);
 }
 
 enum MHD_Result openai_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
-    return gen_serve(c, s, rq, GEN_OPENAI_CHAT, prepare_chat);
+    return gen_serve(c, s, rq, &openai_chat_dialect);
 }
 
 static int prepare_completion(qe_server *s, json_t *j, gen_req *r, json_t **reply, api_error *e) {
@@ -161,7 +81,7 @@ static int prepare_completion(qe_server *s, json_t *j, gen_req *r, json_t **repl
 }
 
 enum MHD_Result openai_completions(struct MHD_Connection *c, qe_server *s, req_ctx *rq) {
-    return gen_serve(c, s, rq, GEN_OPENAI_COMPLETION, prepare_completion);
+    return gen_serve(c, s, rq, &openai_completion_dialect);
 }
 
 /* "max_model_len" (as vLLM names it) is the context per conversation: the page keeps max_tokens under it. */
@@ -190,51 +110,35 @@ static json_t *usage_obj(const gen_state *g) {
                      "total_tokens", d->n_prompt + d->n_gen, "prompt_tokens_details", "cached_tokens", d->n_cached);
 }
 
-static json_t *chunk(gen_state *g, json_t *choice) {
-    bool chat = g->req.kind == GEN_OPENAI_CHAT;
+/* A stream chunk of `object` with at most one choice (none: the usage chunk). */
+static json_t *chunk(gen_state *g, const char *object, json_t *choice) {
     json_t *choices = json_array();
     if (choice) json_array_append_new(choices, choice);
-    json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o}", "id", g->id, "object",
-                          chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)g->created,
+    json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o}", "id", g->id, "object", object, "created", (json_int_t)g->created,
                           "model", g->s->model_id, "system_fingerprint", "qwen-edge-" QE_VERSION, "choices", choices);
     if (j && g->req.include_usage) json_object_set_new(j, "usage", json_null());
     return j;
 }
 
-static int sse(qe_buf *out, json_t *j) {
-    if (!j) return QE_ENOMEM;
-    char *txt = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!txt) return QE_ENOMEM;
-    int rc = qe_buf_printf(out, "data: %s\n\n", txt);
-    free(txt);
-    return rc;
+static int sse(qe_buf *out, json_t *j) { return frame_json(out, "data: ", j, "\n\n"); }
+
+static json_t *finish_reason(const char *finish) { return finish ? json_string(finish) : json_null(); }
+
+/* The choice of a chat chunk: text as a delta (an empty delta beside the finish reason). */
+static json_t *chat_choice(const char *text, size_t n, const char *finish) {
+    json_t *delta = n || !finish ? json_pack("{s:s%}", "content", text, n) : json_object();
+    return json_pack("{s:i,s:o,s:n,s:o}", "index", 0, "delta", delta, "logprobs", "finish_reason", finish_reason(finish));
 }
 
-static json_t *text_choice(gen_state *g, const char *text, size_t n, const char *finish) {
-    if (g->req.kind == GEN_OPENAI_CHAT) {
-        json_t *delta = n || !finish ? json_pack("{s:s%}", "content", text, n) : json_object();
-        return json_pack("{s:i,s:o,s:n,s:o}", "index", 0, "delta", delta, "logprobs",
-                         "finish_reason", finish ? json_string(finish) : json_null());
-    }
-    return json_pack("{s:s%,s:i,s:n,s:o}", "text", text, n, "index", 0, "logprobs", "finish_reason",
-                     finish ? json_string(finish) : json_null());
+static json_t *completion_choice(const char *text, size_t n, const char *finish) {
+    return json_pack("{s:s%,s:i,s:n,s:o}", "text", text, n, "index", 0, "logprobs", "finish_reason", finish_reason(finish));
 }
 
-int openai_frame_first(gen_state *g, qe_buf *out) {
-    json_t *choice = json_pack("{s:i,s:{s:s,s:s},s:n,s:n}", "index", 0, "delta", "role", "assistant", "content", "",
-                               "logprobs", "finish_reason");
-    return sse(out, chunk(g, choice));
-}
-
-int openai_frame_delta(gen_state *g, const char *text, size_t n, qe_buf *out) {
-    return sse(out, chunk(g, text_choice(g, text, n, NULL)));
-}
-
-int openai_frame_final(gen_state *g, const char *finish, qe_buf *out) {
-    int rc = sse(out, chunk(g, text_choice(g, "", 0, finish)));
+/* The last chunk, then usage as one more chunk with no choices when stream_options.include_usage asked. */
+static int frame_final(gen_state *g, const char *object, json_t *choice, qe_buf *out) {
+    int rc = sse(out, chunk(g, object, choice));
     if (!rc && g->req.include_usage) {
-        json_t *u = chunk(g, NULL);
+        json_t *u = chunk(g, object, NULL);
         if (!u) return QE_ENOMEM;
         json_object_set_new(u, "usage", usage_obj(g));
         rc = sse(out, u);
@@ -242,26 +146,71 @@ int openai_frame_final(gen_state *g, const char *finish, qe_buf *out) {
     return rc;
 }
 
-int frame_error(gen_state *g, const char *message, qe_buf *out) {
+static int frame_error(gen_state *g, const char *message, qe_buf *out) {
+    (void)g;
     api_error e;
     api_errf(&e, 500, "server_error", NULL, NULL, "%s", message);
-    json_t *j = error_json(g->req.kind == GEN_OPENAI_CHAT || g->req.kind == GEN_OPENAI_COMPLETION ? DIALECT_OPENAI
-                                                                                                  : DIALECT_OLLAMA, &e);
-    if (g->req.kind == GEN_OPENAI_CHAT || g->req.kind == GEN_OPENAI_COMPLETION) return sse(out, j);
-    char *txt = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!txt) return QE_ENOMEM;
-    int rc = qe_buf_printf(out, "%s\n", txt);
-    free(txt);
-    return rc;
+    return sse(out, error_json(DIALECT_OPENAI, &e));
 }
 
-json_t *openai_body(gen_state *g, const char *text, size_t n, const char *finish) {
-    bool chat = g->req.kind == GEN_OPENAI_CHAT;
-    json_t *choice = chat ? json_pack("{s:i,s:{s:s,s:s%,s:n},s:n,s:s}", "index", 0, "message", "role", "assistant",
-                                      "content", text, n, "refusal", "logprobs", "finish_reason", finish)
-                          : json_pack("{s:s%,s:i,s:n,s:s}", "text", text, n, "index", 0, "logprobs", "finish_reason", finish);
-    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o],s:o}", "id", g->id, "object", chat ? "chat.completion" : "text_completion",
-                     "created", (json_int_t)g->created, "model", g->s->model_id, "system_fingerprint",
-                     "qwen-edge-" QE_VERSION, "choices", choice, "usage", usage_obj(g));
+static json_t *body(gen_state *g, const char *object, json_t *choice) {
+    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o],s:o}", "id", g->id, "object", object, "created", (json_int_t)g->created,
+                     "model", g->s->model_id, "system_fingerprint", "qwen-edge-" QE_VERSION, "choices", choice, "usage",
+                     usage_obj(g));
 }
+
+/* chat: the role in a first chunk of its own, then content deltas */
+static int chat_first(gen_state *g, qe_buf *out) {
+    json_t *choice = json_pack("{s:i,s:{s:s,s:s},s:n,s:n}", "index", 0, "delta", "role", "assistant", "content", "",
+                               "logprobs", "finish_reason");
+    return sse(out, chunk(g, "chat.completion.chunk", choice));
+}
+static int chat_delta(gen_state *g, const char *text, size_t n, qe_buf *out) {
+    return sse(out, chunk(g, "chat.completion.chunk", chat_choice(text, n, NULL)));
+}
+static int chat_final(gen_state *g, const char *finish, qe_buf *out) {
+    return frame_final(g, "chat.completion.chunk", chat_choice("", 0, finish), out);
+}
+static json_t *chat_body(gen_state *g, const char *text, size_t n, const char *finish) {
+    return body(g, "chat.completion", json_pack("{s:i,s:{s:s,s:s%,s:n},s:n,s:s}", "index", 0, "message", "role",
+                                                "assistant", "content", text, n, "refusal", "logprobs", "finish_reason",
+                                                finish));
+}
+
+static int completion_delta(gen_state *g, const char *text, size_t n, qe_buf *out) {
+    return sse(out, chunk(g, "text_completion", completion_choice(text, n, NULL)));
+}
+static int completion_final(gen_state *g, const char *finish, qe_buf *out) {
+    return frame_final(g, "text_completion", completion_choice("", 0, finish), out);
+}
+static json_t *completion_body(gen_state *g, const char *text, size_t n, const char *finish) {
+    return body(g, "text_completion", json_pack("{s:s%,s:i,s:n,s:s}", "text", text, n, "index", 0, "logprobs",
+                                                "finish_reason", finish));
+}
+
+const gen_dialect openai_chat_dialect = {
+    .errors = DIALECT_OPENAI,
+    .prepare = prepare_chat,
+    .id_prefix = "chatcmpl-",
+    .content_type = "text/event-stream; charset=utf-8",
+    .keep_alive = ": keep-alive\n\n", /* an SSE comment */
+    .end = "data: [DONE]\n\n",
+    .frame_first = chat_first,
+    .frame_delta = chat_delta,
+    .frame_final = chat_final,
+    .frame_error = frame_error,
+    .body = chat_body,
+};
+
+const gen_dialect openai_completion_dialect = {
+    .errors = DIALECT_OPENAI,
+    .prepare = prepare_completion,
+    .id_prefix = "cmpl-",
+    .content_type = "text/event-stream; charset=utf-8",
+    .keep_alive = ": keep-alive\n\n",
+    .end = "data: [DONE]\n\n",
+    .frame_delta = completion_delta,
+    .frame_final = completion_final,
+    .frame_error = frame_error,
+    .body = completion_body,
+};

@@ -1,6 +1,10 @@
 /* gen.c — one generation request from submit to the last byte: the engine job, the text stream (whole
  * UTF-8, stop strings), the frames of the dialect, timings for the metrics and the access log.
  *
+ * What the answer looks like on the wire is not decided here: the request's gen_dialect (req.dl, set by the
+ * route in gen_serve) gives the frames, the content type, the stream's end marker and keep-alive comment, and
+ * the shape of errors. Nothing below asks which API it serves.
+ *
  * Streaming: MHD calls stream_cb on the connection's own thread (thread-per-connection mode) whenever it
  * can send more; stream_cb blocks on qe_job_next for the next token, so each token goes out as soon as
  * the engine makes it. When the client disconnects, the next write fails, MHD destroys the response and
@@ -140,18 +144,27 @@ static int step(gen_state *g, qe_buf *text, int timeout_ms) {
     return -1;
 }
 
-static bool is_openai(const gen_state *g) { return g->req.kind == GEN_OPENAI_CHAT || g->req.kind == GEN_OPENAI_COMPLETION; }
+int frame_json(qe_buf *out, const char *before, json_t *j, const char *after) {
+    if (!j) return QE_ENOMEM;
+    char *txt = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!txt) return QE_ENOMEM;
+    int rc = qe_buf_printf(out, "%s%s%s", before, txt, after);
+    free(txt);
+    return rc;
+}
 
 /* Fills g->out with the next frames. */
 static void produce(gen_state *g) {
+    const gen_dialect *dl = g->req.dl;
     qe_buf *out = &g->out;
     if (g->phase == 0) {
         g->phase = 1;
-        if (g->req.kind == GEN_OPENAI_CHAT) { openai_frame_first(g, out); return; }
+        if (dl->frame_first) { dl->frame_first(g, out); return; }
     }
     if (g->phase == 2) {
         g->phase = 3;
-        if (is_openai(g)) qe_buf_append(out, "data: [DONE]\n\n", 14);
+        if (dl->end) qe_buf_append(out, dl->end, strlen(dl->end));
         return;
     }
     qe_buf text = {0};
@@ -160,22 +173,22 @@ static void produce(gen_state *g) {
     /* wait in short slices until there is something to send, looking at the client in between */
     while ((r = step(g, &text, GONE_POLL_MS)) == 2 || (r == 0 && text.n == 0)) {
         if (check_gone(g)) { qe_buf_free(&text); return; }
-        if (r == 2 && qe_now() >= t_keepalive && is_openai(g)) {
-            /* nothing for 15 s: an SSE comment keeps proxies from timing out. NDJSON has no comments. */
-            qe_buf_append(out, ": keep-alive\n\n", 14);
+        if (r == 2 && qe_now() >= t_keepalive && dl->keep_alive) {
+            /* nothing for 15 s: a comment keeps proxies from timing out */
+            qe_buf_append(out, dl->keep_alive, strlen(dl->keep_alive));
             qe_buf_free(&text);
             return;
         }
     }
     int rc = 0;
-    if (text.n) rc = is_openai(g) ? openai_frame_delta(g, text.p, text.n, out) : ollama_frame_delta(g, text.p, text.n, out);
+    if (text.n) rc = dl->frame_delta(g, text.p, text.n, out);
     if (rc) qe_log(QE_LOG_WARN, "%s: could not write a stream frame (%d); %zu bytes of text lost", g->id, rc, text.n);
     if (r == 1) {
-        rc = is_openai(g) ? openai_frame_final(g, finish_name(g), out) : ollama_frame_final(g, finish_name(g), out);
+        rc = dl->frame_final(g, finish_name(g), out);
         if (rc) qe_log(QE_LOG_WARN, "%s: could not write the final stream frame (%d)", g->id, rc);
         g->phase = 2;
     } else if (r < 0) {
-        frame_error(g, g->err, out);
+        dl->frame_error(g, g->err, out);
         if (g->rq) g->rq->finish = "error";
         g->phase = 3; /* an error ends the stream without [DONE] */
     }
@@ -229,30 +242,30 @@ bool gen_admit(qe_server *s, api_error *e) {
 
 void gen_leave(qe_server *s) { atomic_fetch_sub(&s->n_gen_inflight, 1); }
 
-enum MHD_Result gen_serve(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen_kind kind, gen_prepare_fn prepare) {
+enum MHD_Result gen_serve(struct MHD_Connection *c, qe_server *s, req_ctx *rq, const gen_dialect *dl) {
     api_error e = {0};
-    dialect d = (kind == GEN_OLLAMA_CHAT || kind == GEN_OLLAMA_GENERATE) ? DIALECT_OLLAMA : DIALECT_OPENAI;
-    if (!gen_admit(s, &e)) return send_error(c, s, rq, d, &e);
-    gen_req r = {.kind = kind};
+    if (!gen_admit(s, &e)) return send_error(c, s, rq, dl->errors, &e);
+    gen_req r = {.dl = dl};
     json_t *reply = NULL;
     sem_wait(&s->prep_sem);
     json_t *j = parse_body(rq, &e);
     qe_buf_free(&rq->body); /* parsed: a long answer need not keep the bytes */
     /* every generation route takes "cache_salt" (which cached prefixes it may share; see auth.h) */
-    int rc = j && get_cache_salt(s, rq, j, &r, &e) == 0 ? prepare(s, j, &r, &reply, &e) : -1;
+    int rc = j && get_cache_salt(s, rq, j, &r, &e) == 0 ? dl->prepare(s, j, &r, &reply, &e) : -1;
     parse_body_free(j);
     sem_post(&s->prep_sem);
     if (rc < 0 || reply) {
         gen_req_free(&r);
         gen_leave(s);
-        return rc < 0 ? send_error(c, s, rq, d, &e) : send_json(c, s, rq, 200, reply);
+        return rc < 0 ? send_error(c, s, rq, dl->errors, &e) : send_json(c, s, rq, 200, reply);
     }
     return gen_run(c, s, rq, &r);
 }
 
 enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen_req *req) {
     api_error e = {0};
-    dialect d = (req->kind == GEN_OLLAMA_CHAT || req->kind == GEN_OLLAMA_GENERATE) ? DIALECT_OLLAMA : DIALECT_OPENAI;
+    const gen_dialect *dl = req->dl;
+    dialect d = dl->errors;
     qe_engine *eng = atomic_load(&s->engine);
     gen_state *g = calloc(1, sizeof *g);
     if (!g) {
@@ -267,7 +280,7 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
     g->rq = rq;
     g->t_start = rq->t_start;
     g->created = (int64_t)time(NULL);
-    make_id(g->id, sizeof g->id, g->req.kind == GEN_OPENAI_CHAT ? "chatcmpl-" : "cmpl-");
+    make_id(g->id, sizeof g->id, dl->id_prefix);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     g->fd = ci ? ci->connect_fd : -1; /* valid while the connection lives, which outlasts every wait below */
 
@@ -313,8 +326,7 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
             api_errf(&e, 500, "server_error", NULL, NULL, "%s", g->err);
             ret = send_error(c, s, rq, d, &e);
         } else {
-            json_t *body = d == DIALECT_OPENAI ? openai_body(g, text.p ? text.p : "", text.n, finish_name(g))
-                                               : ollama_body(g, text.p ? text.p : "", text.n, finish_name(g));
+            json_t *body = dl->body(g, text.p ? text.p : "", text.n, finish_name(g));
             g->phase = 3;
             ret = send_json(c, s, rq, 200, body);
         }
@@ -329,11 +341,7 @@ enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen
         return MHD_NO;
     }
     add_common_headers(s, resp);
-    if (d == DIALECT_OPENAI) {
-        MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
-    } else {
-        MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
-    }
+    MHD_add_response_header(resp, "Content-Type", dl->content_type);
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     rq->status = 200;

@@ -49,10 +49,9 @@ static void escape_text(char *out, size_t cap, const char *in, size_t n, bool lo
     out[o] = 0;
 }
 
-const char *const route_names[R__COUNT] = {
-    "other", "page", "/health", "/metrics", "/v1/chat/completions", "/v1/completions", "/v1/models",
-    "/api/chat", "/api/generate", "/api/tags", "/api/version", "/api/show",
-};
+#define ROUTE_LABEL(id, label) [id] = label,
+const char *const route_names[R__COUNT] = {SRV_ROUTES(ROUTE_LABEL)};
+#undef ROUTE_LABEL
 
 typedef enum MHD_Result (*handler_fn)(struct MHD_Connection *, qe_server *, req_ctx *);
 typedef struct {

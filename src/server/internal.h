@@ -13,11 +13,7 @@
 #include "server.h"
 #include "textstream.h"
 
-/* Routes known to the metrics (label "route"). */
-typedef enum {
-    R_OTHER, R_PAGE, R_HEALTH, R_METRICS, R_CHAT, R_COMPLETIONS, R_MODELS, R_OLLAMA_CHAT, R_OLLAMA_GENERATE,
-    R_OLLAMA_TAGS, R_OLLAMA_VERSION, R_OLLAMA_SHOW, R__COUNT
-} route_id;
+/* The routes' labels for the metrics, by route_id (routes.h, included by metrics.h). */
 extern const char *const route_names[R__COUNT];
 
 typedef enum { DIALECT_OPENAI, DIALECT_OLLAMA } dialect;
@@ -77,6 +73,8 @@ typedef struct {
     int retry_after;      /* 429/503: the Retry-After header in seconds (0: 1) */
     char message[QE_ERR_LEN];
 } api_error;
+/* The usual 400: a field of the request is wrong. Returns -1. */
+#define BAD(e, param, ...) api_errf(e, 400, "invalid_request_error", NULL, param, __VA_ARGS__)
 int api_errf(api_error *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 /* Queues the error as the response (JSON in the request's dialect). */
@@ -87,10 +85,10 @@ enum MHD_Result send_json(struct MHD_Connection *c, qe_server *s, req_ctx *rq, i
 void add_common_headers(qe_server *s, struct MHD_Response *r);
 
 /* ---- generation ---------------------------------------------------------------------------------- */
-typedef enum { GEN_OPENAI_CHAT, GEN_OPENAI_COMPLETION, GEN_OLLAMA_CHAT, GEN_OLLAMA_GENERATE } gen_kind;
+typedef struct gen_dialect gen_dialect;
 
 typedef struct {
-    gen_kind kind;
+    const gen_dialect *dl;  /* the API shape of the request, chosen by its route: gen.c asks it for every byte */
     qe_ids prompt;
     qe_job_params jp;       /* prompt pointer filled at submit */
     char **stops;
@@ -127,20 +125,44 @@ typedef struct gen_state {
 /* A dialect's part of a generation request: the parsed body -> a validated gen_req (prompt ids, parameters).
  * Returns 0, or -1 with e filled, or 0 with *reply set to answer at once without generating (steals it). */
 typedef int (*gen_prepare_fn)(qe_server *s, json_t *body, gen_req *r, json_t **reply, api_error *e);
-/* One generation request from the top: the in-flight gate (429 before any parsing), then prepare (parse + tokenize,
- * a few requests at a time), then gen_run. */
-enum MHD_Result gen_serve(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen_kind kind, gen_prepare_fn prepare);
+
+/* What one kind of generation request (a route) looks like on the wire, as data: gen.c never asks which API
+ * it serves, it calls these. One const instance per route, in its dialect's file (api_openai.c, api_ollama.c).
+ * A new kind of frame (tool-call deltas, citations) is one more pointer here and one function per dialect file.
+ * Frame functions append to out and return 0 or a QE_ error code. */
+struct gen_dialect {
+    dialect errors;           /* the shape of its error bodies (error_json) */
+    gen_prepare_fn prepare;   /* parse + validate + tokenize the request body */
+    const char *id_prefix;    /* of the answer's id: "chatcmpl-", "cmpl-" */
+    const char *content_type; /* of a streaming answer (SSE, NDJSON) */
+    const char *keep_alive;   /* written after 15 s with nothing to send, or NULL (NDJSON has no comments) */
+    const char *end;          /* written after the final frame ("data: [DONE]"), or NULL */
+    /* the stream: first frame before any text (NULL: none), a piece of text, the last frame (finish reason,
+     * usage), an error that ends the stream */
+    int (*frame_first)(gen_state *g, qe_buf *out);
+    int (*frame_delta)(gen_state *g, const char *text, size_t n, qe_buf *out);
+    int (*frame_final)(gen_state *g, const char *finish, qe_buf *out);
+    int (*frame_error)(gen_state *g, const char *message, qe_buf *out);
+    /* the whole answer of a non-streaming request (owned by the caller) */
+    json_t *(*body)(gen_state *g, const char *text, size_t n, const char *finish);
+};
+extern const gen_dialect openai_chat_dialect, openai_completion_dialect; /* api_openai.c */
+extern const gen_dialect ollama_chat_dialect, ollama_generate_dialect;   /* api_ollama.c */
+
+/* One generation request from the top: the in-flight gate (429 before any parsing), then dl->prepare (parse +
+ * tokenize, a few requests at a time), then gen_run. */
+enum MHD_Result gen_serve(struct MHD_Connection *c, qe_server *s, req_ctx *rq, const gen_dialect *dl);
 /* Takes a place among the requests in flight; false with a 429 in e when they are all taken. gen_leave gives it
  * back (gen_run does, for the request it is given). */
 bool gen_admit(qe_server *s, api_error *e);
 void gen_leave(qe_server *s);
-/* Runs a validated request that holds a place (gen_admit): submit, then a streaming response or the whole
- * answer at once. Gives the place back when the request ends, whatever happens. */
+/* Runs a validated request (req->dl set) that holds a place (gen_admit): submit, then a streaming response or
+ * the whole answer at once. Gives the place back when the request ends, whatever happens. */
 enum MHD_Result gen_run(struct MHD_Connection *c, qe_server *s, req_ctx *rq, gen_req *req);
 /* Asks every running job to stop (server shutdown). */
 void gen_cancel_all(qe_server *s);
 
-/* ---- the dialects ------------------------------------------------------------------------------- */
+/* ---- the routes of the dialects (http.c's table) ------------------------------------------------------ */
 enum MHD_Result openai_chat(struct MHD_Connection *c, qe_server *s, req_ctx *rq);
 enum MHD_Result openai_completions(struct MHD_Connection *c, qe_server *s, req_ctx *rq);
 enum MHD_Result openai_models(struct MHD_Connection *c, qe_server *s, req_ctx *rq, const char *id);
@@ -150,15 +172,9 @@ enum MHD_Result ollama_tags(struct MHD_Connection *c, qe_server *s, req_ctx *rq)
 enum MHD_Result ollama_version(struct MHD_Connection *c, qe_server *s, req_ctx *rq);
 enum MHD_Result ollama_show(struct MHD_Connection *c, qe_server *s, req_ctx *rq);
 
-/* Frames of a running stream / the final non-stream body, per dialect (gen.c calls these). */
-int openai_frame_first(gen_state *g, qe_buf *out);
-int openai_frame_delta(gen_state *g, const char *text, size_t n, qe_buf *out);
-int openai_frame_final(gen_state *g, const char *finish, qe_buf *out);
-json_t *openai_body(gen_state *g, const char *text, size_t n, const char *finish);
-int ollama_frame_delta(gen_state *g, const char *text, size_t n, qe_buf *out);
-int ollama_frame_final(gen_state *g, const char *finish, qe_buf *out);
-json_t *ollama_body(gen_state *g, const char *text, size_t n, const char *finish);
-int frame_error(gen_state *g, const char *message, qe_buf *out);
+/* Appends j (stolen; NULL: QE_ENOMEM) as compact JSON between before and after: one frame of a stream, an SSE
+ * event ("data: ", "\n\n") or an NDJSON line ("", "\n"). gen.c. */
+int frame_json(qe_buf *out, const char *before, json_t *j, const char *after);
 
 /* ---- request parsing helpers (parse.c) ------------------------------------------------------------ */
 /* Parses the body as a JSON object; 400 with a clear message otherwise (bad JSON, bad UTF-8, not an object). */
@@ -173,6 +189,17 @@ int get_bool(json_t *o, const char *key, bool *out, api_error *e);
 int get_str(json_t *o, const char *key, const char **out, api_error *e);
 /* An array of token ids in [0, n_vocab) appended to out: 400 naming key[i] on a bad id, 500 on out of memory. */
 int get_ids(json_t *arr, const char *key, int n_vocab, qe_ids *out, api_error *e);
+/* A sampling field of a request: its key, its range and where it goes in qe_sample_params. The dialects name,
+ * bound and place them differently (their tables are in api_openai.c / api_ollama.c); get_sample_fields reads
+ * them in table order, so the first wrong one is the one reported. */
+typedef enum { SF_FLOAT, SF_INT, SF_LAST_N /* -1: the whole sequence (0) */, SF_SEED /* any int64 */ } sample_type;
+typedef struct {
+    const char *key;
+    sample_type type;
+    double lo, hi;   /* SF_FLOAT, SF_INT, SF_LAST_N (exact in a double); SF_SEED takes any int64 */
+    size_t offset;   /* offsetof(qe_sample_params, ...) */
+} sample_field;
+int get_sample_fields(json_t *o, const sample_field *f, size_t n, qe_sample_params *sp, api_error *e);
 /* "stop": a string or an array of strings. */
 int get_stops(json_t *o, const char *key, gen_req *r, api_error *e);
 /* "cache_salt" (a string, vLLM's field): only requests with the same salt, and with several API keys the same
@@ -180,10 +207,10 @@ int get_stops(json_t *o, const char *key, gen_req *r, api_error *e);
 int get_cache_salt(qe_server *s, const req_ctx *rq, json_t *o, gen_req *r, api_error *e);
 /* Tokenizes a chat for the model with the memory window; errors are 400s. */
 typedef struct { const char *role; const char *text; size_t len; } chat_msg;
-/* OpenAI-style "messages" (also ollama's): roles system/developer/user/assistant, content a string or text
- * parts. Texts are owned by bufs; free both with free_messages. */
-int parse_messages(json_t *msgs, chat_msg **m, qe_buf **bufs, int *n, api_error *e);
-void free_messages(chat_msg *m, qe_buf *bufs, int n);
+/* A chat request's prompt, the same in both dialects: "memory_rounds" (default serve --memory-rounds), then
+ * "messages" (roles system/developer/user/assistant, content a string or text parts) parsed, rendered with the
+ * memory window and checked against the context. */
+int parse_chat(qe_server *s, json_t *j, gen_req *r, api_error *e);
 int render_chat(qe_server *s, const chat_msg *m, int n, int memory_rounds, gen_req *r, api_error *e);
 int render_raw(qe_server *s, const char *text, size_t len, bool parse_special, gen_req *r, api_error *e);
 /* Appends the token ids of JSON array a (field key) to r->prompt: 400 context_length_exceeded, before copying any,
@@ -192,6 +219,8 @@ int get_token_ids(qe_server *s, json_t *a, const char *key, gen_req *r, api_erro
 /* Checks the prompt against the context and max_tokens against the limits (400 context_length_exceeded). */
 int check_lengths(qe_server *s, gen_req *r, api_error *e);
 
+/* A seed for a request that names none: from the kernel's random source, the clock if that fails. */
+uint64_t random_seed(void);
 void make_id(char *out, size_t n, const char *prefix);
 double qe_wall_now(void); /* unix seconds with fraction */
 void iso_time(char *out, size_t n, double unix_s); /* 2024-01-02T03:04:05.123456789Z */

@@ -6,9 +6,10 @@
 
 #include "base.h"
 #include "engine.h"
+#include "routes.h"
 
 #define SRV_N_STATUS 12
-#define SRV_N_ROUTES 12
+#define SRV_N_ROUTES R__COUNT /* routes.h */
 #define SRV_HIST_MAX 12
 
 typedef struct {

@@ -1,5 +1,6 @@
 /* parse.c — request validation shared by both API dialects: the body as a JSON object, typed optional
- * fields with ranges, stop strings, the chat prompt (ChatML + memory window) and the length checks.
+ * fields with ranges, stop strings, chat messages, the chat prompt (ChatML + memory window), the length
+ * checks, ids and seeds.
  * Every problem becomes a 400 with a message that names the field, never a crash. */
 #include <pthread.h>
 #include <stdio.h>
@@ -24,8 +25,6 @@ int api_errf(api_error *e, int status, const char *type, const char *code, const
     va_end(ap);
     return -1;
 }
-
-#define BAD(e, param, ...) api_errf(e, 400, "invalid_request_error", NULL, param, __VA_ARGS__)
 
 /* The memory a body's JSON may take. jansson's values cost 30-100 bytes each, so a 4 MB body of "[0,0,0,...]" or
  * "[[],[],...]" would become 60-180 MB of them (measured); the parse of one body may allocate (in total, frees
@@ -174,6 +173,26 @@ int get_ids(json_t *arr, const char *key, int n_vocab, qe_ids *out, api_error *e
     return 0;
 }
 
+int get_sample_fields(json_t *o, const sample_field *f, size_t n, qe_sample_params *sp, api_error *e) {
+    for (size_t k = 0; k < n; k++) {
+        char *dst = (char *)sp + f[k].offset;
+        double x;
+        int64_t i;
+        int rc;
+        if (f[k].type == SF_FLOAT) {
+            if ((rc = get_num(o, f[k].key, f[k].lo, f[k].hi, &x, e)) < 0) return -1;
+            if (rc) *(float *)dst = (float)x;
+        } else if (f[k].type == SF_SEED) {
+            if ((rc = get_int(o, f[k].key, INT64_MIN, INT64_MAX, &i, e)) < 0) return -1;
+            if (rc) *(uint64_t *)dst = (uint64_t)i;
+        } else {
+            if ((rc = get_int(o, f[k].key, (int64_t)f[k].lo, (int64_t)f[k].hi, &i, e)) < 0) return -1;
+            if (rc) *(int *)dst = f[k].type == SF_LAST_N && i < 0 ? 0 : (int)i;
+        }
+    }
+    return 0;
+}
+
 static int add_stop(gen_req *r, const char *s, size_t n, const char *key, api_error *e) {
     if (n == 0) return 0;
     if (n > 256) return BAD(e, key, "a stop string may be at most 256 bytes");
@@ -216,6 +235,81 @@ void gen_req_free(gen_req *r) {
     free(r->stops);
     r->stops = NULL;
     r->n_stops = 0;
+}
+
+/* ---- chat messages (both dialects' "messages") ----------------------------------------------------------- */
+
+/* Text of a message's content: a string, or an array of {type:"text", text} parts (joined). */
+static int content_text(json_t *content, int idx, bool may_be_null, qe_buf *out, api_error *e) {
+    if (!content || json_is_null(content)) {
+        if (may_be_null) return 0;
+        return BAD(e, "messages", "messages[%d].content is missing", idx);
+    }
+    if (json_is_string(content)) return qe_buf_append(out, json_string_value(content), json_string_length(content));
+    if (!json_is_array(content))
+        return BAD(e, "messages", "messages[%d].content must be a string or an array of text parts", idx);
+    size_t k;
+    json_t *part;
+    json_array_foreach(content, k, part) {
+        const char *type = NULL, *text = NULL;
+        if (!json_is_object(part) || get_str(part, "type", &type, e) != 1)
+            return BAD(e, "messages", "messages[%d].content[%zu] must be an object with a 'type'", idx, k);
+        if (strcmp(type, "text") != 0)
+            return BAD(e, "messages", "messages[%d].content[%zu]: only text parts are supported (got '%s')", idx, k, type);
+        if (get_str(part, "text", &text, e) != 1)
+            return BAD(e, "messages", "messages[%d].content[%zu].text must be a string", idx, k);
+        if (qe_buf_append(out, text, strlen(text))) return api_errf(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    return 0;
+}
+
+/* messages -> chat_msg[], validated. Texts live in bufs (one per message); free both with free_messages. */
+static int parse_messages(json_t *msgs, chat_msg **out_m, qe_buf **out_bufs, int *out_n, api_error *e) {
+    if (!msgs) return BAD(e, "messages", "'messages' is required");
+    if (!json_is_array(msgs)) return BAD(e, "messages", "'messages' must be an array");
+    int n = (int)json_array_size(msgs);
+    if (n == 0) return BAD(e, "messages", "'messages' must contain at least one message");
+    if (n > 10000) return BAD(e, "messages", "too many messages (%d)", n);
+    chat_msg *m = calloc(n, sizeof *m);
+    qe_buf *bufs = calloc(n, sizeof *bufs);
+    if (!m || !bufs) { free(m); free(bufs); return api_errf(e, 500, "server_error", NULL, NULL, "out of memory"); }
+    *out_m = m;
+    *out_bufs = bufs;
+    *out_n = n;
+    for (int i = 0; i < n; i++) {
+        json_t *msg = json_array_get(msgs, i);
+        const char *role = NULL;
+        if (!json_is_object(msg)) return BAD(e, "messages", "messages[%d] must be an object", i);
+        if (get_str(msg, "role", &role, e) != 1) return BAD(e, "messages", "messages[%d].role must be a string", i);
+        if (!strcmp(role, "developer")) role = "system";
+        if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant"))
+            return BAD(e, "messages", "messages[%d].role must be 'system', 'user' or 'assistant' (got '%s')", i, role);
+        if (content_text(json_object_get(msg, "content"), i, !strcmp(role, "assistant"), &bufs[i], e)) return -1;
+        m[i].role = role;
+        m[i].text = bufs[i].p ? bufs[i].p : "";
+        m[i].len = bufs[i].n;
+    }
+    return 0;
+}
+
+static void free_messages(chat_msg *m, qe_buf *bufs, int n) {
+    for (int i = 0; bufs && i < n; i++) qe_buf_free(&bufs[i]);
+    free(bufs);
+    free(m);
+}
+
+int parse_chat(qe_server *s, json_t *j, gen_req *r, api_error *e) {
+    chat_msg *m = NULL;
+    qe_buf *bufs = NULL;
+    int n = 0, rc = -1;
+    int64_t rounds = s->o.memory_rounds;
+    if (get_int(j, "memory_rounds", 0, 100000, &rounds, e) < 0) goto out;
+    if (parse_messages(json_object_get(j, "messages"), &m, &bufs, &n, e)) goto out;
+    if (render_chat(s, m, n, (int)rounds, r, e)) goto out;
+    rc = check_lengths(s, r, e);
+out:
+    free_messages(m, bufs, n);
+    return rc;
 }
 
 /* ---- prompts ---------------------------------------------------------------------------------------- */
@@ -300,7 +394,13 @@ int check_lengths(qe_server *s, gen_req *r, api_error *e) {
     return 0;
 }
 
-/* ---- ids and times ------------------------------------------------------------------------------------ */
+/* ---- ids, seeds and times ------------------------------------------------------------------------------ */
+
+uint64_t random_seed(void) {
+    uint64_t x = 0;
+    if (getrandom(&x, sizeof x, 0) != (ssize_t)sizeof x) x = qe_now_ns() * 0x9E3779B97F4A7C15ull;
+    return x;
+}
 
 void make_id(char *out, size_t n, const char *prefix) {
     static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
