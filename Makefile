@@ -13,7 +13,7 @@ BUILD   ?= build
 # On a bare machine the compiler does not exist yet when make reads this file (the `deps` prerequisite installs it
 # later in the same run): then the machine's own architecture is the target's.
 ARCH    := $(or $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1),$(shell uname -m))
-PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto
+PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto libxml-2.0 poppler-glib libzip
 OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -Werror -pthread \
