@@ -90,7 +90,7 @@ int qe_kb_terms(const char *s, size_t n, int mode, qe_kb_term_cb cb, void *user)
         if (cjk) {
             if (run > 0) {
                 if ((rc = cb(user, 0, s + prev_o, prev_l + l, prev_o, (int)i + l, 1))) return rc;
-                if (mode != QE_KB_TERMS_QUERY &&
+                if (mode == QE_KB_TERMS_ALL &&
                     (rc = cb(user, mode == QE_KB_TERMS_DOC, s + prev_o, prev_l, prev_o, prev_o + prev_l, 1)))
                     return rc;
             }

@@ -10,22 +10,37 @@
 #define MAX_TERMS 48
 #define PREV_WEIGHT 0.35
 
-typedef struct { qe_buf q; int n; char seen[MAX_TERMS][64]; } query_builder;
+typedef struct { int n; char seen[MAX_TERMS][64]; bool prefix[MAX_TERMS]; } query_builder;
 
-static void add_term(query_builder *b, const char *t, int nt) {
+static void add_term(query_builder *b, const char *t, int nt, bool prefix) {
     if (b->n >= MAX_TERMS || nt <= 0 || nt >= 64) return;
     for (int i = 0; i < b->n; i++)
         if ((int)strlen(b->seen[i]) == nt && !memcmp(b->seen[i], t, nt)) return;
     memcpy(b->seen[b->n], t, nt);
     b->seen[b->n][nt] = 0;
-    if (b->n++) qe_buf_append(&b->q, " OR ", 4);
-    qe_buf_append(&b->q, "\"", 1);
-    for (int i = 0; i < nt; i++) qe_buf_append(&b->q, t[i] == '"' ? "\"\"" : t + i, t[i] == '"' ? 2 : 1);
-    qe_buf_append(&b->q, "\"", 1);
+    b->prefix[b->n++] = prefix;
+}
+
+/* The FTS5 expression of the terms selected by use[] (all when NULL), joined by op. */
+static int expr(const query_builder *b, const bool *use, const char *op, qe_buf *q) {
+    int n = 0, rc = QE_OK;
+    q->n = 0;
+    for (int i = 0; i < b->n && rc == QE_OK; i++) {
+        if (use && !use[i]) continue;
+        if (n++) rc = qe_buf_append(q, op, strlen(op));
+        if (rc == QE_OK) rc = qe_buf_append(q, "\"", 1);
+        for (const char *t = b->seen[i]; *t && rc == QE_OK; t++) rc = qe_buf_append(q, *t == '"' ? "\"\"" : t, *t == '"' ? 2 : 1);
+        if (rc == QE_OK) rc = qe_buf_append(q, b->prefix[i] ? "\"*" : "\"", b->prefix[i] ? 2 : 1);
+    }
+    if (rc == QE_OK) rc = qe_buf_append(q, "", 1);
+    return rc < 0 ? rc : n;
 }
 
 static int qe_term(void *user, int colocated, const char *t, int nt, int start, int end, int cjk) {
-    add_term(user, t, nt);
+    /* a lone CJK character: the index holds bigrams (and a run's last character), so it is a prefix query */
+    int chars = 0;
+    for (int i = 0; i < nt; i++) chars += ((unsigned char)t[i] & 0xC0) != 0x80;
+    add_term(user, t, nt, cjk && chars == 1);
     return 0;
 }
 
@@ -33,7 +48,7 @@ static int word_term(void *user, int colocated, const char *t, int nt, int start
     /* trigram KB: only words of 3+ characters can match */
     int chars = 0;
     for (int i = 0; i < nt; i++) chars += ((unsigned char)t[i] & 0xC0) != 0x80;
-    if (!cjk && chars >= 3) add_term(user, t, nt);
+    if (!cjk && chars >= 3) add_term(user, t, nt, false);
     return 0;
 }
 
@@ -57,7 +72,7 @@ static void build_query(qe_kb *kb, const char *s, query_builder *b) {
         if (k == 3 && cjk_lead(u)) {
             starts[run % 3] = i;
             run++;
-            if (run >= 3) add_term(b, s + starts[(run - 3) % 3], (int)(i + 3 - starts[(run - 3) % 3]));
+            if (run >= 3) add_term(b, s + starts[(run - 3) % 3], (int)(i + 3 - starts[(run - 3) % 3]), false);
         } else {
             run = 0;
         }
@@ -68,23 +83,58 @@ static void build_query(qe_kb *kb, const char *s, query_builder *b) {
 
 typedef struct { int64_t id; double score; } scored;
 
-static int run_query(qe_kb *kb, const char *text, double weight, int limit, scored **v, int *n, int *cap, char *err) {
-    if (!text || !*text) return QE_OK;
-    query_builder b;
-    build_query(kb, text, &b);
-    if (!b.n) { qe_buf_free(&b.q); return QE_OK; }
-    qe_buf_append(&b.q, "", 1);
+/* Why candidates are narrowed: BM25 over an OR query scores every chunk that holds any term, and a common
+ * bigram ("文件", "一个") is in a large share of a big KB: on 80 MB of text one such term costs ~40 ms of
+ * scoring. So in a KB of more than COMMON_DF chunks each term's chunk count is probed (bounded: the probe
+ * stops at max(COMMON_DF, 5% of the chunks)); when some terms are rarer than that, only chunks holding a rarer
+ * term are scored — still with every term's BM25 weight. When every term is common the plain OR runs. Small
+ * KBs (the usual case) skip all of this. */
+#define COMMON_DF 2000
+
+static int64_t chunk_count(qe_kb *kb) {
     sqlite3_stmt *st = NULL;
-    int rc = QE_OK;
-    if (sqlite3_prepare_v2(kb->db, "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?2", -1, &st,
-                           NULL) != SQLITE_OK) {
-        qe_buf_free(&b.q);
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(kb->db, "SELECT coalesce(sum(n_chunks), 0) FROM docs", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static int probe_df(qe_kb *kb, const query_builder *b, int common, int *df, char *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(kb->db, "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ?1 LIMIT ?2)", -1, &st,
+                           NULL) != SQLITE_OK)
         return qe_kb_sqlerr(kb, QE_EIO, err, "searching");
+    qe_buf q = {0};
+    int rc = QE_OK;
+    for (int i = 0; i < b->n && rc == QE_OK; i++) {
+        bool one[MAX_TERMS] = {0};
+        one[i] = true;
+        if ((rc = expr(b, one, "", &q)) < 0) { rc = qe_errf(err, rc, "out of memory"); break; }
+        sqlite3_bind_text(st, 1, q.p, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, common);
+        df[i] = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+        sqlite3_reset(st);
     }
-    sqlite3_bind_text(st, 1, b.q.p, -1, SQLITE_STATIC);
+    sqlite3_finalize(st);
+    qe_buf_free(&q);
+    return rc;
+}
+
+/* Adds weight x the BM25 score of each of the best `limit` chunks for q to v. Returns the rows seen. */
+static int rank_into(qe_kb *kb, const char *q, double weight, int limit, scored **v, int *n, int *cap, char *err) {
+    sqlite3_stmt *st = NULL;
+    /* bm25() directly, not the table's rank column: the rank indirection costs ~2x on large result sets */
+    if (sqlite3_prepare_v2(kb->db,
+                           "SELECT rowid, bm25(chunks_fts, 3.0, 1.0) AS r FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY r LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return qe_kb_sqlerr(kb, QE_EIO, err, "searching");
+    sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, limit);
-    int s;
+    int s, rows = 0, rc = QE_OK;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        rows++;
         int64_t id = sqlite3_column_int64(st, 0);
         double sc = -sqlite3_column_double(st, 1) * weight; /* FTS5's bm25 is negative: lower is better */
         int j = 0;
@@ -101,8 +151,51 @@ static int run_query(qe_kb *kb, const char *text, double weight, int limit, scor
     }
     if (rc == QE_OK && s != SQLITE_DONE) rc = qe_kb_sqlerr(kb, QE_EIO, err, "searching");
     sqlite3_finalize(st);
-    qe_buf_free(&b.q);
-    return rc;
+    return rc < 0 ? rc : rows;
+}
+
+static int run_query(qe_kb *kb, const char *text, double weight, int k, int limit, scored **v, int *n, int *cap, char *err) {
+    if (!text || !*text) return QE_OK;
+    query_builder b;
+    build_query(kb, text, &b);
+    if (!b.n) return QE_OK;
+    qe_buf q = {0};
+    int rc = QE_OK;
+    bool use[MAX_TERMS];
+    int n_use = b.n;
+    for (int i = 0; i < b.n; i++) use[i] = true;
+    int64_t chunks = chunk_count(kb);
+    if (b.n > 1 && chunks > COMMON_DF) {
+        int df[MAX_TERMS], common = chunks / 20 > COMMON_DF ? (int)(chunks / 20) : COMMON_DF;
+        if ((rc = probe_df(kb, &b, common, df, err)) < 0) return rc;
+        int rare = 0;
+        for (int i = 0; i < b.n; i++) rare += df[i] > 0 && df[i] < common;
+        n_use = 0;
+        for (int i = 0; i < b.n; i++) n_use += use[i] = df[i] > 0 && (rare == 0 || df[i] < common);
+        if (n_use == 0) goto done;
+    }
+    if ((rc = expr(&b, use, " OR ", &q)) < 0) goto oom;
+    if (n_use < b.n) {
+        /* candidates: chunks with a rarer term; ranked with every term, so "设备文件" still ranks by 设备 and
+         * 文件 among the chunks that hold its rarer bigram 备文 */
+        qe_buf all = {0};
+        if ((rc = expr(&b, NULL, " OR ", &all)) < 0) { qe_buf_free(&all); goto oom; }
+        q.n--; /* drop the NUL */
+        char *rare = strndup(q.p, q.n);
+        q.n = 0;
+        rc = rare ? qe_buf_printf(&q, "(%s) AND (%s)", rare, all.p) : QE_ENOMEM;
+        free(rare);
+        qe_buf_free(&all);
+        if (rc < 0 || (rc = qe_buf_append(&q, "", 1)) < 0) goto oom;
+    }
+    rc = rank_into(kb, q.p, weight, limit, v, n, cap, err);
+    if (rc > 0) rc = QE_OK;
+    goto done;
+oom:
+    rc = qe_errf(err, rc, "out of memory");
+done:
+    qe_buf_free(&q);
+    return rc < 0 ? rc : QE_OK;
 }
 
 static int by_score(const void *a, const void *b) {
@@ -125,8 +218,8 @@ int qe_kb_search(qe_kb *kb, const char *query, const char *prev_user_turn, int k
     scored *v = NULL;
     int nv = 0, cap = 0, rc;
     int limit = k * 4 < 40 ? 40 : k * 4;
-    if ((rc = run_query(kb, query, 1.0, limit, &v, &nv, &cap, err)) < 0) goto done;
-    if ((rc = run_query(kb, prev_user_turn, PREV_WEIGHT, limit, &v, &nv, &cap, err)) < 0) goto done;
+    if ((rc = run_query(kb, query, 1.0, k, limit, &v, &nv, &cap, err)) < 0) goto done;
+    if ((rc = run_query(kb, prev_user_turn, PREV_WEIGHT, k, limit, &v, &nv, &cap, err)) < 0) goto done;
     if (!nv) goto done;
     qsort(v, nv, sizeof *v, by_score);
     if (nv > k) nv = k;
