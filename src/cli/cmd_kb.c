@@ -34,6 +34,7 @@ static void usage(FILE *out) {
             "  ask NAME QUESTION [--prev TEXT] [--threshold 0.5] [--handoff 'a,b'] [--json]\n"
             "                               hand-off phrase? -> hand off; FAQ match -> its answer verbatim;\n"
             "                               else the best passages with their sources\n"
+            "  check NAME                   check the file: SQLite integrity, search index, every document whole\n"
             "  extract FILE [-m MODEL]      print how FILE is read: its chunks as JSON lines (for checking a format)\n"
             "\n"
             "options:\n"
@@ -388,6 +389,18 @@ static int kb_faq(int argc, char **argv) {
     return 0;
 }
 
+static int kb_check(int argc, char **argv) {
+    if (argc != 2) { fprintf(stderr, "usage: qwen-edge kb check NAME\n"); return 2; }
+    char err[QE_ERR_LEN] = "";
+    qe_kb *kb = NULL;
+    if (qe_kb_open(argv[1], false, QE_KB_FTS_QE, &kb, err) < 0) return fail(err);
+    int rc = qe_kb_check(kb, err);
+    qe_kb_close(kb);
+    if (rc < 0) return fail(err);
+    printf("kb %s: ok\n", argv[1]);
+    return 0;
+}
+
 /* --- extract ---------------------------------------------------------------------------------------------- */
 
 static int kb_extract(int argc, char **argv) {
@@ -444,7 +457,7 @@ int cmd_kb(int argc, char **argv) {
     }
     static const struct { const char *name; int (*fn)(int, char **); } sub[] = {
         {"add", kb_add}, {"list", kb_list}, {"ls", kb_ls}, {"rm", kb_rm}, {"search", kb_search},
-        {"faq", kb_faq}, {"ask", kb_ask},   {"extract", kb_extract},
+        {"faq", kb_faq}, {"ask", kb_ask},   {"check", kb_check}, {"extract", kb_extract},
     };
     for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++)
         if (!strcmp(argv[1], sub[i].name)) {

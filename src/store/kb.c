@@ -359,3 +359,31 @@ int qe_kb_stats_get(qe_kb *kb, qe_kb_stats *s, char *err) {
     meta_get(kb, "counter", s->counter, sizeof s->counter);
     return QE_OK;
 }
+
+int qe_kb_check(qe_kb *kb, char *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = QE_OK;
+    if (sqlite3_prepare_v2(kb->db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) return qe_kb_sqlerr(kb, QE_EIO, err, "checking");
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        if (!r || strcmp(r, "ok")) rc = qe_errf(err, QE_EFORMAT, "integrity_check: %s", r ? r : "?");
+    }
+    sqlite3_finalize(st);
+    if (rc < 0) return rc;
+    char *msg = NULL;
+    if (sqlite3_exec(kb->db, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)", NULL, NULL, &msg) != SQLITE_OK) {
+        rc = qe_errf(err, QE_EFORMAT, "the search index does not match the chunks: %s", msg ? msg : "?");
+        sqlite3_free(msg);
+        return rc;
+    }
+    if (sqlite3_prepare_v2(kb->db,
+                           "SELECT d.path, d.n_chunks, (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id) AS n FROM docs d"
+                           " WHERE n != d.n_chunks UNION ALL SELECT 'chunk without document', 0, count(*) FROM chunks"
+                           " WHERE doc_id NOT IN (SELECT id FROM docs) HAVING count(*) > 0", -1, &st, NULL) != SQLITE_OK)
+        return qe_kb_sqlerr(kb, QE_EIO, err, "checking");
+    if (sqlite3_step(st) == SQLITE_ROW)
+        rc = qe_errf(err, QE_EFORMAT, "%s: %d chunks stored, %d expected", (const char *)sqlite3_column_text(st, 0),
+                     sqlite3_column_int(st, 2), sqlite3_column_int(st, 1));
+    sqlite3_finalize(st);
+    return rc;
+}

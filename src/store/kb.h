@@ -65,6 +65,11 @@ void qe_kb_docs_free(qe_kb_doc *docs, int n);
  * and index entries, in one transaction. QE_ENOTFOUND / QE_EINVAL (ambiguous) with the reason in err. */
 int qe_kb_doc_remove(qe_kb *kb, const char *which, char *removed, size_t cap, char *err);
 
+/* Consistency check: SQLite's integrity_check, the FTS index against its chunks, and every document's
+ * chunk count against its chunks (a document is stored whole or not at all). QE_EFORMAT with the first
+ * problem in err. */
+int qe_kb_check(qe_kb *kb, char *err);
+
 typedef struct { int n_docs; int64_t n_chunks, text_bytes, file_bytes; char fts[16]; char counter[96]; } qe_kb_stats;
 int qe_kb_stats_get(qe_kb *kb, qe_kb_stats *st, char *err);
 
