@@ -46,7 +46,7 @@ static int emit_word(const char *s, int a, int b, bool ascii, qe_kb_term_cb cb, 
     }
     utf8proc_int32_t buf[WORD_MAX * 4];
     int len = b - a > WORD_MAX ? WORD_MAX : b - a;
-    while (len > 0 && ((unsigned char)s[a + len] & 0xC0) == 0x80 && a + len < b) len--; /* whole characters */
+    while (len > 0 && a + len < b && ((unsigned char)s[a + len] & 0xC0) == 0x80) len--; /* whole characters */
     utf8proc_option_t opt = UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_IGNORE;
     utf8proc_ssize_t k = utf8proc_decompose((const utf8proc_uint8_t *)s + a, len, buf, WORD_MAX * 4, opt);
     if (k < 0 || k > WORD_MAX * 4) return cb(user, 0, s + a, len, a, b, 0); /* unnormalisable: as written */

@@ -47,7 +47,7 @@ echo "fuzz: running fuzz_gguf for ${secs}s"
   -artifact_prefix="$out/" "$corpus" 2>&1 | tail -n 5
 
 # The other parsers' targets live in their areas' mk/*.mk; run each that this tree has, for the same time.
-for t in fuzz-safetensors fuzz-tokenizer; do
+for t in fuzz-safetensors fuzz-tokenizer fuzz-kb; do
   if make -n "$t" >/dev/null 2>&1; then
     echo "fuzz: make $t for ${secs}s"
     make --no-print-directory "$t" FUZZ_ARGS="-max_total_time=$secs" 2>&1 | tail -n 3

@@ -131,9 +131,10 @@ export function score(questions, answers, match, k = 5) {
     const rank = hits.findIndex((h) => match(h, q));
     if (rank >= 0) { found++; rr += 1 / (rank + 1); } else misses.push(q.q);
   });
-  const ms = answers.map((a) => a.ms).sort((a, b) => a - b);
-  const pct = (p) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))];
-  return { n: questions.length, recall: found / questions.length, mrr: rr / questions.length, p50: pct(0.5), p99: pct(0.99), misses };
+  const ms = answers.map((a) => a.ms).sort((a, b) => a - b), cpu = answers.map((a) => a.cpu_ms).sort((a, b) => a - b);
+  const pct = (v, p) => v[Math.min(v.length - 1, Math.floor(p * v.length))];
+  return { n: questions.length, recall: found / questions.length, mrr: rr / questions.length, p50: pct(ms, 0.5), p99: pct(ms, 0.99),
+           cpu50: pct(cpu, 0.5), cpu99: pct(cpu, 0.99), misses };
 }
 
 // a hit anywhere inside the section counts: a section with only subsections has no chunk of its own
