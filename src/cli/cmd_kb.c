@@ -9,7 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat.h"
 #include "cli/cli_util.h"
+#include "engine.h"
 #include "modelstore.h"
 #include "store/kb.h"
 #include "store/kb_internal.h"
@@ -32,8 +34,10 @@ static void usage(FILE *out) {
             "  search NAME --batch [-k 5]   queries from stdin, one JSON string (or {\"q\",\"prev\"}) a line\n"
             "  faq NAME FILE                load FAQ entries from FILE (.csv question,answer[,alternates] or .md)\n"
             "  ask NAME QUESTION [--prev TEXT] [--threshold 0.5] [--handoff 'a,b'] [--json]\n"
+            "          [--generate [-m MODEL] [-n 512]]\n"
             "                               hand-off phrase? -> hand off; FAQ match -> its answer verbatim;\n"
-            "                               else the best passages with their sources\n"
+            "                               else the best passages with their sources, or with --generate the\n"
+            "                               model's answer from them with [n] citations\n"
             "  check NAME                   check the file: SQLite integrity, search index, every document whole\n"
             "  extract FILE [-m MODEL]      print how FILE is read: its chunks as JSON lines (for checking a format)\n"
             "\n"
@@ -233,16 +237,25 @@ static void print_hit_text(int i, const qe_kb_hit *h) {
     printf("    %.*s%s\n\n", (int)cut, h->text, cut < n ? "…" : "");
 }
 
-typedef struct { const char *name, *query, *prev, *handoff; int k; bool json, batch; double threshold; } query_opts;
+typedef struct {
+    const char *name, *query, *prev, *handoff, *model;
+    int k, n_predict;
+    bool json, batch, generate;
+    double threshold;
+} query_opts;
 
 static int parse_query_opts(int argc, char **argv, query_opts *q, const char *what) {
     q->k = 5;
+    q->n_predict = 512;
     q->threshold = QE_KB_FAQ_THRESHOLD;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-k") || !strcmp(a, "--top")) { if (!cli_int(argc, argv, &i, &q->k)) return 2; }
         else if (!strcmp(a, "--json")) q->json = true;
         else if (!strcmp(a, "--batch")) q->batch = true;
+        else if (!strcmp(a, "--generate")) q->generate = true;
+        else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) q->model = argv[++i];
+        else if (!strcmp(a, "-n")) { if (!cli_int(argc, argv, &i, &q->n_predict)) return 2; }
         else if (!strcmp(a, "--prev") && i + 1 < argc) q->prev = argv[++i];
         else if (!strcmp(a, "--handoff") && i + 1 < argc) q->handoff = argv[++i];
         else if (!strcmp(a, "--threshold")) { float t; if (!cli_float(argc, argv, &i, &t)) return 2; q->threshold = t; }
@@ -319,6 +332,81 @@ static int kb_search(int argc, char **argv) {
     return rc;
 }
 
+/* --generate: the model answers from the best passages (qe_kb_grounded_system), then the sources are listed. */
+static int ask_generate(qe_kb *kb, const query_opts *q) {
+    char err[QE_ERR_LEN] = "";
+    qe_kb_hit *h = NULL;
+    int n = 0;
+    if (qe_kb_search(kb, q->query, q->prev, q->k, &h, &n, err) < 0) return fail(err);
+    if (n == 0) {
+        if (q->json) printf("{\"type\":\"none\"}\n");
+        else printf("the knowledge base has nothing on this question\n");
+        qe_kb_hits_free(h, n);
+        return 0;
+    }
+    qe_model *m = cli_open_model(q->model, true);
+    if (!m) { qe_kb_hits_free(h, n); return 1; }
+    qe_kb_counter c = {m->tok};
+    qe_buf sys = {0};
+    qe_ids ids = {0};
+    qe_engine *eng = NULL;
+    qe_job *job = NULL;
+    int rc = 0;
+    /* 2048 of the 4096-token context for sources, the rest for the question and the answer */
+    int used = qe_kb_grounded_system(h, n, 2048, &c, &sys);
+    qe_chat_msg msgs[2] = {{QE_ROLE_SYSTEM, sys.p, sys.n}, {QE_ROLE_USER, q->query, strlen(q->query)}};
+    if (used < 0 || qe_chat_render_ids(m->tok, msgs, 2, true, &ids, err) < 0) { rc = fail(used < 0 ? "out of memory" : err); goto done; }
+    qe_engine_opts eo = {.n_ctx = 4096, .n_parallel = 1};
+    if (qe_engine_new(m, &eo, &eng, err) < 0) { rc = fail(err); goto done; }
+    qe_sample_params sp;
+    qe_sample_params_greedy(&sp); /* answers from documents: no creativity wanted */
+    qe_job_params jp = {.prompt = ids.p, .n_prompt = (int)ids.n, .max_tokens = q->n_predict, .sample = sp};
+    if (qe_engine_submit(eng, &jp, &job, err) < 0) { rc = fail(err); goto done; }
+    qe_detok dt;
+    qe_detok_init(&dt);
+    qe_buf answer = {0}, piece = {0};
+    qe_event ev = {0};
+    while (qe_job_next(job, &ev, -1) == QE_OK && ev.kind == QE_EV_TOKEN) {
+        piece.n = 0;
+        qe_detok_push(&dt, m->tok, ev.token, &piece);
+        qe_buf_append(&answer, piece.p, piece.n);
+        if (!q->json) { fwrite(piece.p, 1, piece.n, stdout); fflush(stdout); }
+    }
+    if (ev.kind == QE_EV_ERROR) rc = fail(ev.message);
+    piece.n = 0;
+    qe_detok_flush(&dt, &piece);
+    qe_buf_append(&answer, piece.p, piece.n);
+    if (q->json) {
+        json_t *src = json_array();
+        for (int i = 0; i < used; i++)
+            json_array_append_new(src, json_pack("{s:i, s:s, s:s, s:i}", "n", i + 1, "doc", h[i].doc, "heading", h[i].heading, "page", h[i].page));
+        json_t *o = json_pack("{s:s, s:s%, s:o}", "type", "generated", "answer", answer.p ? answer.p : "", answer.n, "sources", src);
+        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        if (s) printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        fwrite(piece.p, 1, piece.n, stdout);
+        printf("\n\nsources:\n");
+        for (int i = 0; i < used; i++) {
+            printf("  [%d] %s", i + 1, h[i].doc);
+            if (*h[i].heading) printf(" › %s", h[i].heading);
+            if (h[i].page) printf(" (p. %d)", h[i].page);
+            printf("\n");
+        }
+    }
+    qe_buf_free(&answer);
+    qe_buf_free(&piece);
+done:
+    if (job) qe_job_release(job);
+    qe_engine_free(eng);
+    qe_ids_free(&ids);
+    qe_buf_free(&sys);
+    qe_model_free(m);
+    qe_kb_hits_free(h, n);
+    return rc;
+}
+
 static int kb_ask(int argc, char **argv) {
     query_opts q = {0};
     int rc = parse_query_opts(argc, argv, &q, "ask");
@@ -357,6 +445,8 @@ static int kb_ask(int argc, char **argv) {
         } else {
             printf("%s\n\n(FAQ: \"%s\", %s line %d, score %.2f)\n", e[best].answer, e[best].question, e[best].source, e[best].line, score);
         }
+    } else if (q.generate) {
+        rc = ask_generate(kb, &q);
     } else {
         if (q.json) printf("{\"type\":\"search\"}\n");
         rc = search_print(kb, &q);

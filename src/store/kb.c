@@ -138,7 +138,7 @@ int qe_kb_open_path(const char *path, bool create, qe_kb_fts fts, qe_kb **out, c
     if ((rc = qe_kb_fts_register(kb->db, err)) < 0) goto fail;
     /* WAL: readers (the server) never wait for an ingest; NORMAL sync is still crash-safe for the app dying
      * (kill -9): only a power loss can lose the last committed transactions, never corrupt the file. */
-    if ((rc = qe_kb_exec(kb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;", err)) < 0) {
+    if ((rc = qe_kb_exec(kb, "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;", err)) < 0) {
         qe_err_prefix(err, "not a knowledge base file, or unreadable");
         goto fail;
     }

@@ -140,6 +140,11 @@ void qe_kb_hits_free(qe_kb_hit *hits, int n);
  * or a negative code. The numbering is what the model is asked to cite ("[1]"). */
 int qe_kb_prompt_block(const qe_kb_hit *hits, int n, size_t budget_tokens, const qe_kb_counter *c, qe_buf *out);
 
+/* The system message for an answer grounded in hits: instructions (answer only from the numbered sources,
+ * cite them as [n], say so when they do not hold the answer; in the question's language) followed by the
+ * qe_kb_prompt_block of the hits within budget_tokens. Returns the number of sources used (>= 0). */
+int qe_kb_grounded_system(const qe_kb_hit *hits, int n, size_t budget_tokens, const qe_kb_counter *c, qe_buf *out);
+
 /* --- FAQ (kb_faq.c) -------------------------------------------------------------------------------------- */
 
 typedef struct {

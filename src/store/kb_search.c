@@ -311,3 +311,15 @@ int qe_kb_prompt_block(const qe_kb_hit *hits, int n, size_t budget_tokens, const
     qe_buf_free(&one);
     return rc < 0 ? rc : written;
 }
+
+int qe_kb_grounded_system(const qe_kb_hit *hits, int n, size_t budget_tokens, const qe_kb_counter *c, qe_buf *out) {
+    /* Chinese instructions: the 0.5B model follows instructions in the user's language better, and most
+     * questions here are Chinese; the model answers in the question's language either way. */
+    static const char head[] =
+        "你是一个根据资料回答问题的助手。只使用下面编号的资料回答问题，在用到资料的句子后用 [编号] 标注来源，"
+        "例如 [1]。如果资料中没有答案，就直接说资料中没有相关内容，不要编造。用提问者的语言回答。\n\n资料：\n";
+    size_t h = qe_kb_count_tokens(c, head, sizeof head - 1);
+    int rc = qe_buf_append(out, head, sizeof head - 1);
+    if (rc < 0) return rc;
+    return qe_kb_prompt_block(hits, n, budget_tokens > h ? budget_tokens - h : 0, c, out);
+}

@@ -88,6 +88,14 @@ test('search --json gives one object per hit; the previous turn keeps a follow-u
   assert.equal(path.basename(hits[0].doc), 'printer.md');
   r = run(['kb', 'search', 'small', '那第二步呢？', '--prev', '打印机驱动怎么安装', '--json', '-k', '1']);
   assert.equal(JSON.parse(r.out.trim()).heading, '打印机手册 > 安装驱动');
+  // a grounded answer (random weights: the text is noise; the prompt, the engine run and the sources are real)
+  r = run(['kb', 'ask', 'small', '怎么更换墨盒', '--generate', '-m', model, '-n', '4', '--json']);
+  assert.equal(r.code, 0, r.err);
+  const g = JSON.parse(r.out.trim());
+  assert.equal(g.type, 'generated');
+  assert.equal(typeof g.answer, 'string');
+  assert.equal(g.sources[0].n, 1);
+  assert.equal(g.sources[0].heading, '打印机手册 > 更换墨盒');
   // list / rm of one document / rm of the KB
   assert.match(run(['kb', 'list']).out, /small\s+2 docs/);
   r = run(['kb', 'rm', 'small', 'router.txt']);
