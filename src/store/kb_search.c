@@ -112,6 +112,7 @@ static int probe_df(qe_kb *kb, const query_builder *b, int common, int *df, char
         bool one[MAX_TERMS] = {0};
         one[i] = true;
         if ((rc = expr(b, one, "", &q)) < 0) { rc = qe_errf(err, rc, "out of memory"); break; }
+        rc = QE_OK;
         sqlite3_bind_text(st, 1, q.p, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, common);
         df[i] = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
