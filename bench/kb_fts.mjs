@@ -89,6 +89,7 @@ if (big > 0) {
            `ingest ${f1(st.s)} s wall, ${f1(st.cpu)} s CPU = ${f1(mb(dir) / st.cpu)} MB/s of source per CPU second; ${ans.length} searches: ` +
            `recall@5 ${f2(s.recall)}, MRR ${f2(s.mrr)}, wall p50 ${f2(s.p50)} ms / p99 ${f2(s.p99)} ms, CPU p50 ${f2(s.cpu50)} ms / p99 ${f2(s.cpu99)} ms.`);
   fs.rmSync(dir, { recursive: true, force: true });
+  run(['kb', 'rm', 'big'], { env }); // 200+ MB
 }
 console.log(out.join('\n'));
 for (const r of rows) console.error(r.fts, 'html title misses:', r.html_title.misses.slice(0, 15).join(' | '));
