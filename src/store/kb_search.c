@@ -167,7 +167,7 @@ static int run_query(qe_kb *kb, const char *text, double weight, int k, int limi
     for (int i = 0; i < b.n; i++) use[i] = true;
     int64_t chunks = chunk_count(kb);
     if (b.n > 1 && chunks > COMMON_DF) {
-        int df[MAX_TERMS], common = chunks / 20 > COMMON_DF ? (int)(chunks / 20) : COMMON_DF;
+        int df[MAX_TERMS] = {0}, common = chunks / 20 > COMMON_DF ? (int)(chunks / 20) : COMMON_DF;
         if ((rc = probe_df(kb, &b, common, df, err)) < 0) return rc;
         int rare = 0;
         for (int i = 0; i < b.n; i++) rare += df[i] > 0 && df[i] < common;

@@ -234,6 +234,36 @@ TEST(handoff) {
     CHECK(!qe_kb_handoff("我要转人工", strlen("我要转人工"), custom, 1));
 }
 
+TEST(html) {
+    const char *h = "<html><head><title>手册 &amp; 指南</title><style>p{}</style><script>var x='不要';</script></head><body>"
+                    "<div class=\"toc\"><ul><li>1.1. 安装</li><li>1.2. 配置</li></ul></div>"
+                    "<nav>导航</nav><h1>第 1 章 开始</h1><p>第一段<b>加粗</b>文字。</p>"
+                    "<h2>1.1. 安装</h2><ul><li>步骤一</li><li>步骤二<ul><li>子步骤</li></ul></li></ul>"
+                    "<table><tr><th>型号</th><th>价格</th></tr><tr><td>X1</td><td>100</td></tr></table>"
+                    "<pre>line 1\nline 2</pre><div>无标签文字<p>段落</p>尾巴</div><h3>1.1.1 细节</h3><p>内容</p>";
+    qe_kb_extracted x = {0};
+    CHECK(qe_kb_extract_html(h, strlen(h), &x, err) == QE_OK);
+    CHECK_STR(x.title, "手册 & 指南");
+    CHECK_EQ_INT(count_kind(&x, QE_KB_HEADING), 3);
+    CHECK_EQ_INT(count_kind(&x, QE_KB_ITEM), 3);
+    CHECK_EQ_INT(count_kind(&x, QE_KB_ROW), 2);
+    CHECK_EQ_INT(count_kind(&x, QE_KB_PRE), 1);
+    CHECK(memmem(x.text.p, x.text.n, "第一段加粗文字。", strlen("第一段加粗文字。")) != NULL);
+    CHECK(memmem(x.text.p, x.text.n, "型号 | 价格", strlen("型号 | 价格")) != NULL);
+    CHECK(memmem(x.text.p, x.text.n, "line 1\nline 2", 13) != NULL);
+    CHECK(memmem(x.text.p, x.text.n, "无标签文字", strlen("无标签文字")) != NULL);
+    CHECK(memmem(x.text.p, x.text.n, "尾巴", strlen("尾巴")) != NULL);
+    /* skipped: the table of contents, navigation, scripts and styles */
+    CHECK(memmem(x.text.p, x.text.n, "配置", strlen("配置")) == NULL);
+    CHECK(memmem(x.text.p, x.text.n, "导航", strlen("导航")) == NULL);
+    CHECK(memmem(x.text.p, x.text.n, "不要", strlen("不要")) == NULL);
+    qe_kb_ext_free(&x);
+    /* broken markup is recovered, not refused */
+    CHECK(qe_kb_extract_html("<p>未闭合<div>还有<h2>标题", strlen("<p>未闭合<div>还有<h2>标题"), &x, err) == QE_OK);
+    CHECK_EQ_INT(count_kind(&x, QE_KB_HEADING), 1);
+    qe_kb_ext_free(&x);
+}
+
 /* --- .docx ----------------------------------------------------------------------------------------------- */
 
 static int write_zip(const char *path, const char *const *names, const char *const *data, const size_t *lens, int n) {
@@ -404,6 +434,41 @@ TEST(store_and_search) {
     CHECK(qe_kb_delete("manuals", err) == QE_ENOTFOUND);
 }
 
+/* More chunks than COMMON_DF: the query's common terms are probed and only chunks with a rarer term ranked. */
+TEST(big_kb_narrowing) {
+    char home[600], file[700];
+    snprintf(home, sizeof home, "%s/kb_home_big", test_tmpdir());
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", home, home);
+    CHECK(system(cmd) == 0);
+    setenv("QWEN_EDGE_HOME", home, 1);
+    snprintf(file, sizeof file, "%s/big.md", home);
+    FILE *f = fopen(file, "w");
+    if (!f) return;
+    for (int i = 0; i < 2300; i++)
+        fprintf(f, "## 第%d节 通用说明\n\n通用说明的内容%s。\n\n", i, i == 1234 ? "，这里有独特的防火墙规则" : i % 7 == 0 ? "，还有网络设置" : "");
+    fclose(f);
+    qe_kb *kb = NULL;
+    CHECK(qe_kb_open("big", true, QE_KB_FTS_QE, &kb, err) == QE_OK);
+    if (!kb) return;
+    char *paths[] = {file};
+    qe_kb_progress r;
+    CHECK(qe_kb_add_paths(kb, paths, 1, NULL, &r, err) == QE_OK && r.chunks == 2300);
+    qe_kb_hit *h = NULL;
+    int n = 0;
+    CHECK(qe_kb_search(kb, "通用说明里的防火墙规则", NULL, 3, &h, &n, err) == QE_OK);
+    CHECK(n >= 1 && strstr(h[0].heading, "第1234节"));
+    qe_kb_hits_free(h, n);
+    /* every term common: the plain OR still answers */
+    CHECK(qe_kb_search(kb, "通用说明", NULL, 3, &h, &n, err) == QE_OK && n == 3);
+    qe_kb_hits_free(h, n);
+    /* a moderately common term with a common one: only the chunks with the rarer term */
+    CHECK(qe_kb_search(kb, "通用的网络设置", NULL, 5, &h, &n, err) == QE_OK && n == 5);
+    for (int i = 0; i < n; i++) CHECK(strstr(h[i].text, "网络设置"));
+    qe_kb_hits_free(h, n);
+    qe_kb_close(kb);
+}
+
 int main(void) {
     RUN(names);
     RUN(terms);
@@ -414,7 +479,9 @@ int main(void) {
     RUN(faq_parsers);
     RUN(faq_match);
     RUN(handoff);
+    RUN(html);
     RUN(docx);
     RUN(store_and_search);
+    RUN(big_kb_narrowing);
     return TEST_DONE();
 }
