@@ -106,11 +106,14 @@ typedef struct {
  * so a crash loses at most the document being written and the next run resumes. A file whose sha256 is
  * stored is skipped; a changed one is replaced; documents stored under a given folder whose file is gone are
  * removed. A file that cannot be read or parsed gets file_done(..., "error", msg) and the rest go on.
+ * A second thread reads, extracts and chunks the next file while this one writes; the callbacks run here.
  * Returns QE_OK when every file went in, QE_EFORMAT when some failed (see *result), another code when the
  * KB itself failed (err). */
 int qe_kb_add_paths(qe_kb *kb, char *const *paths, int n, const qe_kb_ingest_opts *o, qe_kb_progress *result,
                     char *err);
-/* Adds one document from memory (an upload): name is its stored path and decides its format by extension. */
+/* Adds one document from memory (an upload): name is its stored path and decides its format by extension.
+ * QE_OK also when the same bytes are already stored under that name (*n_chunks 0); a document that cannot be
+ * read is QE_EFORMAT with the reason in err; other codes are the KB's own failures. */
 int qe_kb_add_buffer(qe_kb *kb, const char *name, const char *data, size_t len, const qe_kb_ingest_opts *o,
                      int *n_chunks, char *err);
 

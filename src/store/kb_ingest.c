@@ -1,5 +1,6 @@
-/* kb_ingest.c — files into the KB: the format table, walking folders, sha256 to skip unchanged files, and
- * one SQLite transaction per document (extract -> chunk -> insert doc, chunks and FTS rows -> commit), so a
+/* kb_ingest.c — files into the KB: the format table, walking folders, sha256 to skip unchanged files, a
+ * two-stage pipeline (a thread reads, extracts and chunks the next file while the caller's thread writes the
+ * current one), and one SQLite transaction per document (insert doc, chunks and FTS rows -> commit), so a
  * crash (kill -9) loses at most the document being written and the next run picks up where it stopped.
  * Per-file failures (unsupported, corrupt, empty, not UTF-8) are reported through file_done and never stop
  * the rest. */
