@@ -22,7 +22,7 @@ FROM debian:bookworm-slim
 # runtime libraries of build/qwen-edge (tests/js/docker.test.mjs checks this list against the binary)
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libmicrohttpd12 libjansson4 libutf8proc2 \
-      libpcre2-8-0 libsqlite3-0 libcurl4 libssl3 libedit2 \
+      libpcre2-8-0 libsqlite3-0 libcurl4 libssl3 libedit2 libxml2 libpoppler-glib8 libglib2.0-0 libzip4 \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/qwen qwen \
  && mkdir -p /models && chown qwen:qwen /models

@@ -16,7 +16,7 @@ BUILD   ?= build
 # On a bare machine the compiler does not exist yet when make reads this file (the `deps` prerequisite installs it
 # later in the same run): then the machine's own architecture is the target's.
 ARCH    := $(or $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1),$(shell uname -m))
-PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto libedit
+PKGS    := libmicrohttpd jansson libutf8proc libpcre2-8 sqlite3 libcurl libcrypto libedit libxml-2.0 poppler-glib libzip
 OPT     ?= -O2
 # extra compile+link flags of a variant build (mk/asan.mk sets the sanitizers here, with its own BUILD dir)
 SANITIZE ?=

@@ -15,4 +15,5 @@ QE_CMD(pull);
 QE_CMD(list);
 QE_CMD(rm);
 QE_CMD(convert);
+QE_CMD(kb);
 #undef QE_CMD

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "measure prefill and decode speed"},
     {"tokenize", cmd_tokenize, "print the token ids of each line of stdin"},
     {"convert", cmd_convert, "convert a Hugging Face safetensors folder to GGUF"},
+    {"kb", cmd_kb, "knowledge bases: add documents, search them, FAQ answers (docs/KB.md)"},
     {"mkmodel", cmd_mkmodel, "write a random-weight GGUF with Qwen2.5's exact shape (for tests)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
