@@ -16,7 +16,11 @@ export function kbData() {
   const done = path.join(dir, 'unpacked');
   if (!fs.existsSync(done)) {
     fs.mkdirSync(dir, { recursive: true });
-    const r = spawnSync('apt-get', ['download', 'debian-reference-zh-cn', 'manpages-zh'], { cwd: dir, encoding: 'utf8' });
+    const get = () => spawnSync('apt-get', ['download', 'debian-reference-zh-cn', 'manpages-zh'], { cwd: dir, encoding: 'utf8' });
+    let r = get();
+    // a machine whose package lists were never fetched (scripts/deps.sh runs apt-get update only when it
+    // installs something) knows neither package yet: fetch the lists once and try again
+    if (r.status !== 0 && spawnSync('apt-get', ['update', '-qq'], { encoding: 'utf8' }).status === 0) r = get();
     const debs = fs.readdirSync(dir).filter((f) => f.endsWith('.deb'));
     if (debs.length < 2) return { skip: `apt-get download failed: ${(r.stderr || r.error || '').toString().slice(0, 300)}` };
     for (const d of debs) execFileSync('dpkg-deb', ['-x', path.join(dir, d), path.join(dir, 'x')]);
