@@ -319,7 +319,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, qe_server *s, req_ctx 
         MHD_add_response_header(r, "Allow", "GET, POST, OPTIONS");
         if (s->o.cors_origin && s->o.cors_origin[0]) {
             MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-            MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+            MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type, X-Conversation-Id, X-Session-Id");
             MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
         }
         rq->status = 204;
