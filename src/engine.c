@@ -527,7 +527,6 @@ void qe_engine_free(qe_engine *e) {
     free(e);
 }
 
-const qe_model *qe_engine_model(const qe_engine *e) { return e->model; }
 int qe_engine_n_ctx(const qe_engine *e) { return e->n_ctx; }
 
 const qe_vtrie *qe_engine_vocab(qe_engine *e, char *err) {

@@ -73,7 +73,6 @@ typedef struct {
 int qe_engine_new(qe_model *model, const qe_engine_opts *opts, qe_engine **out, char *err);
 /* Stops the loop, cancels every job (their readers get QE_EV_DONE with QE_FINISH_CANCELED), frees. */
 void qe_engine_free(qe_engine *e);
-const qe_model *qe_engine_model(const qe_engine *e);
 /* The vocabulary trie for constrained decoding, built on first call (~30-250 ms; thread-safe), shared read-only:
  * an HTTP thread may call qe_grammar_prepare(g, qe_engine_vocab(e, err), err) before submitting. NULL on error. */
 const qe_vtrie *qe_engine_vocab(qe_engine *e, char *err);

@@ -44,29 +44,6 @@ typedef struct {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-/* ---------------------------------------------------------------------------------------------------
- * SHA-256 */
-
-int qe_sha256_file(const char *path, char hex[65], char *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return qe_errf(err, QE_EIO, "%s: %s", path, strerror(errno));
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) { fclose(f); EVP_MD_CTX_free(ctx); return qe_errf(err, QE_ERR, "sha256: init failed"); }
-    static __thread unsigned char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    unsigned char md[32];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx, md, &len);
-    EVP_MD_CTX_free(ctx);
-    if (bad) return qe_errf(err, QE_EIO, "%s: read error", path);
-    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", md[i]);
-    hex[64] = 0;
-    return QE_OK;
-}
-
 /* Takes a 64-hex-digit sha256 out of a header or JSON value ("\"abc…\"", W/"…"); "" if it is not one
  * (HF's ETag of a small non-LFS file is a 40-digit git hash, not a sha256). */
 static void take_sha256(const char *v, size_t n, char out[65]) {
@@ -901,10 +878,3 @@ int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out
     return rc;
 }
 
-int qe_default_model_path(char *out, size_t cap, bool download, bool quiet, char *err) {
-    if (download) return qe_model_resolve(NULL, -1, quiet, out, cap, err);
-    int rc = qe_model_default_path(out, cap);
-    if (rc == QE_ENOTFOUND)
-        return qe_errf(err, rc, "the default model is not downloaded yet: run `qwen-edge pull` (or use -m FILE.gguf)");
-    return rc ? qe_errf(err, rc, "cannot use the model folder (set QWEN_EDGE_HOME to a writable folder)") : QE_OK;
-}

@@ -65,14 +65,12 @@ typedef struct {
 void qe_pull_progress_end(qe_pull_progress_state *s);
 void qe_pull_progress_stderr(void *user, uint64_t done, uint64_t total);
 
-/* SHA-256 of a file as 64 lowercase hex digits (hex must hold 65 bytes). */
-int qe_sha256_file(const char *path, char hex[65], char *err);
 
 /* What `-m ARG` (or no -m) means, in one call for serve / chat / run:
  *   NULL or ""            the default model: from the store, or downloaded now (first run)
  *   an existing file      itself
  *   a Hugging Face folder its GGUF conversion in $QWEN_EDGE_HOME/cache/ (converted once; hf_out_type as in
- *                         qe_hf_to_gguf: -1 keeps the stored types, or e.g. QE_TYPE_Q8_0 for --quant q8_0)
+ *                         qe_hf_to_gguf: -1 keeps the stored types, or e.g. QE_TYPE_Q8_0 for convert --type q8_0)
  *   a model name or URL   from the store, or downloaded now
  * Downloads show a progress bar on stderr unless quiet. path_out receives a GGUF file path. On failure err
  * holds the whole story, including what to do without network. */
@@ -83,6 +81,3 @@ int qe_model_resolve(const char *arg, int hf_out_type, int quiet, char *path_out
  * in the store, or is a name or URL that can be downloaded; otherwise the error qe_model_resolve would give. */
 int qe_model_precheck(const char *arg, char *err);
 
-/* The default model's path for cli_util.c: with download, as qe_model_resolve(NULL, …) (pulled on first
- * run); without, QE_ENOTFOUND and a what-to-run message when it is not in the store yet. */
-int qe_default_model_path(char *out, size_t cap, bool download, bool quiet, char *err);

@@ -14,8 +14,10 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 
 enum { QE_ACT_F32 = 0, QE_ACT_Q8 = 1, QE_ACT_Q8K = 2 };
 enum { QE_ROUND_NONE = 0, QE_ROUND_F16 = 1, QE_ROUND_BF16 = 2 };
@@ -138,9 +140,25 @@ void qe_neon_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, c
  * layout), n the keys the token sees (>= 1; a token that sees none gets zeros here) and oh the gn output rows. */
 typedef void (*qe_decode_group_fn)(const float *qh, int gn, const uint16_t *kh, const uint16_t *vh, int n,
                                    float *const *oh, float *scratch);
-void qe_attention_decode(const float *q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride, int n_kv,
-                         int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out, float *scratch,
-                         qe_decode_group_fn group_fn);
+/* Inline here, not in ops.c: the per-ISA files below the dispatcher must not call back up into it. */
+static inline void qe_attention_decode(const float *q, int q_pos0, const uint16_t *k, const uint16_t *v,
+                                       int64_t head_stride, int n_kv, int n_head, int n_head_kv, int head_dim, int kv_lo,
+                                       int kv_hi, float *out, float *scratch, qe_decode_group_fn group_fn) {
+    enum { GMAX = 8 };
+    const int group = n_head / n_head_kv, n = q_pos0 + 1 < n_kv ? q_pos0 + 1 : n_kv;
+    for (int hk = kv_lo; hk < kv_hi; hk++)
+        for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
+            int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
+            float *oh[GMAX];
+            for (int h = 0; h < gn; h++) oh[h] = out + (int64_t)(hk * group + gh0 + h) * head_dim;
+            if (n <= 0) { /* a query that sees no key: zero output, as the reference */
+                for (int h = 0; h < gn; h++) memset(oh[h], 0, sizeof(float) * head_dim);
+                continue;
+            }
+            group_fn(q + (int64_t)(hk * group + gh0) * head_dim, gn, k + qe_kv_key_index(head_stride, head_dim, hk, 0, 0),
+                     v + qe_kv_value_index(head_stride, head_dim, hk, 0, 0), n, oh, scratch);
+        }
+}
 
 /* Software prefetch in the tiles that stream a weight panel from memory: the hardware prefetcher restarts at
  * every 4 KiB page, and such a tile reads each panel once, so asking a few KiB ahead (each set's PF_BLOCKS*)

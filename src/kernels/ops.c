@@ -1,5 +1,5 @@
 /* ops.c — ops.h entry points: the SIMD version of the active kernel set where it has one, else the reference; and
- * the decode-step dispatch the SIMD attentions share (qe_attention_decode, kern.h). */
+ * (the decode-step loop the SIMD attentions share is qe_attention_decode, inline in kern.h). */
 #include "kernels/ops.h"
 
 #include <string.h>
@@ -37,21 +37,3 @@ void qe_attention(const float *q, int n_q, int q_pos0, const uint16_t *k, const 
         qe_attention_ref(q, n_q, q_pos0, k, v, head_stride, n_kv, n_head, n_head_kv, head_dim, kv_lo, kv_hi, out, scratch);
 }
 
-void qe_attention_decode(const float *q, int q_pos0, const uint16_t *k, const uint16_t *v, int64_t head_stride, int n_kv,
-                         int n_head, int n_head_kv, int head_dim, int kv_lo, int kv_hi, float *out, float *scratch,
-                         qe_decode_group_fn group_fn) {
-    enum { GMAX = 8 };
-    const int group = n_head / n_head_kv, n = q_pos0 + 1 < n_kv ? q_pos0 + 1 : n_kv;
-    for (int hk = kv_lo; hk < kv_hi; hk++)
-        for (int gh0 = 0; gh0 < group; gh0 += GMAX) {
-            int gn = group - gh0 < GMAX ? group - gh0 : GMAX;
-            float *oh[GMAX];
-            for (int h = 0; h < gn; h++) oh[h] = out + (int64_t)(hk * group + gh0 + h) * head_dim;
-            if (n <= 0) { /* a query that sees no key: zero output, as the reference */
-                for (int h = 0; h < gn; h++) memset(oh[h], 0, sizeof(float) * head_dim);
-                continue;
-            }
-            group_fn(q + (int64_t)(hk * group + gh0) * head_dim, gn, k + qe_kv_key_index(head_stride, head_dim, hk, 0, 0),
-                     v + qe_kv_value_index(head_stride, head_dim, hk, 0, 0), n, oh, scratch);
-        }
-}

@@ -23,7 +23,7 @@ typedef struct {
 typedef struct {
     pthread_mutex_t mu;
     uint64_t requests[SRV_N_ROUTES][SRV_N_STATUS]; /* by route and status (see metrics.c for the statuses) */
-    uint64_t prompt_tokens, cached_tokens, gen_tokens, canceled, stop_strings;
+    uint64_t prompt_tokens, cached_tokens, gen_tokens, canceled;
     srv_hist ttft;              /* request received -> first token */
     srv_hist per_token;         /* time between two tokens of one answer */
     srv_hist duration;          /* whole generation request */
