@@ -1,5 +1,6 @@
 /* cli_util.c — option parsing and model opening shared by the subcommands (see cli_util.h). */
 #include "cli_util.h"
+#include "commands.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -117,8 +118,9 @@ void cli_error(const char *who, const char *err) {
     fprintf(stderr, "%s: ", who);
     const char *p = err;
     for (const char *q; (q = strstr(p, "qwen-edge ")); p = q + strlen("qwen-edge ")) {
-        /* "qwen-edge pull", not "/usr/bin/qwen-edge pull" or "my-qwen-edge ..." */
-        bool word = q == err || strchr(" `('\"\n", q[-1]);
+        /* "qwen-edge pull", not "/usr/bin/qwen-edge pull", "my-qwen-edge ..." or prose ("another qwen-edge is") */
+        const char *w = q + strlen("qwen-edge ");
+        bool word = (q == err || strchr(" `('\"\n", q[-1])) && cli_is_command(w, strspn(w, "abcdefghijklmnopqrstuvwxyz"));
         fprintf(stderr, "%.*s%s ", (int)(q - p), p, word ? g_self : "qwen-edge");
     }
     fprintf(stderr, "%s\n", p);

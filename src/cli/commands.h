@@ -17,3 +17,8 @@ QE_CMD(rm);
 QE_CMD(convert);
 QE_CMD(kb);
 #undef QE_CMD
+
+#include <stdbool.h>
+#include <stddef.h>
+/* True if word[0..n) names a command (main.c's table): "qwen-edge pull" in a message is a command to run. */
+bool cli_is_command(const char *word, size_t n);

@@ -28,6 +28,12 @@ static const command commands[] = {
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
+bool cli_is_command(const char *word, size_t n) {
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strlen(commands[i].name) == n && !memcmp(commands[i].name, word, n)) return true;
+    return false;
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "qwen-edge %s — run Qwen2.5 privately on your CPU\n\n"
