@@ -21,7 +21,7 @@
 
 /* The official Qwen2.5 GGUF repositories (Qwen/Qwen2.5-<S>-Instruct-GGUF) all publish these nine
  * quantizations under the name qwen2.5-<s>-instruct-<quant>.gguf. The bigger ones (7b; 3b fp16) are
- * split into parts named …-<quant>-0000k-of-0000n.gguf; pull.c finds those through the hub's file list. */
+ * split into parts named …-<quant>-0000k-of-0000n.gguf; pull_hub.c finds those through the hub's file list. */
 static const char *const k_sizes[] = {"0.5b", "1.5b", "3b", "7b"};
 static const char *const k_sizes_repo[] = {"0.5B", "1.5B", "3B", "7B"};
 static const char *const k_quants[] = {"fp16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_0", "q3_k_m", "q2_k"};

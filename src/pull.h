@@ -18,7 +18,11 @@
  * MODELSCOPE_ENDPOINT (default https://modelscope.cn), QWEN_EDGE_HOME (the store), http(s)_proxy,
  * CURL_CA_BUNDLE (the CA file, as for the curl tool), QWEN_EDGE_STALL_TIMEOUT (seconds under 1 KiB/s before a stalled transfer
  * is dropped and resumed; 60), QWEN_EDGE_MAX_DOWNLOAD (bytes), QWEN_EDGE_MAKE_RUN (set by `make run`: the
- * no-network advice is given in make's words). */
+ * no-network advice is given in make's words).
+ *
+ * Code: pull.c (qe_pull and one file's download: resume, size cap, sha256), pull_http.c (libcurl, redirects,
+ * HF_TOKEN), pull_hub.c (the hubs' file lists and URLs), pull_progress.c (the progress bar), model_resolve.c
+ * (qe_model_resolve, qe_model_precheck); pull_internal.h is what they share. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
