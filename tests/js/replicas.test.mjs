@@ -33,7 +33,10 @@ function testConfig(text, { listen, servers, prefix }) {
   assert.match(text, block);
   assert.match(text, /listen 8080;/);
   const serverLine = /server qe1:8080 (.*);/.exec(text)[1];
-  return text
+  // As root, nginx's workers would switch to an unprivileged user, who cannot write the temp dirs when the checkout
+  // lives under a 0700 home (Debian 12's default, e.g. /root): a large body then fails with 500. Keep them root.
+  const user = process.getuid && process.getuid() === 0 ? 'user root;\n' : '';
+  return user + text
     .replace(block, `# replicas begin\n${servers.map((s) => `        server ${s} ${serverLine};\n`).join('')}        # replicas end\n`)
     .replace('listen 8080;', `listen ${listen};`)
     .replace("access_log /dev/stdout;", `access_log ${prefix}/access.log;`)
